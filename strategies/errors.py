@@ -1,0 +1,15 @@
+"""Exceptions and warnings of the `strategies` package (one flat module)."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Returns given to an allocator are malformed (shape, NaN/inf, <= -100%)."""
+
+
+class ConstraintError(ValueError):
+    """Weight constraints are invalid or infeasible."""
+
+
+class NoFreedomWarning(UserWarning):
+    """The bounds admit exactly one portfolio, so the optimiser has no freedom."""
