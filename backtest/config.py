@@ -1,0 +1,245 @@
+"""Experiment configs (TOML) validated with pydantic v2.
+
+Every table forbids unknown keys; each error is reported as ``section.key: message`` and the CLI
+exits with code 2. A run writes the resolved config (defaults filled in) beside its outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backtest.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the prices come from."""
+
+    source: Literal["synthetic", "csv", "store", "ccxt"] = "synthetic"
+    exchange: str = "binance"
+    symbols: list[str] | None = None
+    timeframe: str = "1d"
+    start: dt.date | None = None
+    end: dt.date | None = None
+    path: str | None = Field(None, description="CSV file for source = 'csv' (a bare name is looked up in ../shared/data)")
+    store_root: str | None = Field(None, description="Parquet store root (default $ALPHAPULSE_DATA or ./data)")
+    max_fill_bars: int = Field(0, ge=0, description="forward-fill gaps up to this many bars (flagged); 0 leaves NaN")
+    days_per_year: float | None = Field(None, gt=0, le=366)
+    n_assets: int = Field(12, ge=1, le=2000, description="synthetic only")
+    n_bars: int = Field(1500, ge=10, description="synthetic only")
+    seed: int = Field(7, description="synthetic only")
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        from datasets.timeframe import timeframe_to_ms
+
+        timeframe_to_ms(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError(f"`start` ({self.start}) must be before `end` ({self.end})")
+        if self.source == "csv" and not self.path:
+            raise ValueError("source = 'csv' needs `path` (e.g. 'binance_spot_usdt_1d.csv.gz')")
+        if self.source in ("store", "ccxt") and not self.symbols:
+            raise ValueError(f"source = '{self.source}' needs `symbols` (e.g. ['BTC/USDT', 'ETH/USDT'])")
+        return self
+
+
+class StrategyConfig(_Section):
+    """The allocator and its parameters (passed to ``strategies.registry.build_strategy``)."""
+
+    name: str = "hrp"
+    lookback_days: float = Field(90, gt=0)
+    risk_free_rate: float = Field(0.02, ge=-0.5, le=1.0)
+    min_weight: float = Field(0.0, ge=0, le=1)
+    max_weight: float = Field(1.0, gt=0, le=1)
+    objective: str | None = None
+    target_return: float | None = None
+    target_volatility: float | None = Field(None, gt=0)
+    linkage: str | None = None
+    covariance: str | None = None
+    expected_returns: str | None = None
+    fallback: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"`min_weight` ({self.min_weight}) must be <= `max_weight` ({self.max_weight})")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """Parameters for the strategy constructor: the ones set, minus the constraint bounds."""
+        fields = self.model_dump(exclude={"name", "min_weight", "max_weight"}, exclude_none=True)
+        if "fallback" in fields:
+            fields["fallback"] = tuple(fields["fallback"])
+        return fields
+
+
+class RebalanceConfig(_Section):
+    """When to refresh targets and when to trade (see ``backtest.schedule``)."""
+
+    every: str | None = "1W"
+    bars: int | None = Field(None, ge=1)
+    drift_band: float | None = Field(None, gt=0, lt=1)
+    band_mode: Literal["absolute", "relative"] = "absolute"
+    band_target: Literal["full", "edge"] = "full"
+
+    @model_validator(mode="after")
+    def _check(self) -> RebalanceConfig:
+        self.schedule()  # raises ValueError naming the field
+        return self
+
+    def schedule(self) -> Any:
+        from backtest.schedule import Schedule
+
+        every = None if self.bars is not None else self.every
+        return Schedule(every=every, bars=self.bars, drift_band=self.drift_band,
+                        band_mode=self.band_mode, band_target=self.band_target)
+
+
+class CostsConfig(_Section):
+    """Fees, slippage, impact, order rules and the starting cash."""
+
+    fee_bps: float = Field(10.0, ge=0, lt=10_000)
+    slippage_bps: float = Field(5.0, ge=0, lt=10_000)
+    impact_coef: float = Field(0.0, ge=0)
+    participation: float = Field(0.0, ge=0, le=1)
+    min_trade_value: float = Field(0.0, ge=0)
+    initial_cash: float = Field(100_000.0, gt=0)
+    lot_size: dict[str, float] = Field(default_factory=dict)
+    min_notional: dict[str, float] = Field(default_factory=dict)
+    sizing: Literal["proportional", "vectorbt"] = "proportional"
+
+    def costs(self) -> Any:
+        from backtest.costs import Costs
+
+        return Costs(fee_bps=self.fee_bps, slippage_bps=self.slippage_bps, impact_coef=self.impact_coef,
+                     participation=self.participation, min_trade_value=self.min_trade_value,
+                     lot_size=self.lot_size, min_notional=self.min_notional, sizing=self.sizing)
+
+
+class RiskConfig(_Section):
+    stop_loss: float = Field(0.0, ge=0, lt=1)
+    liquidity_cap: float = Field(0.0, ge=0)
+    liquidity_window_days: float = Field(30.0, gt=0)
+
+
+class BacktestConfig(_Section):
+    execution: Literal["next_open", "close"] = "next_open"
+    benchmark: str = Field("auto", description="'auto' (BTC if present, else equal weight), a symbol, 'equal_weight' or 'none'")
+
+
+class ReportConfig(_Section):
+    title: str | None = None
+    html: bool = True
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: one TOML file."""
+
+    name: str = "experiment"
+    data: DataConfig = Field(default_factory=DataConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    compare: list[StrategyConfig] | None = Field(None, description="extra strategies for `backtest compare`")
+    sweep: dict[str, list[Any]] | None = None
+    regress: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_strategy(self) -> ExperimentConfig:
+        from strategies.registry import STRATEGIES
+
+        for where, strat in [("strategy", self.strategy), *((f"compare.{i}", s) for i, s in enumerate(self.compare or []))]:
+            if strat.name not in STRATEGIES:
+                import difflib
+
+                close = difflib.get_close_matches(strat.name, list(STRATEGIES), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"{where}.name: unknown strategy '{strat.name}'{hint}; choose one of {sorted(STRATEGIES)}")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with every default filled in, as plain TOML-able data."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _location(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check the spelling; see examples/ for the allowed keys)"
+    if "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], dict):
+        return f"{msg}; got {error['input']!r}"
+    return msg
+
+
+def parse_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a config dict; raise :class:`ConfigError` listing ``section.key: message`` pairs."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            loc, msg = _location(err), _message(err)
+            if not loc and ": " in msg and msg.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+                loc, msg = msg.split(": ", 1)
+            errors.append((loc, msg))
+        raise ConfigError(errors) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a TOML experiment config.
+
+    ``overrides`` maps dotted keys (``"strategy.lookback_days"``) to values, applied before validation
+    (used by sweeps).
+
+    Examples
+    --------
+    >>> cfg = load_config("examples/demo.toml")  # doctest: +SKIP
+    >>> cfg.strategy.name  # doctest: +SKIP
+    'hrp'
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([("", f"config file not found: {p}")])
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"{p} is not valid TOML: {exc}")]) from None
+    return parse_config(apply_overrides(data, overrides or {}))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``data`` with dotted-key overrides set."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([(key, "cannot override inside a non-table value")])
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,150 @@
+"""From a validated config to a market, a strategy, a backtest and its output folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from backtest.config import ExperimentConfig, StrategyConfig
+from backtest.costs import RiskControls
+from backtest.engine import run_backtest
+from backtest.result import BacktestResult
+from datasets import MarketData
+
+log = logging.getLogger(__name__)
+
+
+def load_market(cfg: ExperimentConfig) -> MarketData:
+    """The panel the config asks for (synthetic, CSV, Parquet store, or ccxt fetch-then-cache)."""
+    d = cfg.data
+    if d.source == "synthetic":
+        from datasets import synthetic_market
+
+        market = synthetic_market(n_assets=d.n_assets, n_bars=d.n_bars, timeframe=d.timeframe, seed=d.seed)
+        if d.symbols:
+            market = market.select(d.symbols)
+        if d.start or d.end:
+            market = market.between(d.start and str(d.start), d.end and str(d.end))
+    elif d.source == "csv":
+        from datasets import load_csv
+
+        market = load_csv(d.path or "", symbols=d.symbols, start=d.start and str(d.start),
+                          end=d.end and str(d.end), timeframe=d.timeframe)
+        if d.max_fill_bars:
+            market = market.fill_gaps(d.max_fill_bars)
+    else:
+        from datasets.store import OHLCVStore
+
+        store = OHLCVStore(d.store_root)
+        if d.source == "ccxt":
+            from datasets.fetch import ensure_history
+
+            market = ensure_history(store, d.exchange, d.symbols or [], d.timeframe, d.start, d.end,
+                                    max_fill_bars=d.max_fill_bars)
+        else:
+            market = store.load(d.exchange, d.symbols or [], d.timeframe, d.start and str(d.start),
+                                d.end and str(d.end), max_fill_bars=d.max_fill_bars)
+    if d.days_per_year is not None:
+        from dataclasses import replace
+
+        market = replace(market, days_per_year=d.days_per_year)
+    return market.drop_empty()
+
+
+def build_strategy(strategy: StrategyConfig, periods_per_year: float) -> Any:
+    """Instantiate the allocator named in the config (``strategies.registry``)."""
+    from strategies.registry import build_strategy as _build
+
+    params = strategy.params()
+    return _build(strategy.name, periods_per_year=periods_per_year, **params)
+
+
+def run_experiment(cfg: ExperimentConfig, market: MarketData | None = None,
+                   strategy_cfg: StrategyConfig | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Run the backtest a config describes (``strategy_cfg`` overrides ``cfg.strategy``)."""
+    market = market if market is not None else load_market(cfg)
+    scfg = strategy_cfg or cfg.strategy
+    strategy = build_strategy(scfg, market.periods_per_year)
+    return run_backtest(
+        market, strategy, rebalance=cfg.rebalance.schedule(), costs=cfg.costs.costs(),
+        initial_cash=cfg.costs.initial_cash, execution=cfg.backtest.execution,
+        constraints={"min_weight": scfg.min_weight, "max_weight": scfg.max_weight},
+        risk=RiskControls(**cfg.risk.model_dump()), benchmark=cfg.backtest.benchmark,
+        risk_free_rate=scfg.risk_free_rate,
+        meta={"experiment": cfg.name, "title": cfg.report.title or f"{cfg.name}: {scfg.name}"},
+        progress=progress,
+    )
+
+
+def write_outputs(result: BacktestResult, cfg: ExperimentConfig, out: Path, *, html: bool = True) -> dict[str, Path]:
+    """Save the result, its resolved config, metrics JSON and (optionally) the HTML tearsheet."""
+    import tomli_w
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out)
+    (out / "config.toml").write_text(tomli_w.dumps(cfg.resolved()))
+    metrics = result.metrics()
+    (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2, sort_keys=True))
+    paths = {"folder": out, "metrics": out / "metrics.json"}
+    if html and cfg.report.html:
+        paths["report"] = write_tearsheet(result, out, metrics)
+    return paths
+
+
+def write_tearsheet(result: BacktestResult, out: Path, metrics: dict[str, float] | None = None) -> Path:
+    """The HTML tearsheet of one result (frontier for MPT, dendrogram for HRP when available)."""
+    from reports.html import write_report
+
+    frontier, chosen = None, None
+    extras = result.extras
+    if "expected_returns" in extras and "covariance" in extras:
+        frontier, chosen = _frontier(result)
+    return write_report(
+        out, equity=result.equity, meta=report_meta(result), benchmark=result.benchmark,
+        weights=result.weights, trades=result.trades, rebalances=result.rebalances,
+        metrics=metrics or result.metrics(), frontier=frontier, chosen=chosen,
+        linkage=extras.get("linkage"), linkage_labels=extras.get("labels"),
+    )
+
+
+def _frontier(result: BacktestResult) -> tuple[Any, Any]:
+    import numpy as np
+
+    try:
+        from strategies.frontier import frontier_from_moments
+    except ImportError:
+        return None, None
+    mu = np.asarray(result.extras["expected_returns"], dtype=float)
+    cov = np.asarray(result.extras["covariance"], dtype=float)
+    labels = list(result.extras.get("labels", []))
+    frame = frontier_from_moments(mu, cov, labels=labels, risk_free_rate=result.meta.get("risk_free_rate", 0.02))
+    w = np.asarray(result.extras.get("weights", []), dtype=float)
+    chosen = None
+    if w.size == mu.size:
+        chosen = {"return": float(w @ mu), "volatility": float(np.sqrt(w @ cov @ w))}
+    return frame, chosen
+
+
+def report_meta(result: BacktestResult) -> dict[str, Any]:
+    m = result.meta
+    return {
+        "title": m.get("title", m.get("strategy")), "strategy": m.get("strategy"),
+        "strategy_params": m.get("strategy_params", {}), "data_source": m.get("data_source"),
+        "synthetic": m.get("synthetic", False), "timeframe": m.get("timeframe"),
+        "periods_per_year": m.get("periods_per_year"), "risk_free_rate": m.get("risk_free_rate"),
+        "gap_policy": m.get("gap_policy"), "data_notes": result.diagnostics.get("data_notes", []),
+        "universe_changes": result.diagnostics.get("universe_changes", []),
+        "allocator_fallbacks": result.diagnostics.get("allocator_fallbacks", []),
+        "symbols": m.get("symbols", []), "schedule": m.get("schedule"), "execution": m.get("execution"),
+        "costs": m.get("costs", {}), "benchmark": m.get("benchmark"),
+    }
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    import math
+
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}

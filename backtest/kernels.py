@@ -1,0 +1,510 @@
+"""Numba simulation kernels: arrays in, arrays out. Imports numpy and numba only.
+
+The kernel simulates a long-only, unlevered portfolio with cash in the quote currency. Rows of
+``targets`` that are not all-NaN are *orders*: at that bar, the book is valued at the fill prices and
+traded toward the target weights (sells before buys). Inputs are validated by the wrapper in
+``backtest.simulate``; the kernel assumes C-contiguous float64 arrays of matching shapes.
+
+Per order bar ``t`` and asset ``i`` (``p`` = fill price, ``V`` = cash + sum(units * valuation price)):
+
+* target units ``w_i * V / p_i`` (capped by ``max_value[t, i] / p_i`` and re-entry blocks after a stop);
+* trade ``d = target - units``, rounded toward zero to ``lot_step[i]``; skipped when
+  ``|d| * p < max(min_trade_value, min_notional[i])`` or when the asset has no price;
+* a sell fills at ``p * (1 - slippage - impact)``, a buy at ``p * (1 + slippage + impact)``, where
+  ``impact = impact_coef * sigma[t, i] * sqrt(|d| * p / liquidity[t, i])``; the fee is
+  ``fee_rate * |d| * fill price``;
+* participation cap: ``|d| <= participation * liquidity[t, i] / p``;
+* buys are scaled (``sizing=0``, proportional) or filled in order of increasing value with the last
+  ones partially filled (``sizing=1``, vectorbt's ``call_seq="auto"`` rule) so cash never goes negative.
+
+Drift bands (``band > 0``) are checked at every bar against the standing target; a new target row is
+traded only when a band is breached; ``band_edge`` trades back to the band edge instead of the target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+TRADE_DTYPE = np.dtype(
+    [
+        ("bar", np.int64),
+        ("asset", np.int64),
+        ("units", np.float64),  # signed: > 0 buy, < 0 sell
+        ("price", np.float64),  # reference price before slippage and impact
+        ("fill_price", np.float64),
+        ("fee", np.float64),
+        ("slippage", np.float64),  # cost in quote currency
+        ("impact", np.float64),  # cost in quote currency
+        ("reason", np.int64),  # 0 rebalance, 1 band, 2 stop-loss, 3 delisting
+    ]
+)
+
+REASON_REBALANCE, REASON_BAND, REASON_STOP, REASON_DELIST = 0, 1, 2, 3
+SIZING_PROPORTIONAL, SIZING_VECTORBT = 0, 1
+
+
+@njit(cache=True)
+def round_to_lot_nb(units: float, lot: float) -> float:
+    """Round ``|units|`` down to a multiple of ``lot`` (keeping the sign); ``lot <= 0`` disables."""
+    if lot <= 0.0:
+        return units
+    n = np.floor(abs(units) / lot + 1e-9)
+    return np.sign(units) * n * lot
+
+
+@njit(cache=True)
+def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: float) -> float:
+    """Square-root market impact as a fraction of price: ``coef * sigma * sqrt(notional / liquidity)``."""
+    if coef <= 0.0 or not (liquidity > 0.0) or not (sigma > 0.0):
+        return 0.0
+    return coef * sigma * np.sqrt(notional / liquidity)
+
+
+@njit(cache=True)
+def plan_trades_nb(
+    units: np.ndarray,
+    prices: np.ndarray,
+    val_prices: np.ndarray,
+    target_weights: np.ndarray,
+    cash: float,
+    lot_step: np.ndarray,
+    min_notional: np.ndarray,
+    min_trade_value: float,
+    max_value: np.ndarray,
+    liquidity: np.ndarray,
+    participation: float,
+    skipped: np.ndarray,
+    order_value: np.ndarray,
+) -> np.ndarray:
+    """Unit deltas that move ``units`` toward ``target_weights`` under the trade rules.
+
+    Shared by the simulation kernel and the live analyzer so that what was tested is what is traded.
+    ``prices`` are fill reference prices (NaN = not tradable now); ``val_prices`` value the book for
+    assets that cannot trade now. Buys are *not* yet limited by cash (see :func:`fill_orders_nb`).
+    """
+    n = units.shape[0]
+    value = cash
+    for i in range(n):
+        if units[i] != 0.0:
+            p = prices[i] if prices[i] > 0.0 else val_prices[i]
+            if p > 0.0:
+                value += units[i] * p
+    deltas = np.zeros(n)
+    if not (value > 0.0):
+        return deltas
+    for i in range(n):
+        p = prices[i]
+        if not (p > 0.0):
+            continue
+        w = target_weights[i]
+        if not (w == w):  # NaN target: keep the position
+            continue
+        target = w * value / p
+        order_value[i] = w * value - units[i] * p
+        cap = max_value[i] / p
+        if target > cap:
+            target = cap
+        d = target - units[i]
+        full_exit = target == 0.0 and d < 0.0  # a full exit is allowed whatever the lot step
+        if participation > 0.0 and liquidity[i] > 0.0:
+            limit = participation * liquidity[i] / p
+            if abs(d) > limit:
+                d = np.sign(d) * limit
+                full_exit = False
+        if not full_exit:
+            d = round_to_lot_nb(d, lot_step[i])
+        notional = abs(d) * p
+        threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+        if d == 0.0 or notional < threshold:
+            if target != units[i]:
+                skipped[i] = True
+            continue
+        deltas[i] = d
+    return deltas
+
+
+@njit(cache=True)
+def _exec_sell(i, d, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, bar, reason,
+               trades, n_trades, record, costs):
+    q = -d
+    imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
+    fill = p * (1.0 - slip_rate - imp)
+    if fill < 0.0:
+        fill = 0.0
+    proceeds = q * fill
+    fee = proceeds * fee_rate
+    units[i] -= q
+    if abs(units[i]) < 1e-12 * q:
+        units[i] = 0.0
+    cash += proceeds - fee
+    costs[0] += fee
+    costs[1] += q * p * slip_rate
+    costs[2] += q * p * imp
+    costs[3] += q * p
+    if record:
+        trades[n_trades]["bar"] = bar
+        trades[n_trades]["asset"] = i
+        trades[n_trades]["units"] = -q
+        trades[n_trades]["price"] = p
+        trades[n_trades]["fill_price"] = fill
+        trades[n_trades]["fee"] = fee
+        trades[n_trades]["slippage"] = q * p * slip_rate
+        trades[n_trades]["impact"] = q * p * imp
+        trades[n_trades]["reason"] = reason
+    return cash, n_trades + 1
+
+
+@njit(cache=True)
+def _exec_buy(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, lot, bar, reason,
+              trades, n_trades, record, costs, partial):
+    imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
+    fill = p * (1.0 + slip_rate + imp)
+    req = q * fill * (1.0 + fee_rate)
+    if req > cash:
+        if not partial:
+            return cash, n_trades, False
+        # vectorbt's rule: spend all remaining cash on this order
+        if cash <= 0.0:
+            return cash, n_trades, False
+        q = cash / (1.0 + fee_rate) / fill
+        if lot > 0.0:
+            q = round_to_lot_nb(q, lot)
+        if q <= 0.0:
+            return cash, n_trades, False
+    cost = q * fill
+    fee = cost * fee_rate
+    units[i] += q
+    cash -= cost + fee
+    if cash < 0.0:
+        cash = 0.0  # rounding residue only: req <= cash was checked
+    costs[0] += fee
+    costs[1] += q * p * slip_rate
+    costs[2] += q * p * imp
+    costs[3] += q * p
+    if record:
+        trades[n_trades]["bar"] = bar
+        trades[n_trades]["asset"] = i
+        trades[n_trades]["units"] = q
+        trades[n_trades]["price"] = p
+        trades[n_trades]["fill_price"] = fill
+        trades[n_trades]["fee"] = fee
+        trades[n_trades]["slippage"] = q * p * slip_rate
+        trades[n_trades]["impact"] = q * p * imp
+        trades[n_trades]["reason"] = reason
+    return cash, n_trades + 1, True
+
+
+@njit(cache=True)
+def fill_orders_nb(
+    deltas: np.ndarray,
+    units: np.ndarray,
+    prices: np.ndarray,
+    cash: float,
+    fee_rate: float,
+    slip_rate: float,
+    impact_coef: float,
+    sigma: np.ndarray,
+    liquidity: np.ndarray,
+    lot_step: np.ndarray,
+    min_notional: np.ndarray,
+    min_trade_value: float,
+    sizing: int,
+    order_value: np.ndarray,
+    bar: int,
+    reason: int,
+    trades: np.ndarray,
+    n_trades: int,
+    record: bool,
+    costs: np.ndarray,
+):
+    """Execute planned ``deltas``: all sells, then buys limited by cash. Returns ``(cash, n_trades)``.
+
+    ``costs`` accumulates ``[fees, slippage, impact, traded notional, ...]``.
+    """
+    n = deltas.shape[0]
+    for i in range(n):
+        if deltas[i] < 0.0:
+            cash, n_trades = _exec_sell(i, deltas[i], prices[i], cash, units, fee_rate, slip_rate,
+                                        impact_coef, sigma[i], liquidity[i], bar, reason, trades,
+                                        n_trades, record, costs)
+    if sizing == 1:
+        # vectorbt call_seq="auto": buys in increasing order value, the last ones partially filled
+        values = np.empty(n)
+        for i in range(n):
+            values[i] = order_value[i] if deltas[i] > 0.0 else np.inf
+        order = np.argsort(values, kind="mergesort")
+        for k in range(n):
+            i = order[k]
+            if not (deltas[i] > 0.0):
+                break
+            cash, n_trades, _ = _exec_buy(i, deltas[i], prices[i], cash, units, fee_rate, slip_rate,
+                                          impact_coef, sigma[i], liquidity[i], lot_step[i], bar,
+                                          reason, trades, n_trades, record, costs, True)
+        return cash, n_trades
+    # proportional: scale every buy by the same factor when cash is short
+    need = 0.0
+    for i in range(n):
+        if deltas[i] > 0.0:
+            q = deltas[i]
+            imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
+            need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
+    scale = 1.0
+    if need > cash:
+        scale = cash / need if cash > 0.0 else 0.0
+    for i in range(n):
+        if deltas[i] > 0.0:
+            q = deltas[i] * scale
+            if scale < 1.0:
+                q = round_to_lot_nb(q, lot_step[i])
+                threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+                if q <= 0.0 or q * prices[i] < threshold:
+                    continue
+            cash, n_trades, _ = _exec_buy(i, q, prices[i], cash, units, fee_rate, slip_rate,
+                                          impact_coef, sigma[i], liquidity[i], lot_step[i], bar,
+                                          reason, trades, n_trades, record, costs, True)
+    return cash, n_trades
+
+
+@njit(cache=True)
+def _band_breached(units, prices, val_prices, target, cash, band, relative):
+    n = units.shape[0]
+    value = cash
+    for i in range(n):
+        if units[i] != 0.0:
+            p = prices[i] if prices[i] > 0.0 else val_prices[i]
+            value += units[i] * p
+    if not (value > 0.0):
+        return False
+    for i in range(n):
+        if not (prices[i] > 0.0) or not (target[i] == target[i]):
+            continue
+        w = units[i] * prices[i] / value
+        width = band * target[i] if relative else band
+        if abs(w - target[i]) > width + 1e-12:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
+    n = units.shape[0]
+    value = cash
+    for i in range(n):
+        if units[i] != 0.0:
+            p = prices[i] if prices[i] > 0.0 else val_prices[i]
+            value += units[i] * p
+    out = target.copy()
+    for i in range(n):
+        if not (prices[i] > 0.0) or not (target[i] == target[i]):
+            continue
+        w = units[i] * prices[i] / value
+        width = band * target[i] if relative else band
+        if w > target[i] + width:
+            out[i] = target[i] + width
+        elif w < target[i] - width:
+            out[i] = max(target[i] - width, 0.0)
+        else:
+            out[i] = np.nan  # inside the band: leave it
+    return out
+
+
+@njit(cache=True)
+def simulate_core_nb(
+    fill_price: np.ndarray,
+    close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    open_: np.ndarray,
+    targets: np.ndarray,
+    delist: np.ndarray,
+    sigma: np.ndarray,
+    liquidity: np.ndarray,
+    max_value: np.ndarray,
+    lot_step: np.ndarray,
+    min_notional: np.ndarray,
+    initial_cash: float,
+    fee_rate: float,
+    slip_rate: float,
+    impact_coef: float,
+    participation: float,
+    min_trade_value: float,
+    band: float,
+    band_relative: bool,
+    band_edge: bool,
+    stop_pct: float,
+    entry_at_close: bool,
+    sizing: int,
+    equity: np.ndarray,
+    cash_out: np.ndarray,
+    units_out: np.ndarray,
+    store_units: bool,
+    traded: np.ndarray,
+    trades: np.ndarray,
+    record: bool,
+    costs: np.ndarray,
+) -> int:
+    """One scenario. Fills ``equity``/``cash_out``/``traded`` (T,) and, when asked, ``units_out``
+    (T, N) and the ``trades`` ledger; returns the number of ledger rows."""
+    n_bars, n = fill_price.shape
+    units = np.zeros(n)
+    last_val = np.full(n, np.nan)
+    peak = np.zeros(n)
+    stopped = np.zeros(n, dtype=np.bool_)
+    entered = np.full(n, -1, dtype=np.int64)
+    standing = np.full(n, np.nan)
+    has_standing = False
+    cash = initial_cash
+    n_trades = 0
+    for t in range(n_bars):
+        before = costs[3]
+        prices = fill_price[t]
+        new_row = False
+        for i in range(n):
+            if targets[t, i] == targets[t, i]:
+                new_row = True
+                break
+        if new_row:
+            for i in range(n):
+                standing[i] = targets[t, i]
+                stopped[i] = False
+            has_standing = True
+        if has_standing:
+            trade_now = new_row
+            reason = REASON_REBALANCE
+            goal = standing.copy()
+            for i in range(n):
+                if stopped[i]:
+                    goal[i] = 0.0 if units[i] > 0.0 else np.nan
+            if band > 0.0:
+                trade_now = _band_breached(units, prices, last_val, goal, cash, band, band_relative)
+                if trade_now and not new_row:
+                    reason = REASON_BAND
+                if trade_now and band_edge:
+                    goal = _band_edge_targets(units, prices, last_val, goal, cash, band, band_relative)
+            if trade_now:
+                skipped = np.zeros(n, dtype=np.bool_)
+                order_value = np.zeros(n)
+                deltas = plan_trades_nb(units, prices, last_val, goal, cash, lot_step, min_notional,
+                                        min_trade_value, max_value[t], liquidity[t], participation,
+                                        skipped, order_value)
+                costs[4] += skipped.sum()
+                cash, n_trades = fill_orders_nb(deltas, units, prices, cash, fee_rate, slip_rate,
+                                                impact_coef, sigma[t], liquidity[t], lot_step,
+                                                min_notional, min_trade_value, sizing, order_value,
+                                                t, reason,
+                                                trades, n_trades, record, costs)
+                for i in range(n):
+                    if deltas[i] > 0.0 and units[i] > 0.0 and prices[i] > 0.0:
+                        if peak[i] < prices[i]:
+                            peak[i] = prices[i]
+                        if entry_at_close:
+                            entered[i] = t
+        # trailing stop-loss inside the bar (not on a bar whose close was the entry)
+        if stop_pct > 0.0:
+            for i in range(n):
+                if entered[i] == t:
+                    continue
+                if units[i] > 0.0 and low[t, i] == low[t, i]:
+                    level = peak[i] * (1.0 - stop_pct)
+                    if low[t, i] <= level:
+                        px = open_[t, i] if open_[t, i] < level else level
+                        d = np.zeros(n)
+                        d[i] = -units[i]
+                        cash, n_trades = fill_orders_nb(d, units, np.full(n, px), cash, fee_rate,
+                                                        slip_rate, impact_coef, sigma[t],
+                                                        liquidity[t], lot_step, min_notional, 0.0,
+                                                        sizing, d, t, REASON_STOP, trades, n_trades,
+                                                        record, costs)
+                        stopped[i] = True
+                        peak[i] = 0.0
+                if units[i] > 0.0 and high[t, i] > peak[i]:
+                    peak[i] = high[t, i]
+        # valuation at the close; delisted assets are sold at their last close
+        for i in range(n):
+            c = close[t, i]
+            if c == c:
+                last_val[i] = c
+            if delist[t, i] and units[i] > 0.0:
+                d = np.zeros(n)
+                d[i] = -units[i]
+                cash, n_trades = fill_orders_nb(d, units, close[t], cash, fee_rate, slip_rate,
+                                                impact_coef, sigma[t], liquidity[t], lot_step,
+                                                min_notional, 0.0, sizing, d, t, REASON_DELIST,
+                                                trades, n_trades, record, costs)
+        value = cash
+        for i in range(n):
+            if units[i] != 0.0 and last_val[i] == last_val[i]:
+                value += units[i] * last_val[i]
+        equity[t] = value
+        cash_out[t] = cash
+        traded[t] = costs[3] - before
+        if store_units:
+            for i in range(n):
+                units_out[t, i] = units[i]
+    return n_trades
+
+
+@njit(cache=True)
+def simulate_batch_nb(
+    fill_price, close, high, low, open_, targets, delist, sigma, liquidity, max_value, lot_step,
+    min_notional, initial_cash, fee_rate, slip_rate, impact_coef, participation, min_trade_value,
+    band, band_relative, band_edge, stop_pct, entry_at_close, sizing,
+):
+    """Many scenarios in one call: ``targets`` (S, T, N) and per-scenario cost arrays of shape (S,).
+
+    Returns ``equity`` (S, T), ``traded`` notional (S, T) and ``costs`` (S, 5) =
+    fees, slippage, impact, traded notional, skipped trades. No ledger is kept.
+    """
+    n_scen, n_bars, n = targets.shape
+    equity = np.empty((n_scen, n_bars))
+    cash = np.empty(n_bars)
+    traded = np.empty((n_scen, n_bars))
+    costs = np.zeros((n_scen, 5))
+    dummy_units = np.empty((1, n))
+    dummy_trades = np.empty(0, dtype=TRADE_DTYPE)
+    for s in range(n_scen):
+        simulate_core_nb(fill_price, close, high, low, open_, targets[s], delist, sigma, liquidity,
+                         max_value, lot_step, min_notional, initial_cash[s], fee_rate[s],
+                         slip_rate[s], impact_coef[s], participation, min_trade_value[s], band[s],
+                         band_relative, band_edge, stop_pct, entry_at_close, sizing, equity[s],
+                         cash, dummy_units,
+                         False, traded[s], dummy_trades, False, costs[s])
+    return equity, traded, costs
+
+
+@njit(cache=True)
+def fees_slippage_floor_nb(fill_price, close, targets, initial_cash, fee_rate, slip_rate):
+    """The floor for benchmarks: a bare loop that rebalances to target weights and applies fees and
+    slippage only (no bands, lots, impact, caps, ledger or stops). Returns equity (T,)."""
+    n_bars, n = fill_price.shape
+    units = np.zeros(n)
+    cash = initial_cash
+    equity = np.empty(n_bars)
+    for t in range(n_bars):
+        if targets[t, 0] == targets[t, 0]:
+            value = cash
+            for i in range(n):
+                value += units[i] * fill_price[t, i]
+            for i in range(n):
+                d = targets[t, i] * value / fill_price[t, i] - units[i]
+                if d < 0.0:
+                    proceeds = -d * fill_price[t, i] * (1.0 - slip_rate)
+                    cash += proceeds * (1.0 - fee_rate)
+                    units[i] += d
+            for i in range(n):
+                d = targets[t, i] * value / fill_price[t, i] - units[i]
+                if d > 0.0:
+                    cost = d * fill_price[t, i] * (1.0 + slip_rate)
+                    total = cost * (1.0 + fee_rate)
+                    if total > cash:
+                        d *= cash / total
+                        cost = d * fill_price[t, i] * (1.0 + slip_rate)
+                        total = cost * (1.0 + fee_rate)
+                    cash -= total
+                    units[i] += d
+        value = cash
+        for i in range(n):
+            value += units[i] * close[t, i]
+        equity[t] = value
+    return equity

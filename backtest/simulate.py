@@ -1,0 +1,200 @@
+"""Validating wrapper around the numba kernels: market arrays + order targets -> simulation output.
+
+The kernel sees only arrays. This module checks shapes, dtypes and values, derives the per-bar
+inputs (fill prices, volatility and liquidity for impact, position caps, delisting bars) from a
+market's arrays with no look-ahead, and wraps nothing in pandas (that is ``backtest.result``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from backtest import kernels
+from backtest.costs import Costs, RiskControls
+from backtest.errors import EngineError
+from backtest.schedule import Schedule
+
+Execution = Literal["next_open", "close"]
+
+
+@dataclass(frozen=True)
+class MarketArrays:
+    """The per-bar kernel inputs that depend on the market and the execution rule, not on targets."""
+
+    fill_price: np.ndarray
+    close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    open: np.ndarray
+    delist: np.ndarray
+    sigma: np.ndarray
+    liquidity: np.ndarray
+    max_value: np.ndarray
+    lot_step: np.ndarray
+    min_notional: np.ndarray
+
+
+@dataclass(frozen=True)
+class SimulationOutput:
+    equity: np.ndarray  # (T,)
+    cash: np.ndarray  # (T,)
+    units: np.ndarray  # (T, N)
+    traded: np.ndarray  # (T,) notional traded per bar
+    trades: np.ndarray  # structured, kernels.TRADE_DTYPE
+    costs: np.ndarray  # fees, slippage, impact, notional, skipped trades
+
+
+def _f64(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if out.shape != shape:
+        raise EngineError(f"`{name}` must have shape {shape}; got {out.shape}")
+    return out
+
+
+def _shift_down(arr: np.ndarray, fill: float) -> np.ndarray:
+    out = np.empty_like(arr)
+    out[0] = fill
+    out[1:] = arr[:-1]
+    return out
+
+
+def _rolling_nanmean(arr: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` rows ignoring NaN (NaN where the window has no value)."""
+    valid = np.isfinite(arr)
+    csum = np.cumsum(np.where(valid, arr, 0.0), axis=0)
+    ccount = np.cumsum(valid, axis=0)
+    csum = np.vstack([np.zeros((1, arr.shape[1])), csum])
+    ccount = np.vstack([np.zeros((1, arr.shape[1])), ccount])
+    idx = np.arange(1, arr.shape[0] + 1)
+    lo = np.maximum(idx - window, 0)
+    total, count = csum[idx] - csum[lo], ccount[idx] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def prepare_market(
+    arrays: dict[str, np.ndarray],
+    symbols: Sequence[str],
+    bars_per_day: float,
+    costs: Costs,
+    risk: RiskControls,
+    execution: Execution,
+) -> MarketArrays:
+    """Derive the kernel's per-bar arrays from OHLCV arrays, using only data known at decision time.
+
+    For ``next_open`` the order row is the bar after the decision, so volatility and liquidity are
+    shifted by one bar: the impact of a trade at the open of ``t`` uses data through the close of ``t-1``.
+    """
+    close = np.ascontiguousarray(arrays["close"], dtype=np.float64)
+    if close.ndim != 2 or close.shape[0] < 2 or close.shape[1] < 1:
+        raise EngineError(f"the market needs at least 2 bars and 1 asset; got shape {close.shape}")
+    shape = close.shape
+    open_ = _f64("open", arrays["open"], shape)
+    high = _f64("high", arrays["high"], shape)
+    low = _f64("low", arrays["low"], shape)
+    volume = _f64("volume", arrays["volume"], shape)
+    if execution not in ("next_open", "close"):
+        raise EngineError(f"`execution` must be 'next_open' or 'close'; got {execution!r}")
+    fill = open_ if execution == "next_open" else close
+    shift = execution == "next_open"
+
+    listed = np.isfinite(close)
+    last = shape[0] - 1 - np.argmax(listed[::-1], axis=0)
+    delist = np.zeros(shape, dtype=np.bool_)
+    for j in range(shape[1]):
+        if listed[:, j].any() and last[j] < shape[0] - 1:
+            delist[last[j], j] = True
+
+    day = max(1, round(bars_per_day))
+    needs_liquidity = costs.impact_coef > 0 or costs.participation > 0 or risk.liquidity_cap > 0
+    if needs_liquidity:
+        quote_volume = volume * close
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ret = np.vstack([np.full((1, shape[1]), np.nan), np.diff(np.log(close), axis=0)])
+        mean = _rolling_nanmean(log_ret, 20 * day)
+        sq = _rolling_nanmean(log_ret**2, 20 * day)
+        sigma = np.sqrt(np.maximum(sq - mean**2, 0.0)) * np.sqrt(bars_per_day)
+        liquidity = quote_volume
+        if shift:
+            sigma, liquidity = _shift_down(sigma, np.nan), _shift_down(liquidity, np.nan)
+    else:
+        sigma = np.zeros(shape)
+        liquidity = np.zeros(shape)
+    if risk.liquidity_cap > 0:
+        window = max(1, round(risk.liquidity_window_days * bars_per_day))
+        daily_qv = _rolling_nanmean(volume * close, window) * bars_per_day
+        max_value = risk.liquidity_cap * daily_qv
+        if shift:
+            max_value = _shift_down(max_value, np.nan)
+        max_value = np.where(np.isfinite(max_value), max_value, 0.0)
+    else:
+        max_value = np.full(shape, np.inf)
+
+    lot = np.array([float(costs.lot_size.get(s, 0.0)) for s in symbols])
+    min_notional = np.array([float(costs.min_notional.get(s, 0.0)) for s in symbols])
+    if (lot < 0).any() or (min_notional < 0).any():
+        raise EngineError("`lot_size` and `min_notional` must be >= 0 for every symbol")
+    return MarketArrays(
+        fill_price=np.ascontiguousarray(fill), close=close, high=high, low=low, open=open_,
+        delist=delist, sigma=np.ascontiguousarray(sigma), liquidity=np.ascontiguousarray(liquidity),
+        max_value=np.ascontiguousarray(max_value), lot_step=lot, min_notional=min_notional,
+    )
+
+
+def check_targets(targets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Targets: (T, N) float64; a row is an order when any entry is finite; rows sum to <= 1."""
+    out = _f64("targets", targets, shape)
+    active = np.isfinite(out).any(axis=1)
+    rows = out[active]
+    if np.any(rows[np.isfinite(rows)] < -1e-12):
+        raise EngineError("target weights must be >= 0 (long only)")
+    sums = np.nansum(rows, axis=1)
+    if np.any(sums > 1 + 1e-9):
+        bad = int(np.flatnonzero(active)[np.argmax(sums > 1 + 1e-9)])
+        raise EngineError(f"target weights at bar {bad} sum to {sums.max():.6g} > 1 (no leverage)")
+    return out
+
+
+def simulate(
+    market: MarketArrays,
+    targets: np.ndarray,
+    *,
+    costs: Costs,
+    risk: RiskControls,
+    schedule: Schedule,
+    initial_cash: float,
+    execution: Execution,
+    record: bool = True,
+) -> SimulationOutput:
+    """Run the single-scenario kernel on validated inputs."""
+    if not initial_cash > 0:
+        raise EngineError(f"`initial_cash` must be > 0; got {initial_cash}")
+    shape = market.close.shape
+    targets = check_targets(targets, shape)
+    n_bars, n = shape
+    equity = np.empty(n_bars)
+    cash = np.empty(n_bars)
+    units = np.empty(shape)
+    traded = np.empty(n_bars)
+    n_orders = int(np.isfinite(targets).any(axis=1).sum())
+    band = schedule.drift_band or 0.0
+    # each order bar trades each asset at most once, a stop exits at most once per entry, and a
+    # delisting sells once per asset
+    per_bar = (n_orders + (n_bars if band > 0 else 0)) * n
+    capacity = per_bar * (2 if risk.stop_loss > 0 else 1) + n
+    trades = np.empty(capacity if record else 0, dtype=kernels.TRADE_DTYPE)
+    cost_totals = np.zeros(5)
+    n_trades = kernels.simulate_core_nb(
+        market.fill_price, market.close, market.high, market.low, market.open, targets,
+        market.delist, market.sigma, market.liquidity, market.max_value, market.lot_step,
+        market.min_notional, float(initial_cash), costs.fee_rate, costs.slippage_rate,
+        costs.impact_coef, costs.participation, costs.min_trade_value, band,
+        schedule.band_mode == "relative", schedule.band_target == "edge", risk.stop_loss,
+        execution == "close", 1 if costs.sizing == "vectorbt" else 0, equity, cash, units, True,
+        traded, trades, record, cost_totals,
+    )
+    return SimulationOutput(equity, cash, units, traded, trades[:n_trades].copy(), cost_totals)

@@ -1,0 +1,138 @@
+"""The simulation kernel on hand-computable cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backtest.costs import Costs, RiskControls
+from backtest.errors import EngineError
+from backtest.schedule import Schedule
+from backtest.simulate import prepare_market, simulate
+
+
+def _market(close, open_=None, volume=None, symbols=("A", "B")):
+    close = np.asarray(close, dtype=float)
+    open_ = close if open_ is None else np.asarray(open_, dtype=float)
+    arrays = {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
+              "close": close, "volume": np.ones_like(close) * 1e6 if volume is None else volume}
+    return arrays, list(symbols)
+
+
+def _run(close, targets, costs, execution="close", open_=None, schedule=None, risk=None, cash=1000.0, volume=None):
+    arrays, symbols = _market(close, open_, volume, symbols=[f"S{i}" for i in range(np.shape(close)[1])])
+    risk = risk or RiskControls()
+    market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
+    return simulate(market, np.asarray(targets, dtype=float), costs=costs, risk=risk,
+                    schedule=schedule or Schedule(every="1D"), initial_cash=cash, execution=execution)
+
+
+def test_two_assets_three_bars_by_hand():
+    fee = 0.001
+    close = [[10.0, 20.0], [11.0, 19.0], [12.0, 18.0]]
+    targets = [[0.5, 0.5], [np.nan, np.nan], [1.0, 0.0]]
+    out = _run(close, targets, Costs(fee_bps=10, slippage_bps=0))
+
+    # bar 0: 1000 to split 50/50; buys need 1001 with fees, so both are scaled by 1000/1001
+    scale = 1000 / 1001
+    a0, b0 = 50 * scale, 25 * scale
+    eq0 = a0 * 10 + b0 * 20
+    # bar 1: no order, marked to market
+    eq1 = a0 * 11 + b0 * 19
+    # bar 2: sell all B, then buy A toward 100% with what the sale left
+    value2 = a0 * 12 + b0 * 18
+    cash2 = b0 * 18 * (1 - fee)
+    want = value2 / 12 - a0
+    buy = min(want, cash2 / (12 * (1 + fee)))
+    a2 = a0 + buy
+    cash_end = cash2 - buy * 12 * (1 + fee)
+    eq2 = a2 * 12 + cash_end
+
+    np.testing.assert_allclose(out.equity, [eq0, eq1, eq2], rtol=0, atol=1e-12 * 1000)
+    np.testing.assert_allclose(out.units[-1], [a2, 0.0], rtol=1e-12)
+    assert out.cash.min() >= 0
+    fees = out.trades["fee"].sum()
+    expected_fees = (a0 * 10 + b0 * 20) * fee + b0 * 18 * fee + buy * 12 * fee
+    assert fees == pytest.approx(expected_fees, rel=1e-12)
+    assert out.costs[0] == pytest.approx(fees, rel=1e-12)
+    # sells come before buys within a bar
+    bar2 = out.trades[out.trades["bar"] == 2]
+    assert list(bar2["units"] < 0) == [True, False]
+
+
+def test_slippage_is_adverse_and_charged():
+    close = [[100.0], [100.0]]
+    out = _run(close, [[1.0], [0.0]], Costs(fee_bps=0, slippage_bps=50))
+    bought = out.trades["units"][0]
+    assert out.trades["fill_price"][0] == pytest.approx(100.5)
+    assert bought == pytest.approx(1000 / 100.5)
+    assert out.trades["fill_price"][1] == pytest.approx(99.5)
+    assert out.equity[-1] == pytest.approx(bought * 99.5)
+    assert out.costs[1] == pytest.approx(bought * 100 * 0.005 * 2)
+
+
+def test_next_open_fills_at_the_open():
+    close = [[10.0], [12.0], [13.0]]
+    open_ = [[9.0], [11.0], [12.5]]
+    targets = [[np.nan], [1.0], [np.nan]]  # order row 1 = decision at bar 0, fills at the open of 1
+    out = _run(close, targets, Costs(fee_bps=0, slippage_bps=0), execution="next_open", open_=open_)
+    assert out.trades["price"][0] == 11.0
+    np.testing.assert_allclose(out.equity, [1000, 1000 / 11 * 12, 1000 / 11 * 13])
+
+
+def test_min_trade_value_and_lot_size():
+    close = [[10.0, 10.0], [10.0, 10.0]]
+    costs = Costs(fee_bps=0, slippage_bps=0, min_trade_value=200, lot_size={"S0": 3.0})
+    out = _run(close, [[0.85, 0.15], [np.nan, np.nan]], costs)
+    # S0: 85 units wanted -> 84 (lot 3); S1: 150 of notional < 200 -> skipped
+    assert list(out.trades["asset"]) == [0]
+    assert out.trades["units"][0] == 84
+    assert out.costs[4] == 1  # one skipped trade recorded
+
+
+def test_cash_never_negative_with_costs():
+    rng = np.random.default_rng(0)
+    close = np.exp(np.cumsum(rng.normal(0, 0.05, (60, 5)), axis=0)) * 10
+    targets = np.full((60, 5), np.nan)
+    targets[::3] = rng.dirichlet(np.ones(5), size=20)
+    out = _run(close, targets, Costs(fee_bps=30, slippage_bps=20))
+    assert out.cash.min() >= 0
+    np.testing.assert_allclose(out.equity, out.cash + np.nansum(out.units * close, axis=1), rtol=1e-12)
+
+
+def test_stop_loss_exits_at_level_or_gap_open():
+    close = [[100.0], [100.0], [95.0], [70.0]]
+    open_ = [[100.0], [100.0], [99.0], [80.0]]
+    arrays_low = [[100.0], [99.0], [89.0], [70.0]]
+    costs = Costs(fee_bps=0, slippage_bps=0)
+    risk = RiskControls(stop_loss=0.1)
+    arrays, symbols = _market(close, open_)
+    arrays["low"] = np.asarray(arrays_low)
+    arrays["high"] = np.maximum(np.asarray(open_), np.asarray(close))
+    market = prepare_market(arrays, symbols[:1], 1.0, costs, risk, "next_open")
+    targets = np.array([[np.nan], [1.0], [np.nan], [np.nan]])
+    out = simulate(market, targets, costs=costs, risk=risk, schedule=Schedule(every="1D"),
+                   initial_cash=1000.0, execution="next_open")
+    # bought at 100 (open of bar 1); the low of bar 2 (89) breaks 90 -> exit at the stop level 90
+    assert list(out.trades["reason"]) == [0, 2]
+    assert out.trades["price"][1] == pytest.approx(90.0)
+    assert out.equity[-1] == pytest.approx(900.0)
+
+
+def test_band_trades_only_when_breached():
+    close = np.array([[10.0, 10.0], [10.5, 9.5], [14.0, 8.0]])
+    targets = np.array([[0.5, 0.5], [0.5, 0.5], [np.nan, np.nan]])
+    costs = Costs(fee_bps=0, slippage_bps=0)
+    out = _run(close, targets, costs, schedule=Schedule(every="1D", drift_band=0.05))
+    # bar 1: weights 0.525/0.475 are inside the 5-point band -> no trade; bar 2: 0.636 -> rebalance
+    assert sorted(set(out.trades["bar"].tolist())) == [0, 2]
+    assert set(out.trades["reason"][out.trades["bar"] == 2]) == {1}
+
+
+def test_targets_are_validated():
+    with pytest.raises(EngineError, match="sum to"):
+        _run([[1.0, 1.0], [1.0, 1.0]], [[0.8, 0.8], [np.nan, np.nan]], Costs())
+    with pytest.raises(EngineError, match="shape"):
+        _run([[1.0, 1.0], [1.0, 1.0]], [[0.5, 0.5]], Costs())
+    with pytest.raises(EngineError, match="initial_cash"):
+        _run([[1.0, 1.0], [1.0, 1.0]], [[0.5, 0.5], [np.nan, np.nan]], Costs(), cash=0)
