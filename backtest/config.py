@@ -119,7 +119,7 @@ class CostsConfig(_Section):
     initial_cash: float = Field(100_000.0, gt=0)
     lot_size: dict[str, float] = Field(default_factory=dict)
     min_notional: dict[str, float] = Field(default_factory=dict)
-    sizing: Literal["proportional", "vectorbt"] = "proportional"
+    sizing: Literal["net", "vectorbt"] = "net"
 
     def costs(self) -> Any:
         from backtest.costs import Costs

@@ -26,9 +26,12 @@ class Costs:
         Trades below this notional (quote currency) are skipped.
     lot_size, min_notional : mapping of symbol to float
         Exchange lot step (units) and minimum order notional per symbol (missing = none).
-    sizing : {"proportional", "vectorbt"}
-        How buys are cut when cash is short: all by the same factor (default), or in increasing
-        order value with the last partially filled (vectorbt's ``call_seq="auto"``; for cross-checks).
+    sizing : {"net", "vectorbt"}
+        ``"net"`` (default): target weights are weights of the equity *after* the rebalance's costs,
+        so a rebalance reaches its targets exactly and costs are paid out of it. ``"vectorbt"``:
+        targets are weights of the pre-trade equity and, when cash runs short, buys fill in
+        increasing order value with the last one partially filled (vectorbt's ``targetpercent`` with
+        ``call_seq="auto"``; used to cross-check against vectorbt).
 
     Examples
     --------
@@ -43,7 +46,7 @@ class Costs:
     min_trade_value: float = 0.0
     lot_size: Mapping[str, float] = field(default_factory=dict)
     min_notional: Mapping[str, float] = field(default_factory=dict)
-    sizing: Literal["proportional", "vectorbt"] = "proportional"
+    sizing: Literal["net", "vectorbt"] = "net"
 
     def __post_init__(self) -> None:
         for name in ("fee_bps", "slippage_bps", "impact_coef", "participation", "min_trade_value"):
@@ -54,8 +57,8 @@ class Costs:
             raise ValueError(
                 f"`fee_bps` and `slippage_bps` must be < 10000 (100%); got {self.fee_bps}, {self.slippage_bps}"
             )
-        if self.sizing not in ("proportional", "vectorbt"):
-            raise ValueError(f"`sizing` must be 'proportional' or 'vectorbt'; got {self.sizing!r}")
+        if self.sizing not in ("net", "vectorbt"):
+            raise ValueError(f"`sizing` must be 'net' or 'vectorbt'; got {self.sizing!r}")
 
     @property
     def fee_rate(self) -> float:

@@ -7,15 +7,18 @@ traded toward the target weights (sells before buys). Inputs are validated by th
 
 Per order bar ``t`` and asset ``i`` (``p`` = fill price, ``V`` = cash + sum(units * valuation price)):
 
-* target units ``w_i * V / p_i`` (capped by ``max_value[t, i] / p_i`` and re-entry blocks after a stop);
+* target units ``w_i * V_net / p_i`` where ``V_net`` is the equity left after this rebalance's costs
+  (``sizing=0``, "net": the targets are reached exactly and costs are paid out of the rebalance), or
+  ``w_i * V / p_i`` (``sizing=1``, vectorbt's convention); capped by ``max_value[t, i] / p_i``;
 * trade ``d = target - units``, rounded toward zero to ``lot_step[i]``; skipped when
   ``|d| * p < max(min_trade_value, min_notional[i])`` or when the asset has no price;
 * a sell fills at ``p * (1 - slippage - impact)``, a buy at ``p * (1 + slippage + impact)``, where
   ``impact = impact_coef * sigma[t, i] * sqrt(|d| * p / liquidity[t, i])``; the fee is
   ``fee_rate * |d| * fill price``;
 * participation cap: ``|d| <= participation * liquidity[t, i] / p``;
-* buys are scaled (``sizing=0``, proportional) or filled in order of increasing value with the last
-  ones partially filled (``sizing=1``, vectorbt's ``call_seq="auto"`` rule) so cash never goes negative.
+* sells before buys; buys are scaled by one factor when rounding leaves cash short ("net"), or filled
+  in order of increasing value with the last one partially filled ("vectorbt", as vectorbt's
+  ``call_seq="auto"``), so cash never goes negative.
 
 Drift bands (``band > 0``) are checked at every bar against the standing target; a new target row is
 traded only when a band is breached; ``band_edge`` trades back to the band edge instead of the target.
@@ -41,7 +44,7 @@ TRADE_DTYPE = np.dtype(
 )
 
 REASON_REBALANCE, REASON_BAND, REASON_STOP, REASON_DELIST = 0, 1, 2, 3
-SIZING_PROPORTIONAL, SIZING_VECTORBT = 0, 1
+SIZING_NET, SIZING_VECTORBT = 0, 1
 
 
 @njit(cache=True)
@@ -62,6 +65,50 @@ def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: fl
 
 
 @njit(cache=True)
+def book_value_nb(units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray, cash: float) -> float:
+    """``cash + sum(units * price)``, valuing assets that cannot trade now at ``val_prices``."""
+    value = cash
+    for i in range(units.shape[0]):
+        if units[i] != 0.0:
+            p = prices[i] if prices[i] > 0.0 else val_prices[i]
+            if p > 0.0:
+                value += units[i] * p
+    return value
+
+
+@njit(cache=True)
+def net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma,
+                 liquidity):
+    """Post-trade equity ``V_net`` of a self-financing rebalance to ``target_weights``.
+
+    Solves ``V_net = V - sum_i cost_i(|w_i V_net - units_i p_i|)`` by fixed-point iteration (a
+    contraction: costs are a small fraction of the traded notional). A sell of notional ``x`` costs
+    ``x (s + m) + f x (1 - s - m)``, a buy ``x (s + m) + f x (1 + s + m)`` (fee ``f``, slippage
+    ``s``, impact ``m``).
+    """
+    v = value
+    for _ in range(100):
+        cost = 0.0
+        for i in range(units.shape[0]):
+            p = prices[i]
+            w = target_weights[i]
+            if not (p > 0.0) or not (w == w):
+                continue
+            diff = w * v - units[i] * p
+            x = abs(diff)
+            m = impact_fraction_nb(x, liquidity[i], sigma[i], impact_coef)
+            if diff < 0.0:
+                cost += x * (slip_rate + m) + fee_rate * x * (1.0 - slip_rate - m)
+            else:
+                cost += x * (slip_rate + m) + fee_rate * x * (1.0 + slip_rate + m)
+        nxt = value - cost
+        if abs(nxt - v) <= 1e-15 * abs(value):
+            return nxt
+        v = nxt
+    return v
+
+
+@njit(cache=True)
 def plan_trades_nb(
     units: np.ndarray,
     prices: np.ndarray,
@@ -74,6 +121,11 @@ def plan_trades_nb(
     max_value: np.ndarray,
     liquidity: np.ndarray,
     participation: float,
+    sigma: np.ndarray,
+    fee_rate: float,
+    slip_rate: float,
+    impact_coef: float,
+    net: bool,
     skipped: np.ndarray,
     order_value: np.ndarray,
 ) -> np.ndarray:
@@ -81,18 +133,21 @@ def plan_trades_nb(
 
     Shared by the simulation kernel and the live analyzer so that what was tested is what is traded.
     ``prices`` are fill reference prices (NaN = not tradable now); ``val_prices`` value the book for
-    assets that cannot trade now. Buys are *not* yet limited by cash (see :func:`fill_orders_nb`).
+    assets that cannot trade now. With ``net`` the targets are weights of the *post-trade* equity
+    (costs paid out of the rebalance, see :func:`net_value_nb`); otherwise of the pre-trade equity
+    (vectorbt's convention). Buys are *not* yet limited by cash (see :func:`fill_orders_nb`).
+    ``skipped[i]`` is set when a trade was wanted but fell below the lot step, ``min_trade_value``
+    or ``min_notional``; ``order_value[i]`` receives ``w_i * V - units_i * p_i`` (the sort key of
+    vectorbt's auto call sequence).
     """
     n = units.shape[0]
-    value = cash
-    for i in range(n):
-        if units[i] != 0.0:
-            p = prices[i] if prices[i] > 0.0 else val_prices[i]
-            if p > 0.0:
-                value += units[i] * p
     deltas = np.zeros(n)
+    value = book_value_nb(units, prices, val_prices, cash)
     if not (value > 0.0):
         return deltas
+    if net:
+        value = net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef,
+                             sigma, liquidity)
     for i in range(n):
         p = prices[i]
         if not (p > 0.0):
@@ -161,7 +216,7 @@ def _exec_buy(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq
     imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
     fill = p * (1.0 + slip_rate + imp)
     req = q * fill * (1.0 + fee_rate)
-    if req > cash:
+    if req > cash * (1.0 + 1e-12):
         if not partial:
             return cash, n_trades, False
         # vectorbt's rule: spend all remaining cash on this order
@@ -228,7 +283,7 @@ def fill_orders_nb(
             cash, n_trades = _exec_sell(i, deltas[i], prices[i], cash, units, fee_rate, slip_rate,
                                         impact_coef, sigma[i], liquidity[i], bar, reason, trades,
                                         n_trades, record, costs)
-    if sizing == 1:
+    if sizing == SIZING_VECTORBT:
         # vectorbt call_seq="auto": buys in increasing order value, the last ones partially filled
         values = np.empty(n)
         for i in range(n):
@@ -242,7 +297,8 @@ def fill_orders_nb(
                                           impact_coef, sigma[i], liquidity[i], lot_step[i], bar,
                                           reason, trades, n_trades, record, costs, True)
         return cash, n_trades
-    # proportional: scale every buy by the same factor when cash is short
+    # net sizing: buys fit the cash by construction; when rounding, lots or skipped trades leave it
+    # short, every buy is scaled by the same factor
     need = 0.0
     for i in range(n):
         if deltas[i] > 0.0:
@@ -250,7 +306,7 @@ def fill_orders_nb(
             imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
             need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
     scale = 1.0
-    if need > cash:
+    if need > cash * (1.0 + 1e-12):
         scale = cash / need if cash > 0.0 else 0.0
     for i in range(n):
         if deltas[i] > 0.0:
@@ -387,7 +443,8 @@ def simulate_core_nb(
                 order_value = np.zeros(n)
                 deltas = plan_trades_nb(units, prices, last_val, goal, cash, lot_step, min_notional,
                                         min_trade_value, max_value[t], liquidity[t], participation,
-                                        skipped, order_value)
+                                        sigma[t], fee_rate, slip_rate, impact_coef,
+                                        sizing == SIZING_NET, skipped, order_value)
                 costs[4] += skipped.sum()
                 cash, n_trades = fill_orders_nb(deltas, units, prices, cash, fee_rate, slip_rate,
                                                 impact_coef, sigma[t], liquidity[t], lot_step,

@@ -203,24 +203,36 @@ def trades_frame(trades: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str
     }, columns=TRADE_COLUMNS)
 
 
-def _rebalance_table(decisions: Decisions, index: pd.DatetimeIndex, trades: pd.DataFrame,
+def _rebalance_table(decisions: Decisions, index: pd.DatetimeIndex, ledger: np.ndarray,
                      equity: np.ndarray, exec_shift: int) -> pd.DataFrame:
-    rows = []
-    by_bar = trades.groupby("bar") if len(trades) else None
-    for k, t in enumerate(decisions.bars):
-        fill_bar = int(t) + exec_shift
-        chunk = by_bar.get_group(fill_bar) if by_bar is not None and fill_bar in by_bar.groups else trades.iloc[:0]
-        chunk = chunk[chunk["reason"] == "rebalance"]
-        ref = equity[min(fill_bar, len(equity) - 1)]
-        rows.append({
-            "time": index[t], "fill_time": index[fill_bar] if fill_bar < len(index) else pd.NaT,
-            "turnover": float(chunk["notional"].sum() / ref) if ref > 0 else 0.0,
-            "fees": float(chunk["fee"].sum()), "slippage": float(chunk["slippage"].sum()),
-            "impact": float(chunk["impact"].sum()), "n_trades": len(chunk),
-            "universe": int(decisions.universe[k].sum()), "method": decisions.methods[k],
-            "notes": "; ".join(decisions.notes[k]),
-        })
-    return pd.DataFrame(rows)
+    """One row per decision: turnover and costs of the rebalance trades filled for it."""
+    n_bars = len(index)
+    rebal = ledger[ledger["reason"] == kernels.REASON_REBALANCE]
+    bar = rebal["bar"]
+    notional = np.abs(rebal["units"]) * rebal["price"]
+
+    def per_bar(values: np.ndarray) -> np.ndarray:
+        return np.bincount(bar, weights=values, minlength=n_bars)
+
+    fill = decisions.bars + exec_shift
+    ok = fill < n_bars
+    at = np.where(ok, fill, n_bars - 1)
+    ref = equity[at]
+
+    def pick(arr: np.ndarray) -> np.ndarray:
+        return np.where(ok, arr[at], 0.0)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        turnover = np.where(ref > 0, pick(per_bar(notional)) / ref, 0.0)
+    fill_time = pd.DatetimeIndex([index[f] if f < n_bars else pd.NaT for f in fill]) if fill.size else pd.DatetimeIndex([])
+    return pd.DataFrame({
+        "time": index[decisions.bars], "fill_time": fill_time, "turnover": turnover,
+        "fees": pick(per_bar(rebal["fee"])), "slippage": pick(per_bar(rebal["slippage"])),
+        "impact": pick(per_bar(rebal["impact"])),
+        "n_trades": pick(np.bincount(bar, minlength=n_bars).astype(np.float64)).astype(np.int64),
+        "universe": decisions.universe.sum(axis=1).astype(np.int64),
+        "method": decisions.methods, "notes": ["; ".join(n) for n in decisions.notes],
+    })
 
 
 def build_result(market: MarketData, decisions: Decisions, targets: np.ndarray, sim: SimulationOutput,
@@ -235,7 +247,7 @@ def build_result(market: MarketData, decisions: Decisions, targets: np.ndarray, 
         weights = (units * close.fillna(0.0)).div(equity, axis=0).fillna(0.0)
     trades = trades_frame(sim.trades, index, market.symbols)
     exec_shift = 1 if info.get("execution") == "next_open" else 0
-    rebalances = _rebalance_table(decisions, index, trades, sim.equity, exec_shift)
+    rebalances = _rebalance_table(decisions, index, sim.trades, sim.equity, exec_shift)
     target_weights = pd.DataFrame(decisions.weights, index=index[decisions.bars], columns=symbols)
     universe_changes = _universe_changes(decisions, index, market.symbols)
     fallbacks = [f"{index[t]:%Y-%m-%d %H:%M}: {m} ({'; '.join(nt)})"

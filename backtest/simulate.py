@@ -194,7 +194,8 @@ def simulate(
         market.min_notional, float(initial_cash), costs.fee_rate, costs.slippage_rate,
         costs.impact_coef, costs.participation, costs.min_trade_value, band,
         schedule.band_mode == "relative", schedule.band_target == "edge", risk.stop_loss,
-        execution == "close", 1 if costs.sizing == "vectorbt" else 0, equity, cash, units, True,
+        execution == "close", kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET,
+        equity, cash, units, True,
         traded, trades, record, cost_totals,
     )
     return SimulationOutput(equity, cash, units, traded, trades[:n_trades].copy(), cost_totals)

@@ -28,31 +28,30 @@ def _run(close, targets, costs, execution="close", open_=None, schedule=None, ri
 
 
 def test_two_assets_three_bars_by_hand():
+    """Default "net" sizing: targets are weights of the equity left after the rebalance's fees."""
     fee = 0.001
     close = [[10.0, 20.0], [11.0, 19.0], [12.0, 18.0]]
     targets = [[0.5, 0.5], [np.nan, np.nan], [1.0, 0.0]]
     out = _run(close, targets, Costs(fee_bps=10, slippage_bps=0))
 
-    # bar 0: 1000 to split 50/50; buys need 1001 with fees, so both are scaled by 1000/1001
-    scale = 1000 / 1001
-    a0, b0 = 50 * scale, 25 * scale
+    # bar 0: buying x costs x * fee, so V_net = 1000 - fee * V_net
+    v0 = 1000 / (1 + fee)
+    a0, b0 = 0.5 * v0 / 10, 0.5 * v0 / 20
     eq0 = a0 * 10 + b0 * 20
     # bar 1: no order, marked to market
     eq1 = a0 * 11 + b0 * 19
-    # bar 2: sell all B, then buy A toward 100% with what the sale left
+    # bar 2: sell all B (notional b0*18), buy A up to V_net: V_net = V - fee * (b0*18 + V_net - a0*12)
     value2 = a0 * 12 + b0 * 18
-    cash2 = b0 * 18 * (1 - fee)
-    want = value2 / 12 - a0
-    buy = min(want, cash2 / (12 * (1 + fee)))
-    a2 = a0 + buy
-    cash_end = cash2 - buy * 12 * (1 + fee)
-    eq2 = a2 * 12 + cash_end
+    v2 = (value2 - fee * b0 * 18 + fee * a0 * 12) / (1 + fee)
+    a2 = v2 / 12
+    eq2 = v2
 
-    np.testing.assert_allclose(out.equity, [eq0, eq1, eq2], rtol=0, atol=1e-12 * 1000)
+    np.testing.assert_allclose(out.equity, [eq0, eq1, eq2], rtol=1e-12)
     np.testing.assert_allclose(out.units[-1], [a2, 0.0], rtol=1e-12)
+    assert out.cash.max() < 1e-9  # fully invested, costs paid out of the rebalance
     assert out.cash.min() >= 0
     fees = out.trades["fee"].sum()
-    expected_fees = (a0 * 10 + b0 * 20) * fee + b0 * 18 * fee + buy * 12 * fee
+    expected_fees = v0 * fee + b0 * 18 * fee + (a2 - a0) * 12 * fee
     assert fees == pytest.approx(expected_fees, rel=1e-12)
     assert out.costs[0] == pytest.approx(fees, rel=1e-12)
     # sells come before buys within a bar
@@ -60,12 +59,25 @@ def test_two_assets_three_bars_by_hand():
     assert list(bar2["units"] < 0) == [True, False]
 
 
+def test_vectorbt_sizing_by_hand():
+    """vectorbt's convention: targets of the pre-trade equity, the last buy partially filled."""
+    fee = 0.001
+    close = [[10.0, 20.0], [11.0, 19.0]]
+    out = _run(close, [[0.4, 0.6], [np.nan, np.nan]], Costs(fee_bps=10, slippage_bps=0, sizing="vectorbt"))
+    a = 400 / 10  # the smaller order first, in full
+    cash_left = 1000 - 400 * (1 + fee)
+    b = cash_left / (1 + fee) / 20  # the larger one gets what is left
+    np.testing.assert_allclose(out.units[0], [a, b], rtol=1e-12)
+    assert out.cash[0] == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(out.equity[1], a * 11 + b * 19, rtol=1e-12)
+
+
 def test_slippage_is_adverse_and_charged():
     close = [[100.0], [100.0]]
     out = _run(close, [[1.0], [0.0]], Costs(fee_bps=0, slippage_bps=50))
     bought = out.trades["units"][0]
     assert out.trades["fill_price"][0] == pytest.approx(100.5)
-    assert bought == pytest.approx(1000 / 100.5)
+    assert bought == pytest.approx(1000 / 100.5)  # V_net = 1000 - 0.005 V_net: all cash spent
     assert out.trades["fill_price"][1] == pytest.approx(99.5)
     assert out.equity[-1] == pytest.approx(bought * 99.5)
     assert out.costs[1] == pytest.approx(bought * 100 * 0.005 * 2)

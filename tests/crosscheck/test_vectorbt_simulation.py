@@ -3,7 +3,8 @@
 Configured identically: orders at the close (`execution="close"`), fixed fees and slippage, no minimum
 trade value, `size_type="targetpercent"`, `cash_sharing=True`, `group_by=True`, `call_seq="auto"`,
 and our `sizing="vectorbt"` (when cash runs short, buys in increasing order value, the last one
-partially filled). Our default `sizing="proportional"` scales all buys instead; see docs/engine.md.
+partially filled). Our default `sizing="net"` sizes targets on the post-cost equity instead; see
+docs/engine.md.
 """
 
 from __future__ import annotations
