@@ -145,6 +145,62 @@ class ReportConfig(_Section):
     html: bool = True
 
 
+class Tolerance(_Section):
+    """One tolerance: a value holds when ``|current - baseline| <= abs + rel * |baseline|``.
+
+    A field left unset inherits the table default (``[regress] abs / rel``).
+    """
+
+    abs: float | None = None
+    rel: float | None = None
+
+    @field_validator("abs", "rel")
+    @classmethod
+    def _non_negative(cls, value: float | None) -> float | None:
+        return _check_tolerance(value)
+
+
+def _check_tolerance(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError("a tolerance must be a finite number >= 0 (0 demands an exact match)")
+    return value
+
+
+class RegressConfig(_Section):
+    """Tolerances of ``backtest regress check`` (see docs/regression.md).
+
+    ``abs`` / ``rel`` apply to every metric unless ``metrics.<name>`` overrides them; ``equity`` applies
+    to the sampled equity curve and ``weights`` to the target weights at each rebalance. ``strict``
+    also requires the sha256 of the full equity curve and of the weights to match bit for bit.
+    """
+
+    abs: float = 1e-9
+    rel: float = 1e-6
+    metrics: dict[str, Tolerance] = Field(default_factory=dict)
+    equity: Tolerance = Field(default_factory=lambda: Tolerance(abs=1e-6, rel=1e-6))
+    weights: Tolerance = Field(default_factory=lambda: Tolerance(abs=1e-6, rel=0.0))
+    strict: bool = False
+
+    @field_validator("abs", "rel")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        _check_tolerance(value)
+        return value
+
+    def tolerance(self, metric: str) -> tuple[float, float]:
+        """``(abs, rel)`` for ``metric``: its own entry, else the table defaults."""
+        return self._inherit(self.metrics.get(metric, Tolerance()))
+
+    def series_tolerance(self, which: Literal["equity", "weights"]) -> tuple[float, float]:
+        """``(abs, rel)`` for the equity samples or the rebalance weights."""
+        return self._inherit(self.equity if which == "equity" else self.weights)
+
+    def _inherit(self, own: Tolerance) -> tuple[float, float]:
+        return (self.abs if own.abs is None else own.abs, self.rel if own.rel is None else own.rel)
+
+
 class ExperimentConfig(_Section):
     """A whole experiment: one TOML file."""
 
@@ -158,7 +214,7 @@ class ExperimentConfig(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     compare: list[StrategyConfig] | None = Field(None, description="extra strategies for `backtest compare`")
     sweep: dict[str, list[Any]] | None = None
-    regress: dict[str, Any] | None = None
+    regress: RegressConfig = Field(default_factory=RegressConfig)
 
     @model_validator(mode="after")
     def _check_strategy(self) -> ExperimentConfig:

@@ -179,8 +179,10 @@ def run_backtest(
     targets = decision_targets(decisions, n_bars, n, execution)
     arrays = prepare_market(market.arrays, market.symbols, market.periods_per_year / market.days_per_year,
                             costs, risk, execution)
+    shift = 1 if execution == "next_open" else 0
+    rows = decisions.bars + shift
     sim = simulate(arrays, targets, costs=costs, risk=risk, schedule=schedule,
-                   initial_cash=initial_cash, execution=execution)
+                   initial_cash=initial_cash, execution=execution, order_rows=rows[rows < n_bars])
     start = int(bars[0])
     bench_name = default_benchmark(market) if benchmark == "auto" else benchmark
     bench = benchmark_equity(market, bench_name, start, initial_cash)

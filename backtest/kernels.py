@@ -47,7 +47,57 @@ REASON_REBALANCE, REASON_BAND, REASON_STOP, REASON_DELIST = 0, 1, 2, 3
 SIZING_NET, SIZING_VECTORBT = 0, 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def order_rows_nb(targets: np.ndarray) -> np.ndarray:
+    """Bool (T,): row ``t`` of ``targets`` (T, N) holds an order (some entry is not NaN)."""
+    n_bars, n = targets.shape
+    out = np.zeros(n_bars, dtype=np.bool_)
+    for t in range(n_bars):
+        for i in range(n):
+            if targets[t, i] == targets[t, i]:
+                out[t] = True
+                break
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def scan_targets_nb(targets: np.ndarray, hint: np.ndarray):
+    """One pass over (T, N) targets: the order-row mask, the first row with a negative weight and
+    the first row whose weights sum above 1 + 1e-9 (-1 when none), with that row's sum.
+
+    ``hint`` (int64 row indices) lists the only rows that may hold orders, so the scan skips the
+    rest; an empty ``hint`` scans every row."""
+    n_bars, n = targets.shape
+    if hint.shape[0] == 0:
+        rows = order_rows_nb(targets)
+    else:
+        rows = np.zeros(n_bars, dtype=np.bool_)
+        for k in range(hint.shape[0]):
+            t = hint[k]
+            for i in range(n):
+                if targets[t, i] == targets[t, i]:
+                    rows[t] = True
+                    break
+    negative = -1
+    over = -1
+    over_sum = 0.0
+    for t in range(n_bars):
+        if not rows[t]:
+            continue
+        total = 0.0
+        for i in range(n):
+            w = targets[t, i]
+            if w == w:
+                total += w
+                if w < -1e-12 and negative < 0:
+                    negative = t
+        if total > 1.0 + 1e-9 and over < 0:
+            over = t
+            over_sum = total
+    return rows, negative, over, over_sum
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def round_to_lot_nb(units: float, lot: float) -> float:
     """Round ``|units|`` down to a multiple of ``lot`` (keeping the sign); ``lot <= 0`` disables."""
     if lot <= 0.0:
@@ -56,7 +106,7 @@ def round_to_lot_nb(units: float, lot: float) -> float:
     return np.sign(units) * n * lot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: float) -> float:
     """Square-root market impact as a fraction of price: ``coef * sigma * sqrt(notional / liquidity)``."""
     if coef <= 0.0 or not (liquidity > 0.0) or not (sigma > 0.0):
@@ -64,7 +114,7 @@ def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: fl
     return coef * sigma * np.sqrt(notional / liquidity)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def book_value_nb(units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray, cash: float) -> float:
     """``cash + sum(units * price)``, valuing assets that cannot trade now at ``val_prices``."""
     value = cash
@@ -76,7 +126,7 @@ def book_value_nb(units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray,
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma,
                  liquidity):
     """Post-trade equity ``V_net`` of a self-financing rebalance to ``target_weights``.
@@ -108,7 +158,7 @@ def net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impa
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def plan_trades_nb(
     units: np.ndarray,
     prices: np.ndarray,
@@ -128,8 +178,10 @@ def plan_trades_nb(
     net: bool,
     skipped: np.ndarray,
     order_value: np.ndarray,
-) -> np.ndarray:
-    """Unit deltas that move ``units`` toward ``target_weights`` under the trade rules.
+    deltas: np.ndarray,
+) -> None:
+    """Fill ``deltas`` with the unit trades that move ``units`` toward ``target_weights`` under the
+    trade rules.
 
     Shared by the simulation kernel and the live analyzer so that what was tested is what is traded.
     ``prices`` are fill reference prices (NaN = not tradable now); ``val_prices`` value the book for
@@ -141,10 +193,10 @@ def plan_trades_nb(
     vectorbt's auto call sequence).
     """
     n = units.shape[0]
-    deltas = np.zeros(n)
+    deltas[:] = 0.0
     value = book_value_nb(units, prices, val_prices, cash)
     if not (value > 0.0):
-        return deltas
+        return
     if net:
         value = net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef,
                              sigma, liquidity)
@@ -176,81 +228,72 @@ def plan_trades_nb(
                 skipped[i] = True
             continue
         deltas[i] = d
-    return deltas
 
 
-@njit(cache=True)
-def _exec_sell(i, d, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, bar, reason,
-               trades, n_trades, record, costs):
-    q = -d
+@njit(cache=True, inline="always", error_model="numpy")
+def _record(trades, k, bar, i, units, p, fill, fee, slip_cost, imp_cost, reason):
+    rec = trades[k]
+    rec["bar"] = bar
+    rec["asset"] = i
+    rec["units"] = units
+    rec["price"] = p
+    rec["fill_price"] = fill
+    rec["fee"] = fee
+    rec["slippage"] = slip_cost
+    rec["impact"] = imp_cost
+    rec["reason"] = reason
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _exec_sell(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, bar, reason,
+               trades, n_trades, record):
+    """Sell ``q`` units; returns (cash, n_trades, fee, slippage cost, impact cost)."""
     imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
     fill = p * (1.0 - slip_rate - imp)
     if fill < 0.0:
         fill = 0.0
     proceeds = q * fill
     fee = proceeds * fee_rate
-    units[i] -= q
-    if abs(units[i]) < 1e-12 * q:
-        units[i] = 0.0
-    cash += proceeds - fee
-    costs[0] += fee
-    costs[1] += q * p * slip_rate
-    costs[2] += q * p * imp
-    costs[3] += q * p
+    left = units[i] - q
+    units[i] = 0.0 if abs(left) < 1e-12 * q else left
+    slip_cost = q * p * slip_rate
+    imp_cost = q * p * imp
     if record:
-        trades[n_trades]["bar"] = bar
-        trades[n_trades]["asset"] = i
-        trades[n_trades]["units"] = -q
-        trades[n_trades]["price"] = p
-        trades[n_trades]["fill_price"] = fill
-        trades[n_trades]["fee"] = fee
-        trades[n_trades]["slippage"] = q * p * slip_rate
-        trades[n_trades]["impact"] = q * p * imp
-        trades[n_trades]["reason"] = reason
-    return cash, n_trades + 1
+        _record(trades, n_trades, bar, i, -q, p, fill, fee, slip_cost, imp_cost, reason)
+    return cash + proceeds - fee, n_trades + 1, fee, slip_cost, imp_cost
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _exec_buy(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, lot, bar, reason,
-              trades, n_trades, record, costs, partial):
+              trades, n_trades, record):
+    """Buy ``q`` units, or what the cash allows (vectorbt's partial fill); returns
+    (cash, n_trades, fee, slippage cost, impact cost, traded notional)."""
     imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
     fill = p * (1.0 + slip_rate + imp)
     req = q * fill * (1.0 + fee_rate)
     if req > cash * (1.0 + 1e-12):
-        if not partial:
-            return cash, n_trades, False
-        # vectorbt's rule: spend all remaining cash on this order
+        # spend all remaining cash on this order
         if cash <= 0.0:
-            return cash, n_trades, False
+            return cash, n_trades, 0.0, 0.0, 0.0, 0.0
         q = cash / (1.0 + fee_rate) / fill
         if lot > 0.0:
             q = round_to_lot_nb(q, lot)
         if q <= 0.0:
-            return cash, n_trades, False
+            return cash, n_trades, 0.0, 0.0, 0.0, 0.0
     cost = q * fill
     fee = cost * fee_rate
     units[i] += q
     cash -= cost + fee
     if cash < 0.0:
         cash = 0.0  # rounding residue only: req <= cash was checked
-    costs[0] += fee
-    costs[1] += q * p * slip_rate
-    costs[2] += q * p * imp
-    costs[3] += q * p
+    slip_cost = q * p * slip_rate
+    imp_cost = q * p * imp
     if record:
-        trades[n_trades]["bar"] = bar
-        trades[n_trades]["asset"] = i
-        trades[n_trades]["units"] = q
-        trades[n_trades]["price"] = p
-        trades[n_trades]["fill_price"] = fill
-        trades[n_trades]["fee"] = fee
-        trades[n_trades]["slippage"] = q * p * slip_rate
-        trades[n_trades]["impact"] = q * p * imp
-        trades[n_trades]["reason"] = reason
-    return cash, n_trades + 1, True
+        _record(trades, n_trades, bar, i, q, p, fill, fee, slip_cost, imp_cost, reason)
+    return cash, n_trades + 1, fee, slip_cost, imp_cost, q * p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def fill_orders_nb(
     deltas: np.ndarray,
     units: np.ndarray,
@@ -266,6 +309,7 @@ def fill_orders_nb(
     min_trade_value: float,
     sizing: int,
     order_value: np.ndarray,
+    work_idx: np.ndarray,
     bar: int,
     reason: int,
     trades: np.ndarray,
@@ -278,51 +322,76 @@ def fill_orders_nb(
     ``costs`` accumulates ``[fees, slippage, impact, traded notional, ...]``.
     """
     n = deltas.shape[0]
+    fees = 0.0
+    slips = 0.0
+    imps = 0.0
+    notional = 0.0
     for i in range(n):
         if deltas[i] < 0.0:
-            cash, n_trades = _exec_sell(i, deltas[i], prices[i], cash, units, fee_rate, slip_rate,
-                                        impact_coef, sigma[i], liquidity[i], bar, reason, trades,
-                                        n_trades, record, costs)
+            cash, n_trades, f, sl, im = _exec_sell(i, -deltas[i], prices[i], cash, units, fee_rate,
+                                                   slip_rate, impact_coef, sigma[i], liquidity[i],
+                                                   bar, reason, trades, n_trades, record)
+            fees += f
+            slips += sl
+            imps += im
+            notional -= deltas[i] * prices[i]
     if sizing == SIZING_VECTORBT:
-        # vectorbt call_seq="auto": buys in increasing order value, the last ones partially filled
-        values = np.empty(n)
+        # vectorbt call_seq="auto": buys in increasing order value (a stable insertion sort, so
+        # ties keep column order as in vectorbt), the last ones partially filled
+        n_buys = 0
         for i in range(n):
-            values[i] = order_value[i] if deltas[i] > 0.0 else np.inf
-        order = np.argsort(values, kind="mergesort")
-        for k in range(n):
-            i = order[k]
-            if not (deltas[i] > 0.0):
-                break
-            cash, n_trades, _ = _exec_buy(i, deltas[i], prices[i], cash, units, fee_rate, slip_rate,
-                                          impact_coef, sigma[i], liquidity[i], lot_step[i], bar,
-                                          reason, trades, n_trades, record, costs, True)
-        return cash, n_trades
-    # net sizing: buys fit the cash by construction; when rounding, lots or skipped trades leave it
-    # short, every buy is scaled by the same factor
-    need = 0.0
-    for i in range(n):
-        if deltas[i] > 0.0:
-            q = deltas[i]
-            imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
-            need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
-    scale = 1.0
-    if need > cash * (1.0 + 1e-12):
-        scale = cash / need if cash > 0.0 else 0.0
-    for i in range(n):
-        if deltas[i] > 0.0:
-            q = deltas[i] * scale
-            if scale < 1.0:
-                q = round_to_lot_nb(q, lot_step[i])
-                threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
-                if q <= 0.0 or q * prices[i] < threshold:
-                    continue
-            cash, n_trades, _ = _exec_buy(i, q, prices[i], cash, units, fee_rate, slip_rate,
-                                          impact_coef, sigma[i], liquidity[i], lot_step[i], bar,
-                                          reason, trades, n_trades, record, costs, True)
+            if deltas[i] > 0.0:
+                j = n_buys
+                while j > 0 and order_value[work_idx[j - 1]] > order_value[i]:
+                    work_idx[j] = work_idx[j - 1]
+                    j -= 1
+                work_idx[j] = i
+                n_buys += 1
+        for k in range(n_buys):
+            i = work_idx[k]
+            cash, n_trades, f, sl, im, x = _exec_buy(i, deltas[i], prices[i], cash, units, fee_rate,
+                                                     slip_rate, impact_coef, sigma[i], liquidity[i],
+                                                     lot_step[i], bar, reason, trades, n_trades, record)
+            fees += f
+            slips += sl
+            imps += im
+            notional += x
+    else:
+        # net sizing: buys fit the cash by construction; when rounding, lots or skipped trades
+        # leave it short, every buy is scaled by the same factor
+        need = 0.0
+        for i in range(n):
+            if deltas[i] > 0.0:
+                q = deltas[i]
+                imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
+                need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
+        scale = 1.0
+        if need > cash * (1.0 + 1e-12):
+            scale = cash / need if cash > 0.0 else 0.0
+        for i in range(n):
+            if deltas[i] > 0.0:
+                q = deltas[i] * scale
+                if scale < 1.0:
+                    q = round_to_lot_nb(q, lot_step[i])
+                    threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+                    if q <= 0.0 or q * prices[i] < threshold:
+                        continue
+                cash, n_trades, f, sl, im, x = _exec_buy(i, q, prices[i], cash, units, fee_rate,
+                                                         slip_rate, impact_coef, sigma[i],
+                                                         liquidity[i], lot_step[i], bar, reason,
+                                                         trades, n_trades, record)
+                fees += f
+                slips += sl
+                imps += im
+                notional += x
+    costs[0] += fees
+    costs[1] += slips
+    costs[2] += imps
+    costs[3] += notional
     return cash, n_trades
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _band_breached(units, prices, val_prices, target, cash, band, relative):
     n = units.shape[0]
     value = cash
@@ -342,7 +411,7 @@ def _band_breached(units, prices, val_prices, target, cash, band, relative):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
     n = units.shape[0]
     value = cash
@@ -365,7 +434,7 @@ def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_core_nb(
     fill_price: np.ndarray,
     close: np.ndarray,
@@ -373,7 +442,9 @@ def simulate_core_nb(
     low: np.ndarray,
     open_: np.ndarray,
     targets: np.ndarray,
+    order_row: np.ndarray,
     delist: np.ndarray,
+    delist_row: np.ndarray,
     sigma: np.ndarray,
     liquidity: np.ndarray,
     max_value: np.ndarray,
@@ -401,10 +472,14 @@ def simulate_core_nb(
     costs: np.ndarray,
 ) -> int:
     """One scenario. Fills ``equity``/``cash_out``/``traded`` (T,) and, when asked, ``units_out``
-    (T, N) and the ``trades`` ledger; returns the number of ledger rows."""
+    (T, N) and the ``trades`` ledger; returns the number of ledger rows.
+
+    ``order_row[t]`` says whether row ``t`` of ``targets`` holds an order and ``delist_row[t]``
+    whether some asset stops trading at bar ``t`` (both precomputed by the wrapper).
+    """
     n_bars, n = fill_price.shape
     units = np.zeros(n)
-    last_val = np.full(n, np.nan)
+    last_val = np.zeros(n)  # last close seen; 0 before the first (units are 0 there)
     peak = np.zeros(n)
     stopped = np.zeros(n, dtype=np.bool_)
     entered = np.full(n, -1, dtype=np.int64)
@@ -412,24 +487,25 @@ def simulate_core_nb(
     has_standing = False
     cash = initial_cash
     n_trades = 0
+    goal = np.empty(n)
+    skipped = np.zeros(n, dtype=np.bool_)
+    order_value = np.zeros(n)
+    deltas = np.zeros(n)
+    work_idx = np.zeros(n, dtype=np.int64)
     for t in range(n_bars):
         before = costs[3]
-        prices = fill_price[t]
-        new_row = False
-        for i in range(n):
-            if targets[t, i] == targets[t, i]:
-                new_row = True
-                break
+        new_row = order_row[t]
         if new_row:
             for i in range(n):
                 standing[i] = targets[t, i]
                 stopped[i] = False
             has_standing = True
-        if has_standing:
+        if has_standing and (new_row or band > 0.0):
+            prices = fill_price[t]
             trade_now = new_row
             reason = REASON_REBALANCE
-            goal = standing.copy()
             for i in range(n):
+                goal[i] = standing[i]
                 if stopped[i]:
                     goal[i] = 0.0 if units[i] > 0.0 else np.nan
             if band > 0.0:
@@ -437,19 +513,18 @@ def simulate_core_nb(
                 if trade_now and not new_row:
                     reason = REASON_BAND
                 if trade_now and band_edge:
-                    goal = _band_edge_targets(units, prices, last_val, goal, cash, band, band_relative)
+                    goal[:] = _band_edge_targets(units, prices, last_val, goal, cash, band, band_relative)
             if trade_now:
-                skipped = np.zeros(n, dtype=np.bool_)
-                order_value = np.zeros(n)
-                deltas = plan_trades_nb(units, prices, last_val, goal, cash, lot_step, min_notional,
-                                        min_trade_value, max_value[t], liquidity[t], participation,
-                                        sigma[t], fee_rate, slip_rate, impact_coef,
-                                        sizing == SIZING_NET, skipped, order_value)
+                skipped[:] = False
+                plan_trades_nb(units, prices, last_val, goal, cash, lot_step, min_notional,
+                               min_trade_value, max_value[t], liquidity[t], participation,
+                               sigma[t], fee_rate, slip_rate, impact_coef, sizing == SIZING_NET,
+                               skipped, order_value, deltas)
                 costs[4] += skipped.sum()
                 cash, n_trades = fill_orders_nb(deltas, units, prices, cash, fee_rate, slip_rate,
                                                 impact_coef, sigma[t], liquidity[t], lot_step,
                                                 min_notional, min_trade_value, sizing, order_value,
-                                                t, reason,
+                                                work_idx, t, reason,
                                                 trades, n_trades, record, costs)
                 for i in range(n):
                     if deltas[i] > 0.0 and units[i] > 0.0 and prices[i] > 0.0:
@@ -471,38 +546,41 @@ def simulate_core_nb(
                         cash, n_trades = fill_orders_nb(d, units, np.full(n, px), cash, fee_rate,
                                                         slip_rate, impact_coef, sigma[t],
                                                         liquidity[t], lot_step, min_notional, 0.0,
-                                                        sizing, d, t, REASON_STOP, trades, n_trades,
+                                                        sizing, d, work_idx, t, REASON_STOP, trades,
+                                                        n_trades,
                                                         record, costs)
                         stopped[i] = True
                         peak[i] = 0.0
                 if units[i] > 0.0 and high[t, i] > peak[i]:
                     peak[i] = high[t, i]
-        # valuation at the close; delisted assets are sold at their last close
-        for i in range(n):
-            c = close[t, i]
-            if c == c:
-                last_val[i] = c
-            if delist[t, i] and units[i] > 0.0:
-                d = np.zeros(n)
-                d[i] = -units[i]
-                cash, n_trades = fill_orders_nb(d, units, close[t], cash, fee_rate, slip_rate,
-                                                impact_coef, sigma[t], liquidity[t], lot_step,
-                                                min_notional, 0.0, sizing, d, t, REASON_DELIST,
-                                                trades, n_trades, record, costs)
+        # delisted assets are sold at their last close
+        if delist_row[t]:
+            for i in range(n):
+                if delist[t, i] and units[i] > 0.0:
+                    d = np.zeros(n)
+                    d[i] = -units[i]
+                    cash, n_trades = fill_orders_nb(d, units, close[t], cash, fee_rate, slip_rate,
+                                                    impact_coef, sigma[t], liquidity[t], lot_step,
+                                                    min_notional, 0.0, sizing, d, work_idx, t,
+                                                    REASON_DELIST,
+                                                    trades, n_trades, record, costs)
+        # valuation at the close (the last close for an asset without a candle now)
         value = cash
         for i in range(n):
-            if units[i] != 0.0 and last_val[i] == last_val[i]:
-                value += units[i] * last_val[i]
-        equity[t] = value
-        cash_out[t] = cash
-        traded[t] = costs[3] - before
+            c = close[t, i]
+            lv = c if c == c else last_val[i]
+            last_val[i] = lv
+            value += units[i] * lv
         if store_units:
             for i in range(n):
                 units_out[t, i] = units[i]
+        equity[t] = value
+        cash_out[t] = cash
+        traded[t] = costs[3] - before
     return n_trades
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_batch_nb(
     fill_price, close, high, low, open_, targets, delist, sigma, liquidity, max_value, lot_step,
     min_notional, initial_cash, fee_rate, slip_rate, impact_coef, participation, min_trade_value,
@@ -520,8 +598,15 @@ def simulate_batch_nb(
     costs = np.zeros((n_scen, 5))
     dummy_units = np.empty((1, n))
     dummy_trades = np.empty(0, dtype=TRADE_DTYPE)
+    delist_row = np.zeros(n_bars, dtype=np.bool_)
+    for t in range(n_bars):
+        for i in range(n):
+            if delist[t, i]:
+                delist_row[t] = True
     for s in range(n_scen):
-        simulate_core_nb(fill_price, close, high, low, open_, targets[s], delist, sigma, liquidity,
+        order_row = order_rows_nb(targets[s])
+        simulate_core_nb(fill_price, close, high, low, open_, targets[s], order_row, delist,
+                         delist_row, sigma, liquidity,
                          max_value, lot_step, min_notional, initial_cash[s], fee_rate[s],
                          slip_rate[s], impact_coef[s], participation, min_trade_value[s], band[s],
                          band_relative, band_edge, stop_pct, entry_at_close, sizing, equity[s],
@@ -530,7 +615,7 @@ def simulate_batch_nb(
     return equity, traded, costs
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fees_slippage_floor_nb(fill_price, close, targets, initial_cash, fee_rate, slip_rate):
     """The floor for benchmarks: a bare loop that rebalances to target weights and applies fees and
     slippage only (no bands, lots, impact, caps, ledger or stops). Returns equity (T,)."""

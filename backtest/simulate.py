@@ -31,6 +31,7 @@ class MarketArrays:
     low: np.ndarray
     open: np.ndarray
     delist: np.ndarray
+    delist_row: np.ndarray
     sigma: np.ndarray
     liquidity: np.ndarray
     max_value: np.ndarray
@@ -102,14 +103,16 @@ def prepare_market(
     fill = open_ if execution == "next_open" else close
     shift = execution == "next_open"
 
+    # an asset whose data ends more than a day before the panel does has stopped trading: it is
+    # sold at its last close (a shorter tail is an end-of-data artefact, e.g. a candle not yet closed)
+    day = max(1, round(bars_per_day))
     listed = np.isfinite(close)
     last = shape[0] - 1 - np.argmax(listed[::-1], axis=0)
     delist = np.zeros(shape, dtype=np.bool_)
     for j in range(shape[1]):
-        if listed[:, j].any() and last[j] < shape[0] - 1:
+        if listed[:, j].any() and last[j] < shape[0] - 1 - day:
             delist[last[j], j] = True
 
-    day = max(1, round(bars_per_day))
     needs_liquidity = costs.impact_coef > 0 or costs.participation > 0 or risk.liquidity_cap > 0
     if needs_liquidity:
         quote_volume = volume * close
@@ -140,23 +143,29 @@ def prepare_market(
         raise EngineError("`lot_size` and `min_notional` must be >= 0 for every symbol")
     return MarketArrays(
         fill_price=np.ascontiguousarray(fill), close=close, high=high, low=low, open=open_,
-        delist=delist, sigma=np.ascontiguousarray(sigma), liquidity=np.ascontiguousarray(liquidity),
+        delist=delist, delist_row=delist.any(axis=1), sigma=np.ascontiguousarray(sigma), liquidity=np.ascontiguousarray(liquidity),
         max_value=np.ascontiguousarray(max_value), lot_step=lot, min_notional=min_notional,
     )
 
 
-def check_targets(targets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Targets: (T, N) float64; a row is an order when any entry is finite; rows sum to <= 1."""
+def check_targets(targets: np.ndarray, shape: tuple[int, int],
+                  order_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Targets: (T, N) float64; a row is an order when any entry is finite; rows sum to <= 1.
+
+    ``order_rows`` (row indices), when known, limits the scan to those rows: every other row must
+    then be all-NaN (the caller's promise; the engine builds targets that way).
+    Returns the C-contiguous targets and the bool (T,) mask of order rows.
+    """
     out = _f64("targets", targets, shape)
-    active = np.isfinite(out).any(axis=1)
-    rows = out[active]
-    if np.any(rows[np.isfinite(rows)] < -1e-12):
-        raise EngineError("target weights must be >= 0 (long only)")
-    sums = np.nansum(rows, axis=1)
-    if np.any(sums > 1 + 1e-9):
-        bad = int(np.flatnonzero(active)[np.argmax(sums > 1 + 1e-9)])
-        raise EngineError(f"target weights at bar {bad} sum to {sums.max():.6g} > 1 (no leverage)")
-    return out
+    hint = np.empty(0, dtype=np.int64) if order_rows is None else np.asarray(order_rows, dtype=np.int64)
+    if hint.size and (hint.min() < 0 or hint.max() >= shape[0]):
+        raise EngineError(f"`order_rows` must be row indices in [0, {shape[0]}); got {hint.min()}..{hint.max()}")
+    active, negative, over, over_sum = kernels.scan_targets_nb(out, hint)
+    if negative >= 0:
+        raise EngineError(f"target weights must be >= 0 (long only); bar {negative} has a negative weight")
+    if over >= 0:
+        raise EngineError(f"target weights at bar {over} sum to {over_sum:.6g} > 1 (no leverage)")
+    return out, active
 
 
 def simulate(
@@ -169,18 +178,19 @@ def simulate(
     initial_cash: float,
     execution: Execution,
     record: bool = True,
+    order_rows: np.ndarray | None = None,
 ) -> SimulationOutput:
-    """Run the single-scenario kernel on validated inputs."""
+    """Run the single-scenario kernel on validated inputs (``order_rows``: see :func:`check_targets`)."""
     if not initial_cash > 0:
         raise EngineError(f"`initial_cash` must be > 0; got {initial_cash}")
     shape = market.close.shape
-    targets = check_targets(targets, shape)
+    targets, order_row = check_targets(targets, shape, order_rows)
     n_bars, n = shape
     equity = np.empty(n_bars)
     cash = np.empty(n_bars)
     units = np.empty(shape)
     traded = np.empty(n_bars)
-    n_orders = int(np.isfinite(targets).any(axis=1).sum())
+    n_orders = int(order_row.sum())
     band = schedule.drift_band or 0.0
     # each order bar trades each asset at most once, a stop exits at most once per entry, and a
     # delisting sells once per asset
@@ -189,8 +199,8 @@ def simulate(
     trades = np.empty(capacity if record else 0, dtype=kernels.TRADE_DTYPE)
     cost_totals = np.zeros(5)
     n_trades = kernels.simulate_core_nb(
-        market.fill_price, market.close, market.high, market.low, market.open, targets,
-        market.delist, market.sigma, market.liquidity, market.max_value, market.lot_step,
+        market.fill_price, market.close, market.high, market.low, market.open, targets, order_row,
+        market.delist, market.delist_row, market.sigma, market.liquidity, market.max_value, market.lot_step,
         market.min_notional, float(initial_cash), costs.fee_rate, costs.slippage_rate,
         costs.impact_coef, costs.participation, costs.min_trade_value, band,
         schedule.band_mode == "relative", schedule.band_target == "edge", risk.stop_loss,

@@ -69,6 +69,61 @@ def _relaxed_constraints(constraints: Constraints, n: int) -> tuple[Constraints,
     return Constraints(), 1.0, "constraints infeasible for this universe: unconstrained weights used"
 
 
+@dataclass
+class SharedWork:
+    """Work that walk-forwards over the same closes and lookback can share (parameter sweeps).
+
+    ``windows`` maps a decision bar to the universe's returns window there; it depends only on the
+    closes and the lookback, so one dict may serve every allocator and constraint set. ``allocations``
+    maps a decision bar to ``(allocation or exception, previous weights it was computed with)``; it is
+    valid for one allocator and one constraint set, and is reused across schedules and cost models.
+    An allocation that consulted the previous weights (the ``"previous"`` fallback, or an allocator
+    with ``uses_previous = True``) is reused only for the same previous weights. Allocators must not
+    modify the returns they are given (the allocator protocol already asks for pure functions).
+    """
+
+    windows: dict[int, np.ndarray] = field(default_factory=dict)
+    allocations: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)
+
+
+def _window_returns(close: np.ndarray, t: int, lookback: int, members: np.ndarray,
+                    shared: SharedWork | None) -> np.ndarray:
+    if shared is not None and t in shared.windows:
+        return shared.windows[t]
+    window = close[t - lookback : t + 1, members]
+    returns = window[1:] / window[:-1] - 1.0
+    if shared is not None:
+        shared.windows[t] = returns
+    return returns
+
+
+def _used_previous(allocator: Any, outcome: Any) -> bool:
+    if getattr(allocator, "uses_previous", False):
+        return True
+    if not isinstance(outcome, Allocation):
+        return False
+    return "previous" in outcome.method or any("previous" in note for note in outcome.notes)
+
+
+def _allocate(allocator: Any, returns: np.ndarray, constraints: Constraints, previous: np.ndarray, t: int,
+              shared: SharedWork | None) -> Allocation:
+    """``allocator.allocate_detailed``, through the shared memo when one is given."""
+    if shared is None:
+        return allocator.allocate_detailed(returns, constraints, previous=previous)
+    hit = shared.allocations.get(t)
+    if hit is not None and (not _used_previous(allocator, hit[0]) or np.array_equal(hit[1], previous)):
+        outcome = hit[0]
+    else:
+        try:
+            outcome = allocator.allocate_detailed(returns, constraints, previous=previous)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            outcome = exc
+        shared.allocations[t] = (outcome, previous.copy())
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 def walk_forward(
     close: np.ndarray,
     decision_bars: np.ndarray,
@@ -77,6 +132,8 @@ def walk_forward(
     constraints: Constraints,
     symbols: Sequence[str],
     progress: Callable[[int], None] | None = None,
+    *,
+    shared: SharedWork | None = None,
 ) -> Decisions:
     """Target weights at each decision bar (see the module docstring for the timing rule).
 
@@ -89,6 +146,9 @@ def walk_forward(
         Called as ``allocator.allocate_detailed(returns, constraints, previous=...)``.
     lookback : int
         Window length L in bars (returns), so L + 1 closes.
+    shared : SharedWork, optional
+        Windows and allocations reused across calls that share ``close`` and ``lookback`` (and, for
+        the allocations, the allocator and constraints): parameter sweeps. Results are unchanged.
     """
     n_bars, n = close.shape
     bars = np.asarray(decision_bars, dtype=np.int64)
@@ -106,13 +166,12 @@ def walk_forward(
             out.notes.append(("no asset has a full lookback window: all cash",))
             previous = weights[k]
             continue
-        window = close[t - lookback : t + 1, members]
-        returns = window[1:] / window[:-1] - 1.0
+        returns = _window_returns(close, int(t), lookback, members, shared)
         cons, investable, relax_note = _relaxed_constraints(constraints, members.size)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoFreedomWarning)
-                allocation: Allocation = allocator.allocate_detailed(returns, cons, previous=previous[members])
+                allocation: Allocation = _allocate(allocator, returns, cons, previous[members], int(t), shared)
             w = np.asarray(allocation.weights, dtype=np.float64) * investable
             method, notes = allocation.method, tuple(allocation.notes)
             if k == bars.size - 1:

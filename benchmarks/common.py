@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmark scripts: timing (warm-up, median of repeats) and table rows."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def row(job: str, ours_s: float | None, peer: str, peer_s: float | None, target: str = "",
+        ratio: float | None = None, note: str = "") -> dict[str, Any]:
+    """A result row; ``ratio`` defaults to peer time / our time (how many times faster we are)."""
+    if ratio is None and ours_s and peer_s:
+        ratio = peer_s / ours_s
+    out = {"job": job, "ours_s": ours_s, "peer": peer, "peer_s": peer_s, "ratio": ratio, "target": target,
+           "note": note}
+    ratio_text = f"{ratio:.1f}x" if ratio is not None else "-"
+    print(f"{job} | {fmt_seconds(ours_s)} | {peer}: {fmt_seconds(peer_s)} | {ratio_text} | {target} {note}".rstrip(),
+          flush=True)
+    return out
