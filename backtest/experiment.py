@@ -88,10 +88,11 @@ def write_outputs(result: BacktestResult, cfg: ExperimentConfig, out: Path, *, h
     result.save(out)
     (out / "config.toml").write_text(tomli_w.dumps(cfg.resolved()))
     metrics = result.metrics()
-    (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2, sort_keys=True))
     paths = {"folder": out, "metrics": out / "metrics.json"}
     if html and cfg.report.html:
-        paths["report"] = write_tearsheet(result, out, metrics)
+        paths["report"] = write_tearsheet(result, out, metrics)  # writes metrics.json beside it
+    else:
+        (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2, sort_keys=True))
     return paths
 
 

@@ -78,6 +78,7 @@ class BacktestResult:
             trades=self.trades,
             weights=self.weights,
             benchmark=self.benchmark,
+            rebalances=self.rebalances,
         )
 
     def __repr__(self) -> str:
@@ -157,7 +158,7 @@ class BacktestResult:
             target_weights=pd.read_parquet(src / "target_weights.parquet"),
             trades=pd.read_parquet(src / "trades.parquet"),
             rebalances=pd.read_parquet(src / "rebalances.parquet"),
-            benchmark=eq["benchmark"] if "benchmark" in eq else None,
+            benchmark=eq.get("benchmark"),
             costs=payload["costs"], diagnostics=payload["diagnostics"], meta=payload["meta"],
             extras={k: np.asarray(v) if isinstance(v, list) else v for k, v in extras.items()},
         )

@@ -13,6 +13,15 @@ _EXPORTS = {
     "compute_metrics": "reports.metrics",
     "write_report": "reports.html",
     "write_comparison": "reports.html",
+    "METRICS": "reports.metrics",
+    "drawdown": "reports.metrics",
+    "monthly_returns": "reports.metrics",
+    "rebalance_diagnostics": "reports.metrics",
+    "returns_from_equity": "reports.metrics",
+    "rolling_sharpe": "reports.metrics",
+    "rolling_volatility": "reports.metrics",
+    "regime_performance": "reports.regimes",
+    "sweep_heatmap": "reports.figures",
 }
 
 __all__ = list(_EXPORTS)

@@ -1,0 +1,140 @@
+"""The tearsheet in a real browser: headless Chromium opens it from file:// with networking disabled,
+logs no JavaScript error and draws every figure (checked in the page). Screenshots are saved in
+test-artifacts/. Skips with a reason when Chromium is not installed (.ci/run installs it)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports import write_comparison, write_report
+from tests.reports.inputs import comparison_entry, make_backtest, report_kwargs
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="headless Chromium not found: `apt-get install chromium` "
+        "(the Debian package; .ci/run installs it when missing)",
+    ),
+]
+
+PAYLOAD = "<script>document.body.dataset.pwned='1'</script>"
+PAYLOAD_IMG = "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
+
+
+def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium offline: no proxy reachable, no background traffic, a fresh profile."""
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=30000",
+        *extra,
+        url,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _open(html: Path, tmp_path: Path) -> tuple[str, str]:
+    """Return (dumped DOM after rendering, console messages logged by the page)."""
+    done = _chromium(html.resolve().as_uri(), tmp_path / "profile-dom", "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = "\n".join(line for line in done.stderr.splitlines() if ":CONSOLE" in line)
+    return done.stdout, console
+
+
+def _body(dom: str) -> dict[str, str]:
+    tag = re.search(r"<body([^>]*)>", dom).group(1)
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
+
+
+def _assert_rendered(dom: str, console: str) -> int:
+    body = _body(dom)
+    assert body.get("data-render-done") == "1", body
+    assert body.get("data-js-errors") == "0", re.search(
+        r'<pre id="report-errors"[^>]*>(.*?)</pre>', dom, re.S
+    )
+    assert console == "", console
+    n = int(body["data-figures"])
+    assert n > 0 and body["data-figures-rendered"] == str(n)
+    segments = dom.split('<div class="figure')[1:]
+    assert len(segments) == n
+    for segment in segments:  # every figure div is marked rendered and holds plotly's SVG
+        assert re.match(r'[^>]*data-rendered="1"', segment) and 'class="main-svg"' in segment
+    return n
+
+
+def _screenshot(html: Path, tmp_path: Path, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / name
+    done = _chromium(
+        html.resolve().as_uri(),
+        tmp_path / "profile-shot",
+        "--hide-scrollbars",
+        "--window-size=1280,5600",
+        f"--screenshot={target}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return target
+
+
+def test_tearsheet_renders_offline_without_errors(tmp_path):
+    bt = make_backtest(3 * 365, 20, strategy="hrp")
+    html = write_report(
+        tmp_path / "report",
+        **report_kwargs(bt),
+    )
+    dom, console = _open(html, tmp_path)
+    assert _assert_rendered(dom, console) == 8
+    shot = _screenshot(html, tmp_path, "report.png")
+    assert shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+def test_comparison_renders_and_payload_names_stay_text(tmp_path):
+    results = {}
+    for i, name in enumerate(["hrp", PAYLOAD]):
+        b = make_backtest(
+            400, 4, symbols=["BTC/USDT", PAYLOAD, PAYLOAD_IMG, "ETH/USDT"], strategy=name
+        )
+        b["equity"] = b["equity"] * (1 + 0.0003 * i) ** np.arange(len(b["equity"]))
+        results[name] = comparison_entry(b)
+    comparison = write_comparison(tmp_path / "cmp", results)
+    dom, console = _open(comparison, tmp_path)
+    _assert_rendered(dom, console)
+    assert "data-pwned" not in dom
+    assert "&lt;script&gt;document.body.dataset.pwned='1'&lt;/script&gt;" in dom  # shown as text
+    _screenshot(comparison, tmp_path, "comparison.png")
+
+    tearsheet = write_report(
+        tmp_path / "one",
+        **report_kwargs(b),
+    )
+    dom, console = _open(tearsheet, tmp_path)
+    _assert_rendered(dom, console)
+    assert "data-pwned" not in dom
+    # plotly drew the symbol as legend text (SVG text node), not as an element
+    assert "&lt;img src=x onerror" in dom and "<img src=x" not in dom
