@@ -57,38 +57,40 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="backtest", standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit / click exit
-        return int(exc.code or 0)
+        # standalone_mode=False: click returns the code of `typer.Exit(n)` instead of exiting
+        code = app(args=args, prog_name="backtest", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except typer.TyperException as exc:  # click's usage and parameter errors (exit code 2)
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
     except Exception as exc:
-        import click
+        return _report(exc)
+    return code if isinstance(code, int) else 0
 
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return 2 if isinstance(exc, click.UsageError) else 1
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            return 1
-        if _STATE["debug"]:
-            raise
-        code = 2 if _is_input_error(exc) else 1
-        from backtest.errors import ConfigError
 
-        if isinstance(exc, ConfigError):
-            for loc, msg in exc.errors:
-                typer.echo(f"error: {loc}: {msg}" if loc else f"error: {msg}", err=True)
-        else:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
-        if code == 1:
-            typer.echo("(run with --debug for the traceback)", err=True)
-        return code
-    return 0
+def _report(exc: Exception) -> int:
+    """Print one line for an error and choose the exit code (2: bad input, 1: failure)."""
+    if _STATE["debug"]:
+        raise exc
+    from backtest.errors import ConfigError
+
+    code = 2 if _is_input_error(exc) else 1
+    if isinstance(exc, ConfigError):
+        for loc, msg in exc.errors:
+            typer.echo(f"error: {loc}: {msg}" if loc else f"error: {msg}", err=True)
+    else:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        typer.echo(f"error: {message}", err=True)
+    if code == 1:
+        typer.echo("(run with --debug for the traceback)", err=True)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -201,6 +201,46 @@ class RegressConfig(_Section):
         return (self.abs if own.abs is None else own.abs, self.rel if own.rel is None else own.rel)
 
 
+_KEY_LIKE = ("key", "secret", "password", "passphrase", "token")
+
+
+class LiveConfig(_Section):
+    """Live rebalancing (``backtest rebalance``; see docs/live.md).
+
+    API keys never go here: they come from ``EXCHANGE_API_KEY`` / ``EXCHANGE_API_SECRET``.
+    The exchange, the universe (``data.symbols``; default: the assets held), the timeframe and the
+    Parquet store come from ``[data]``; the allocator from ``[strategy]``; fees and slippage for the
+    sizing and the cost estimate from ``[costs]``.
+    """
+
+    quote: str = Field("USDT", min_length=2, description="currency the book is valued and traded in")
+    dust_threshold: float = Field(1.0, ge=0, description="balances worth less (in quote) are ignored")
+    min_trade_value: float = Field(10.0, ge=0, description="trades below this value (quote) are dropped")
+    max_slice_value: float | None = Field(None, gt=0, description="split orders into slices of at most this value")
+    max_volume_share: float | None = Field(None, gt=0, le=1, description="... or of this share of the 24 h quote volume")
+    limit_offset_bps: float = Field(5.0, ge=0, lt=10_000, description="limit price = last * (1 +/- offset)")
+    cash_reserve: float = Field(0.0, ge=0, lt=1, description="share of the book kept in the quote currency")
+    frontier_points: int = Field(20, ge=2, le=500, description="points of the efficient frontier (MPT)")
+    sandbox: bool = Field(False, description="use the exchange's test network")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            found = [k for k in data if any(word in str(k).lower() for word in _KEY_LIKE)]
+            if found:
+                raise ValueError(f"{found[0]}: API keys never go in config files; set EXCHANGE_API_KEY and "
+                                 "EXCHANGE_API_SECRET in the environment instead")
+        return data
+
+    @field_validator("quote")
+    @classmethod
+    def _quote(cls, value: str) -> str:
+        if not value.isalnum():
+            raise ValueError(f"`quote` must be a currency code such as 'USDT'; got {value!r}")
+        return value.upper()
+
+
 class ExperimentConfig(_Section):
     """A whole experiment: one TOML file."""
 
@@ -215,6 +255,7 @@ class ExperimentConfig(_Section):
     compare: list[StrategyConfig] | None = Field(None, description="extra strategies for `backtest compare`")
     sweep: dict[str, list[Any]] | None = None
     regress: RegressConfig = Field(default_factory=RegressConfig)
+    live: LiveConfig | None = Field(None, description="live rebalancing settings for `backtest rebalance`")
 
     @model_validator(mode="after")
     def _check_strategy(self) -> ExperimentConfig:

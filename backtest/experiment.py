@@ -56,10 +56,16 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
 
 def build_strategy(strategy: StrategyConfig, periods_per_year: float) -> Any:
     """Instantiate the allocator named in the config (``strategies.registry``)."""
+    from strategies.registry import STRATEGIES
     from strategies.registry import build_strategy as _build
 
-    params = strategy.params()
-    return _build(strategy.name, periods_per_year=periods_per_year, **params)
+    accepted = STRATEGIES[strategy.name].parameters
+    # defaults the user did not write (e.g. risk_free_rate for equal weight) are dropped when the
+    # strategy has no such parameter; anything written explicitly is checked by the registry
+    params = {k: v for k, v in strategy.params().items() if k in accepted or k in strategy.model_fields_set}
+    if "periods_per_year" in accepted:
+        params["periods_per_year"] = periods_per_year
+    return _build(strategy.name, **params)
 
 
 def run_experiment(cfg: ExperimentConfig, market: MarketData | None = None,

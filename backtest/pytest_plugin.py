@@ -25,10 +25,17 @@ if TYPE_CHECKING:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("alphapulse-backtest", "AlphaPulse Backtest regression baselines")
-    group.addoption("--update-baselines", action="store_true", default=False,
-                    help="record missing backtest regression baselines and rewrite the ones that changed")
-    parser.addini("backtest_baselines", "folder of backtest regression baselines (relative to the rootdir)",
-                  default="tests/baselines")
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        default=False,
+        help="record missing backtest regression baselines and rewrite the ones that changed",
+    )
+    parser.addini(
+        "backtest_baselines",
+        "folder of backtest regression baselines (relative to the rootdir)",
+        default="tests/baselines",
+    )
 
 
 class BacktestRegression:
@@ -63,7 +70,14 @@ class BacktestRegression:
         try:
             report = regress.check(folder, [path], update=self.update)
         except RegressionError as exc:
-            pytest.fail(f"{exc}\n(run pytest with --update-baselines to record the baseline)", pytrace=False)
+            problem = str(exc)
+        else:
+            problem = ""
+        if problem:
+            pytest.fail(
+                f"{problem}\n(run pytest with --update-baselines to record the baseline)",
+                pytrace=False,
+            )
         comparison = report.comparisons[0]
         if comparison.status != "ok" and not self.update:
             hint = "if the change is intended, rerun with --update-baselines"
@@ -81,5 +95,8 @@ def backtest_regression(request: pytest.FixtureRequest) -> BacktestRegression:
     config = request.config
     rootdir = Path(config.rootpath)
     folder = Path(config.getini("backtest_baselines"))
-    return BacktestRegression(rootdir, folder if folder.is_absolute() else rootdir / folder,
-                              bool(config.getoption("--update-baselines")))
+    return BacktestRegression(
+        rootdir,
+        folder if folder.is_absolute() else rootdir / folder,
+        bool(config.getoption("--update-baselines")),
+    )

@@ -95,10 +95,16 @@ def data_fingerprint(market: MarketData) -> dict[str, Any]:
         for j, symbol in enumerate(market.symbols)
     }
     return {
-        "fingerprint": market.fingerprint(), "source": market.source, "synthetic": bool(market.synthetic),
-        "timeframe": market.timeframe, "n_bars": int(market.n_bars),
-        "start": _iso(market.index[0]), "end": _iso(market.index[-1]),
-        "index_sha256": _sha(index_ms), "fields": list(FIELDS), "symbols": per_symbol,
+        "fingerprint": market.fingerprint(),
+        "source": market.source,
+        "synthetic": bool(market.synthetic),
+        "timeframe": market.timeframe,
+        "n_bars": int(market.n_bars),
+        "start": _iso(market.index[0]),
+        "end": _iso(market.index[-1]),
+        "index_sha256": _sha(index_ms),
+        "fields": list(FIELDS),
+        "symbols": per_symbol,
     }
 
 
@@ -115,9 +121,11 @@ def equity_fingerprint(equity: pd.Series, n_samples: int = N_SAMPLES) -> dict[st
 
     values = np.ascontiguousarray(equity.to_numpy(dtype=np.float64), dtype="<f8")
     n = len(values)
-    pos = np.unique(np.linspace(0, n - 1, min(n, n_samples)).round().astype(np.int64)) if n else []
+    pos = np.unique(np.linspace(0, n - 1, min(n, n_samples)).round().astype(np.int64))
     return {
-        "n_bars": n, "start": _iso(equity.index[0]) if n else None, "end": _iso(equity.index[-1]) if n else None,
+        "n_bars": n,
+        "start": _iso(equity.index[0]) if n else None,
+        "end": _iso(equity.index[-1]) if n else None,
         "sha256": _sha(values),
         "samples": [[_iso(equity.index[i]), _num(values[i])] for i in pos],
     }
@@ -130,10 +138,14 @@ def rebalance_weights(target_weights: pd.DataFrame) -> dict[str, Any]:
 
     values = np.ascontiguousarray(target_weights.to_numpy(dtype=np.float64), dtype="<f8")
     return {
-        "symbols": [str(s) for s in target_weights.columns], "decimals": WEIGHT_DECIMALS,
-        "n_rebalances": len(values), "sha256": _sha(values),
-        "rows": {_iso(t): [_num(w, decimals=WEIGHT_DECIMALS) for w in row]
-                 for t, row in zip(target_weights.index, values, strict=True)},
+        "symbols": [str(s) for s in target_weights.columns],
+        "decimals": WEIGHT_DECIMALS,
+        "n_rebalances": len(values),
+        "sha256": _sha(values),
+        "rows": {
+            _iso(t): [_num(w, decimals=WEIGHT_DECIMALS) for w in row]
+            for t, row in zip(target_weights.index, values, strict=True)
+        },
     }
 
 
@@ -234,7 +246,9 @@ class Target:
     baseline: dict[str, Any] | None
 
 
-def compute_records(items: Sequence[tuple[ExperimentConfig, Path]], baseline_dir: Path, jobs: int = 1) -> list[dict[str, Any]]:
+def compute_records(
+    items: Sequence[tuple[ExperimentConfig, Path]], baseline_dir: Path, jobs: int = 1
+) -> list[dict[str, Any]]:
     """Run each ``(config, config_path)`` and return the records in input order.
 
     ``jobs > 1`` uses a process pool; the numba kernels are compiled in this process first (several
@@ -309,8 +323,9 @@ def _check_unique(cfgs: Sequence[ExperimentConfig]) -> None:
         raise RegressionError(f"two configs share the baseline file name(s) {dup}; give each experiment its own `name`")
 
 
-def collect_targets(baseline_dir: str | Path, configs: Sequence[str | Path] | None = None, *,
-                    update: bool = False) -> list[Target]:
+def collect_targets(
+    baseline_dir: str | Path, configs: Sequence[str | Path] | None = None, *, update: bool = False
+) -> list[Target]:
     """The experiments to check: the given ``configs``, or every baseline in ``baseline_dir``.
 
     Raises :class:`RegressionError` for a missing folder or file, a corrupt baseline, or a baseline
@@ -322,8 +337,10 @@ def collect_targets(baseline_dir: str | Path, configs: Sequence[str | Path] | No
     folder = Path(baseline_dir)
     if not folder.is_dir() and not (update and configs):
         what = "is not a directory" if folder.exists() else "not found"
-        raise RegressionError(f"baseline directory {what}: {folder} (record baselines first: "
-                              f"`backtest regress record CONFIG --baseline {folder}`)")
+        raise RegressionError(
+            f"baseline directory {what}: {folder} (record baselines first: "
+            f"`backtest regress record CONFIG --baseline {folder}`)"
+        )
     targets = []
     if configs:
         for c in configs:
@@ -340,20 +357,25 @@ def collect_targets(baseline_dir: str | Path, configs: Sequence[str | Path] | No
     else:
         files = sorted(folder.glob("*.json"))
         if not files:
-            raise RegressionError(f"no baselines (*.json) in {folder}; record them with "
-                                  f"`backtest regress record CONFIG --baseline {folder}`")
+            raise RegressionError(
+                f"no baselines (*.json) in {folder}; record them with "
+                f"`backtest regress record CONFIG --baseline {folder}`"
+            )
         for path in files:
             baseline = load_baseline(path)
             config_path = Path(os.path.normpath(path.parent / baseline["config_path"]))
             if not config_path.is_file():
-                raise RegressionError(f"baseline {path} comes from an unknown config: {config_path} does not exist "
-                                      f"(restore it, or re-record with `backtest regress record CONFIG --baseline {folder}`)")
+                raise RegressionError(
+                    f"baseline {path} comes from an unknown config: {config_path} does not exist "
+                    f"(restore it, or re-record with `backtest regress record CONFIG --baseline {folder}`)"
+                )
             targets.append(Target(load_config(config_path), config_path, path, baseline))
     for t in targets:
         if t.baseline is not None and t.baseline["experiment"] != t.cfg.name:
             raise RegressionError(
                 f"baseline {t.baseline_path} comes from an unknown config: it was recorded for experiment "
-                f"'{t.baseline['experiment']}' but {t.config_path} defines '{t.cfg.name}' (re-record it)")
+                f"'{t.baseline['experiment']}' but {t.config_path} defines '{t.cfg.name}' (re-record it)"
+            )
         _check_tolerance_names(t)
     return targets
 
@@ -387,8 +409,12 @@ class Change:
 
     @property
     def abs_diff(self) -> float | None:
-        if isinstance(self.baseline, (int, float)) and isinstance(self.current, (int, float)) \
-                and not isinstance(self.baseline, bool) and not isinstance(self.current, bool):
+        if (
+            isinstance(self.baseline, (int, float))
+            and isinstance(self.current, (int, float))
+            and not isinstance(self.baseline, bool)
+            and not isinstance(self.current, bool)
+        ):
             return float(self.current) - float(self.baseline)
         return None
 
@@ -435,8 +461,13 @@ class CheckReport:
         return max((c.exit_code for c in self.comparisons), default=0)
 
 
-def check(baseline_dir: str | Path, configs: Sequence[str | Path] | None = None, *, update: bool = False,
-          jobs: int = 1) -> CheckReport:
+def check(
+    baseline_dir: str | Path,
+    configs: Sequence[str | Path] | None = None,
+    *,
+    update: bool = False,
+    jobs: int = 1,
+) -> CheckReport:
     """Rerun the experiments of ``baseline_dir`` (or ``configs``) and compare with their baselines.
 
     With ``update`` the baselines whose content changed (or that are missing, for explicit
@@ -450,9 +481,12 @@ def check(baseline_dir: str | Path, configs: Sequence[str | Path] | None = None,
     """
     targets = collect_targets(baseline_dir, configs, update=update)
     records = compute_records([(t.cfg, t.config_path) for t in targets], Path(baseline_dir), jobs)
-    comparisons = [compare(t.baseline, rec, t.cfg.regress, t.baseline_path) if t.baseline is not None
-                   else Comparison(t.cfg.name, t.baseline_path, "ok", [], ["no baseline yet: recorded"], rec)
-                   for t, rec in zip(targets, records, strict=True)]
+    comparisons = [
+        compare(t.baseline, rec, t.cfg.regress, t.baseline_path)
+        if t.baseline is not None
+        else Comparison(t.cfg.name, t.baseline_path, "ok", [], ["no baseline yet: recorded"], rec)
+        for t, rec in zip(targets, records, strict=True)
+    ]
     updated = []
     if update:
         for t, comp in zip(targets, comparisons, strict=True):
@@ -465,36 +499,46 @@ def _comparable(record: dict[str, Any]) -> str:
     return dumps({k: v for k, v in record.items() if k != "versions"})
 
 
-def compare(baseline: dict[str, Any], current: dict[str, Any], tol: RegressConfig,
-            baseline_path: str | Path = "") -> Comparison:
+def compare(
+    baseline: dict[str, Any],
+    current: dict[str, Any],
+    tol: RegressConfig,
+    baseline_path: str | Path = "",
+) -> Comparison:
     """Compare a fresh record with its baseline under the tolerances ``tol``."""
     name = current["experiment"]
     changes = config_changes(baseline["config"], current["config"])
-    if baseline["data"].get("fingerprint") != current["data"]["fingerprint"]:
-        notes = [f"input data changed: {'; '.join(data_changes(baseline['data'], current['data']))}"]
-        return Comparison(name, Path(baseline_path), "data_changed", changes, notes, current)
     notes: list[str] = []
+    if baseline["data"].get("fingerprint") != current["data"]["fingerprint"]:
+        notes.append(f"input data changed: {'; '.join(data_changes(baseline['data'], current['data']))}")
+        return Comparison(name, Path(baseline_path), "data_changed", changes, notes, current)
     changes += _metric_changes(baseline["metrics"], current["metrics"], tol, notes)
     changes += _equity_changes(baseline["equity"], current["equity"], tol.series_tolerance("equity"))
     changes += _weight_changes(baseline["weights"], current["weights"], tol.series_tolerance("weights"))
     for section in ("equity", "weights"):
         if baseline[section].get("sha256") != current[section]["sha256"]:
             if tol.strict:
-                changes.append(Change("checksum", f"{section} sha256", baseline[section].get("sha256", "")[:12],
-                                      current[section]["sha256"][:12], (0.0, 0.0), True, "strict = true"))
+                old, new = baseline[section].get("sha256", "")[:12], current[section]["sha256"][:12]
+                changes += _structural("checksum", f"{section} sha256", old, new, "strict = true")
             else:
                 notes.append(f"{section}: not bit-identical to the baseline (sha256 differs; compared with tolerances)")
     status: Status = "regression" if any(c.failed for c in changes) else "ok"
-    compared = {"metrics": len(current["metrics"]), "equity samples": len(current["equity"]["samples"]),
-                "rebalances": len(current["weights"]["rows"])}
+    compared = {
+        "metrics": len(current["metrics"]),
+        "equity samples": len(current["equity"]["samples"]),
+        "rebalances": len(current["weights"]["rows"]),
+    }
     return Comparison(name, Path(baseline_path), status, changes, notes, current, compared)
 
 
 def config_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[Change]:
     """Keys of the resolved config that differ (informational: they explain what moved)."""
     old, new = _flatten(baseline), _flatten(current)
-    return [Change("config", key, old.get(key, "(unset)"), new.get(key, "(unset)"), None, False)
-            for key in sorted(set(old) | set(new)) if old.get(key, "(unset)") != new.get(key, "(unset)")]
+    return [
+        Change("config", key, old.get(key, "(unset)"), new.get(key, "(unset)"), None, False)
+        for key in sorted(set(old) | set(new))
+        if old.get(key, "(unset)") != new.get(key, "(unset)")
+    ]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -534,8 +578,9 @@ def _holds(base: Any, cur: Any, tol: tuple[float, float]) -> bool:
     return bool(base == cur)
 
 
-def _metric_changes(baseline: dict[str, Any], current: dict[str, Any], tol: RegressConfig,
-                    notes: list[str]) -> list[Change]:
+def _metric_changes(
+    baseline: dict[str, Any], current: dict[str, Any], tol: RegressConfig, notes: list[str]
+) -> list[Change]:
     out = []
     for name in sorted(set(baseline) | set(current)):
         if name not in current or name not in baseline:
@@ -553,34 +598,53 @@ def _equity_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tupl
     b_times = [s[0] for s in baseline["samples"]]
     c_times = [s[0] for s in current["samples"]]
     if (baseline["n_bars"], b_times) != (current["n_bars"], c_times):
+
         def span(e: dict[str, Any]) -> str:
             return f"{_short(e['start'])}..{_short(e['end'])} ({e['n_bars']} bars)"
 
-        return [Change("equity", "equity period", span(baseline), span(current), None, True)]
-    return _worst("equity", [(f"equity @ {_short(t)}", b[1], c[1])
-                             for t, b, c in zip(b_times, baseline["samples"], current["samples"], strict=True)], tol)
+        return _structural("equity", "equity period", span(baseline), span(current))
+    return _worst(
+        "equity",
+        [
+            (f"equity @ {_short(t)}", b[1], c[1])
+            for t, b, c in zip(b_times, baseline["samples"], current["samples"], strict=True)
+        ],
+        tol,
+    )
 
 
 def _weight_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]) -> list[Change]:
     if baseline["symbols"] != current["symbols"]:
-        return [Change("weights", "weights: symbols", ", ".join(baseline["symbols"]), ", ".join(current["symbols"]),
-                       None, True)]
+        return _structural("weights", "weights: symbols", ", ".join(baseline["symbols"]), ", ".join(current["symbols"]))
     b_rows, c_rows = baseline["rows"], current["rows"]
-    if list(b_rows) != list(c_rows):
-        first = next((f"{_short(a)} vs {_short(b)}" for a, b in zip(b_rows, c_rows, strict=False) if a != b),
-                     "one list is longer")
+    if sorted(b_rows) != sorted(c_rows):
+        pairs = zip(sorted(b_rows), sorted(c_rows), strict=False)
+        first = next((f"{_short(a)} vs {_short(b)}" for a, b in pairs if a != b), "one list is longer")
+
         def span(rows: dict[str, Any]) -> str:
             return f"{len(rows)} ({_short(min(rows))}..{_short(max(rows))})" if rows else "0"
 
-        return [Change("weights", "weights: rebalance dates", span(b_rows), span(c_rows), None, True,
-                       f"first difference: {first}")]
-    cells = [(f"weight {_short(t)} {s}", b, c)
-             for t in b_rows for s, b, c in zip(baseline["symbols"], b_rows[t], c_rows[t], strict=True)]
+        return _structural(
+            "weights", "weights: rebalance dates", span(b_rows), span(c_rows), f"first difference: {first}"
+        )
+    cells = [
+        (f"weight {_short(t)} {s}", b, c)
+        for t in b_rows
+        for s, b, c in zip(baseline["symbols"], b_rows[t], c_rows[t], strict=True)
+    ]
     return _worst("weights", cells, tol)
 
 
-def _worst(section: Literal["equity", "weights"], cells: list[tuple[str, Any, Any]],
-           tol: tuple[float, float]) -> list[Change]:
+def _structural(section: Any, item: str, baseline: Any, current: Any, detail: str = "") -> list[Change]:
+    """A change that fails whatever the tolerance (a shifted period, other symbols, a checksum)."""
+    return [Change(section, item, baseline, current, None, True, detail)]
+
+
+def _worst(
+    section: Literal["equity", "weights"],
+    cells: list[tuple[str, Any, Any]],
+    tol: tuple[float, float],
+) -> list[Change]:
     """One row for a series: the cell furthest beyond (or closest to) its tolerance, with counts."""
     moved = [(item, b, c) for item, b, c in cells if b != c]
     if not moved:

@@ -8,6 +8,7 @@ and compares (exit 0 every value holds, 1 a regression, 2 the input data changed
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,9 +18,19 @@ import typer
 if TYPE_CHECKING:
     from backtest.regress import Change, CheckReport, Comparison
 
-BaselineOption = Annotated[Path, typer.Option("--baseline", "-b", help="Folder of baseline JSON files (one per experiment).",
-                                               show_default=False)]
-JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Experiments run in parallel (processes); results do not depend on it.")]
+BaselineOption = Annotated[
+    Path,
+    typer.Option(
+        "--baseline",
+        "-b",
+        help="Folder of baseline JSON files (one per experiment).",
+        show_default=False,
+    ),
+]
+JobsOption = Annotated[
+    int,
+    typer.Option("--jobs", "-j", help="Experiments run in parallel (processes); results do not depend on it."),
+]
 
 regress_app = typer.Typer(help="Golden baselines for CI regression on returns (record, check).", no_args_is_help=True)
 
@@ -41,10 +52,17 @@ def record(
 @regress_app.command("check")
 def check(
     baseline: BaselineOption,
-    configs: Annotated[list[Path] | None, typer.Argument(
-        help="Only these configs (default: every baseline in the folder, with the config it was recorded from).",
-        show_default=False)] = None,
-    update: Annotated[bool, typer.Option("--update", help="Rewrite the baselines that changed (after an intended change).")] = False,
+    configs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Only these configs (default: every baseline in the folder, with the config it was recorded from).",
+            show_default=False,
+        ),
+    ] = None,
+    update: Annotated[
+        bool,
+        typer.Option("--update", help="Rewrite the baselines that changed (after an intended change)."),
+    ] = False,
     jobs: JobsOption = 1,
 ) -> None:
     """Rerun the experiments and compare with their baselines; exit 1 on a regression, 2 if the data changed."""
@@ -62,13 +80,19 @@ def check(
     code = report.exit_code
     if code == 1:
         names = ", ".join(c.experiment for c in report.comparisons if c.status == "regression")
-        typer.echo(f"regression: {names} moved beyond tolerance (see the table); if the change is intended, "
-                   f"run `backtest regress check --baseline {baseline} --update`", err=True)
+        typer.echo(
+            f"regression: {names} moved beyond tolerance (see the table); if the change is intended, "
+            f"run `backtest regress check --baseline {baseline} --update`",
+            err=True,
+        )
     elif code == 2:
         for comp in report.comparisons:
             if comp.status == "data_changed":
-                typer.echo(f"not comparable: {comp.experiment}: {comp.notes[0]}; if intended, re-record with "
-                           f"`backtest regress check --baseline {baseline} --update`", err=True)
+                typer.echo(
+                    f"not comparable: {comp.experiment}: {comp.notes[0]}; if intended, re-record with "
+                    f"`backtest regress check --baseline {baseline} --update`",
+                    err=True,
+                )
     if code:
         raise SystemExit(code)  # not typer.Exit: click returns its code and cli.main would drop it
 
@@ -102,7 +126,9 @@ def headline(comp: Comparison) -> str:
     if comp.status == "data_changed":
         return f"[yellow bold]NOT COMPARABLE[/] {escape(comp.experiment)}: {escape(comp.notes[0])} {where}"
     if comp.status == "regression":
-        return f"[red bold]REGRESSION[/] {escape(comp.experiment)}: {len(comp.failures)} item(s) beyond tolerance {where}"
+        return (
+            f"[red bold]REGRESSION[/] {escape(comp.experiment)}: {len(comp.failures)} item(s) beyond tolerance {where}"
+        )
     held = ", ".join(f"{n} {what}" for what, n in comp.compared.items())
     moved = " (some values moved within tolerance)" if any(c.section != "config" for c in comp.changes) else ""
     return f"[green bold]ok[/] {escape(comp.experiment)}: {held or 'recorded'} hold{moved} {where}"
@@ -122,8 +148,14 @@ def change_table(comp: Comparison) -> Any:
     table.add_column("status", overflow="fold")
     for change in comp.changes:
         item = escape(change.item) + (f"\n  [dim]{escape(change.detail)}[/]" if change.detail else "")
-        table.add_row(item, escape(_value(change.baseline)), escape(_value(change.current)),
-                      *_deltas(change), _tolerance(change), _status(change))
+        table.add_row(
+            item,
+            escape(_value(change.baseline)),
+            escape(_value(change.current)),
+            *_deltas(change),
+            _tolerance(change),
+            _status(change),
+        )
     return table
 
 
@@ -156,7 +188,8 @@ def _status(change: Change) -> str:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    # a CI log is not a terminal: keep the table wide enough to read unless COLUMNS says otherwise
+    return Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
 
 
 def register(app: typer.Typer) -> None:
