@@ -66,7 +66,7 @@ def fetch(
     from datasets.errors import DataError
     from datasets.exchange import check_exchange_id
     from datasets.fetch import fetch_ohlcv, prepare_exchange
-    from datasets.store import to_utc_ms
+    from datasets.store_format import to_utc_ms
 
     names = _symbols(symbols) or []
     check_exchange_id(exchange)
@@ -87,8 +87,12 @@ def fetch(
         for symbol in names:
             task = bar.add_task(symbol, total=1.0)
             start = since_ms if since_ms is not None else store.first_timestamp(exchange, timeframe, symbol)
+
+            def show(state, task=task) -> None:
+                bar.update(task, completed=state.fraction)
+
             report = fetch_ohlcv(ex, symbol, timeframe, start, until_ms, store=store, max_retries=max_retries,
-                                 progress=lambda p, t=task: bar.update(t, completed=p.fraction))
+                                 progress=show)
             bar.update(task, completed=1.0)
             reports.append(report)
     for report in reports:
@@ -114,7 +118,7 @@ def import_csv(
     """Write a long CSV dump into the store (merging with what is there)."""
     from datasets.csvimport import infer_timeframe, read_long_csv, resolve_csv_path
     from datasets.errors import DataError
-    from datasets.store import FIELDS
+    from datasets.store_format import FIELDS
 
     path = resolve_csv_path(file)
     frame = read_long_csv(path, _symbols(symbols))

@@ -1,0 +1,466 @@
+"""`OHLCVStore`: a Parquet cache of candles, one hive partition per exchange/timeframe/symbol/year.
+
+Layout (``root`` is ``$ALPHAPULSE_DATA`` or ``./data``)::
+
+    root/exchange=binance/timeframe=1h/symbol=BTC_USDT/year=2024/data.parquet
+                                                      /_series.json   coverage hints
+                                                      /.lock          writer lock
+
+Columns: ``timestamp_ms`` (int64, UTC ms of the bar open) and ``open, high, low, close, volume``.
+Exchanges send prices as decimal strings, so each price column is stored as an exact decimal
+(Parquet ``DECIMAL(18, s)`` on INT64, delta-encoded) with the smallest scale ``s`` that gives back
+the float64 values bit for bit; a column that no scale reproduces (or with NaN) is stored as float64
+(zstd). Readers always get float64. Files carry metadata (schema version, source, fetch time).
+The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store_format`.
+
+Writes are atomic (temp file + ``os.replace``) and serialised per symbol partition with a file lock;
+an incremental write rewrites only the year partitions it touches. Readers never lock.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datasets.errors import DataError, StoreCorruptError
+from datasets.lock import partition_lock
+from datasets.panel import MarketData
+from datasets.store_format import (
+    FIELDS,
+    FILE_NAME,
+    META_KEY,
+    REPAIR_HINT,
+    SCHEMA_VERSION,
+    Candles,
+    atomic_write,
+    candles_from_frame,
+    concat_candles,
+    decode_column,
+    decode_symbol,
+    dedupe,
+    encode_symbol,
+    fmt_ms,
+    make_table,
+    read_file,
+    read_table,
+    to_utc_ms,
+    year_bounds,
+    years_of,
+)
+from datasets.timeframe import timeframe_to_ms
+from datasets.validate import invalid_candle_mask, split_invalid
+
+__all__ = ["FIELDS", "FILE_NAME", "SCHEMA_VERSION", "SERIES_META", "OHLCVStore", "decode_symbol", "encode_symbol",
+           "to_utc_ms"]
+
+log = logging.getLogger(__name__)
+
+SERIES_META = "_series.json"
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+class _Columns(NamedTuple):
+    """Candles of several year files, concatenated: ``owners``/``sizes`` per file (symbol position,
+    rows), ``ts`` and ``values`` per row, ``metas`` per file."""
+
+    owners: np.ndarray
+    sizes: np.ndarray
+    ts: np.ndarray
+    values: dict[str, np.ndarray]
+    metas: list[dict]
+
+
+# ---------------------------------------------------------------------------------- the store
+class OHLCVStore:
+    """Parquet OHLCV cache (see the module docstring for the layout and guarantees).
+
+    Parameters
+    ----------
+    root : str or path, optional
+        Store folder; default ``$ALPHAPULSE_DATA``, else ``./data``. Created on first write.
+
+    Examples
+    --------
+    >>> store = OHLCVStore("data")  # doctest: +SKIP
+    >>> market = store.load("binance", ["BTC/USDT", "ETH/USDT"], "1d", "2021-01-01", "2022-12-31")  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root if root is not None else os.environ.get("ALPHAPULSE_DATA") or "data")
+
+    def __repr__(self) -> str:
+        return f"OHLCVStore({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ paths
+    def series_dir(self, exchange: str, timeframe: str, symbol: str) -> Path:
+        """Folder of one symbol partition (``.../symbol=BTC_USDT``); names are validated."""
+        return self._timeframe_dir(exchange, timeframe) / f"symbol={encode_symbol(symbol)}"
+
+    def _timeframe_dir(self, exchange: str, timeframe: str) -> Path:
+        if not isinstance(exchange, str) or not _ID.fullmatch(exchange):
+            raise DataError(f"`exchange` must be an id such as 'binance'; got {exchange!r}")
+        timeframe_to_ms(timeframe)
+        return self.root / f"exchange={exchange}" / f"timeframe={timeframe}"
+
+    @staticmethod
+    def _year_files(series: Path) -> dict[int, Path]:
+        files: dict[int, Path] = {}
+        try:
+            entries = list(os.scandir(series))
+        except (FileNotFoundError, NotADirectoryError):
+            return files
+        for entry in entries:
+            year = entry.name.removeprefix("year=")
+            if entry.name.startswith("year=") and year.isdigit() and os.path.isfile(path := Path(entry.path, FILE_NAME)):
+                files[int(year)] = path
+        return dict(sorted(files.items()))
+
+    # ------------------------------------------------------------------ catalogue
+    def exchanges(self) -> list[str]:
+        return sorted(p.name.removeprefix("exchange=") for p in self.root.glob("exchange=*") if p.is_dir())
+
+    def timeframes(self, exchange: str) -> list[str]:
+        base = self.root / f"exchange={exchange}"
+        return sorted((p.name.removeprefix("timeframe=") for p in base.glob("timeframe=*") if p.is_dir()),
+                      key=lambda tf: (timeframe_to_ms(tf) if re.fullmatch(r"\d+[smhdw]", tf) else 0, tf))
+
+    def symbols(self, exchange: str, timeframe: str) -> list[str]:
+        """Stored symbols (with at least one partition file), sorted."""
+        out = []
+        for series in self._timeframe_dir(exchange, timeframe).glob("symbol=*"):
+            try:
+                symbol = decode_symbol(series.name.removeprefix("symbol="))
+            except DataError:
+                log.warning("ignoring %s (not a symbol folder; see `backtest data verify`)", series)
+                continue
+            if self._year_files(series):
+                out.append(symbol)
+        return sorted(out)
+
+    def _check_stored(self, exchange: str, timeframe: str, symbols: Sequence[str]) -> None:
+        stored = self.symbols(exchange, timeframe)
+        unknown = [s for s in symbols if s not in stored]
+        if unknown:
+            import difflib
+
+            near = sorted({m for s in unknown for m in difflib.get_close_matches(s, stored, n=2)})
+            hint = f"; close matches: {', '.join(near)}" if near else ""
+            raise DataError(
+                f"no {timeframe} candles for {', '.join(unknown)} from {exchange} in the store {self.root}{hint} "
+                f"(fetch them with `backtest data fetch --exchange {exchange} --symbols {','.join(unknown)} "
+                f"--timeframe {timeframe} --since YYYY-MM-DD`)"
+            )
+
+    @staticmethod
+    def _file_span(path: Path) -> tuple[int, int | None, int | None]:
+        """``(rows, first_ms, last_ms)`` from the Parquet footer statistics (no data read)."""
+        try:
+            md = pq.read_metadata(path)
+            stats = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
+            stats = [s for s in stats if s is not None and s.has_min_max]
+            first = min((int(s.min) for s in stats), default=None)
+            last = max((int(s.max) for s in stats), default=None)
+            return md.num_rows, first, last
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreCorruptError(f"corrupt store file {path}: {str(exc).splitlines()[0]}; {REPAIR_HINT}") from exc
+
+    def first_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
+        """Open time (UTC ms) of the first stored candle, or None."""
+        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        return self._file_span(next(iter(files.values())))[1] if files else None
+
+    def last_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
+        """Open time (UTC ms) of the last stored candle, or None: where an incremental fetch resumes."""
+        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        return self._file_span(files[max(files)])[2] if files else None
+
+    def list(self) -> pd.DataFrame:
+        """One row per stored series: ``exchange, timeframe, symbol, first, last, rows, files, bytes``."""
+        rows = []
+        for exchange in self.exchanges():
+            for timeframe in self.timeframes(exchange):
+                for symbol in self.symbols(exchange, timeframe):
+                    files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+                    spans = [self._file_span(p) for p in files.values()]
+                    rows.append((exchange, timeframe, symbol,
+                                 pd.Timestamp(spans[0][1], unit="ms", tz="UTC"),
+                                 pd.Timestamp(spans[-1][2], unit="ms", tz="UTC"),
+                                 sum(s[0] for s in spans), len(files), sum(p.stat().st_size for p in files.values())))
+        return pd.DataFrame(rows, columns=["exchange", "timeframe", "symbol", "first", "last", "rows", "files", "bytes"])
+
+    # ------------------------------------------------------------------ coverage hints
+    def coverage(self, exchange: str, timeframe: str, symbol: str) -> dict:
+        """Hints a fetch left: ``history_start_ms`` (nothing exists before the first candle from there)
+        and ``fetched_until_ms`` (the exchange had nothing newer up to there)."""
+        path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
+        try:
+            return json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            log.warning("ignoring unreadable %s", path)
+            return {}
+
+    def update_coverage(self, exchange: str, timeframe: str, symbol: str, **hints: int | None) -> None:
+        series = self.series_dir(exchange, timeframe, symbol)
+        with partition_lock(series):
+            meta = {**self.coverage(exchange, timeframe, symbol), "symbol": symbol, "schema_version": SCHEMA_VERSION}
+            for key, value in hints.items():
+                if value is None:
+                    meta.pop(key, None)
+                elif key == "history_start_ms":
+                    meta[key] = min(int(value), meta.get(key, int(value)))
+                else:
+                    meta[key] = max(int(value), meta.get(key, int(value)))
+            tmp = series / f".{SERIES_META}.{uuid.uuid4().hex[:8]}.tmp"
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, series / SERIES_META)
+
+    def missing_ranges(self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int) -> builtins.list[tuple[int, int]]:
+        """Bar-open ranges ``[a, b]`` (UTC ms, inclusive) that the store lacks within ``[start_ms, end_ms]``:
+        before the first candle, whole missing year partitions inside, after the last candle.
+        Exchange outages inside a year are not refetched (they are missing at the exchange too)."""
+        step = timeframe_to_ms(timeframe)
+        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        if not files:
+            return [(start_ms, end_ms)] if start_ms <= end_ms else []
+        hints = self.coverage(exchange, timeframe, symbol)
+        first = self._file_span(files[min(files)])[1]
+        last = self._file_span(files[max(files)])[2]
+        ranges = []
+        if first is not None and start_ms < first and hints.get("history_start_ms", first) > start_ms:
+            ranges.append((start_ms, min(first - step, end_ms)))
+        for year in range(min(files) + 1, max(files)):
+            lo, hi = year_bounds(year)
+            if year not in files and hi >= start_ms and lo <= end_ms:
+                ranges.append((max(lo, start_ms), min(hi, end_ms)))
+        if last is not None:
+            # the next bar on the stored grid after what the exchange already confirmed
+            confirmed = max(last, int(hints.get("fetched_until_ms", last)))
+            tail = last + ((confirmed - last) // step + 1) * step
+            if end_ms >= tail:
+                ranges.append((max(tail, start_ms), end_ms))
+        return [(a, b) for a, b in ranges if a <= b]
+
+    # ------------------------------------------------------------------ write
+    def write(self, exchange: str, timeframe: str, symbol: str, frame: pd.DataFrame, *, source: str = "unknown") -> int:
+        """Merge candles into the store; rows with a stored timestamp replace the stored row.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Columns ``timestamp_ms`` (int, UTC ms of the bar open) and ``open, high, low, close, volume``
+            (float); other columns are ignored. Invalid candles are stored as received (the loader
+            keeps them out of panels and reports them).
+        source : str
+            Provenance written into the file metadata (``"ccxt:binance"``, ``"csv:file.csv.gz"``).
+
+        Returns
+        -------
+        int
+            Number of year partitions rewritten (only those the new rows fall in).
+        """
+        ts, values = candles_from_frame(frame)
+        return self._write_candles(exchange, timeframe, symbol, ts, values, source)
+
+    def _write_candles(self, exchange: str, timeframe: str, symbol: str, ts: np.ndarray,
+                       values: dict[str, np.ndarray], source: str) -> int:
+        if not len(ts):
+            return 0
+        series = self.series_dir(exchange, timeframe, symbol)
+        years = years_of(ts)
+        bounds = np.flatnonzero(np.diff(years)) + 1  # ts is sorted: years come in runs
+        with partition_lock(series):
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
+                part = (ts[lo:hi], {c: v[lo:hi] for c, v in values.items()})
+                self._merge_year(series, int(years[lo]), part, (exchange, timeframe, symbol), source)
+        return len(bounds) + 1
+
+    def _merge_year(self, series: Path, year: int, new: Candles, names: tuple[str, str, str], source: str,
+                    *, replace_existing: bool = False) -> None:
+        path = series / f"year={year}" / FILE_NAME
+        sources = {source}
+        if path.exists() and not replace_existing:
+            new = dedupe(*concat_candles([read_file(path)[:2], new]))
+            sources |= set(self._file_meta(path).get("source", "").split(",")) - {""}
+        ts, values = new
+        invalid = int(invalid_candle_mask(pd.DataFrame(values))[0].sum())
+        meta = {"schema_version": SCHEMA_VERSION, "exchange": names[0], "timeframe": names[1], "symbol": names[2],
+                "source": ",".join(sorted(sources)), "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "rows": len(ts), "invalid": invalid}
+        atomic_write(make_table(ts, values, meta), path)
+
+    @staticmethod
+    def _file_meta(path: Path) -> dict:
+        try:
+            raw = (pq.read_schema(path).metadata or {}).get(META_KEY, b"{}")
+            return json.loads(raw)
+        except (OSError, pa.ArrowException, ValueError):
+            return {}
+
+    def file_metadata(self, exchange: str, timeframe: str, symbol: str, year: int) -> dict:
+        """The metadata written into one partition file (schema version, source, fetched_at, rows)."""
+        return self._file_meta(self.series_dir(exchange, timeframe, symbol) / f"year={year}" / FILE_NAME)
+
+    # ------------------------------------------------------------------ read
+    def read(self, exchange: str, timeframe: str, symbol: str, start: object = None, end: object = None) -> pd.DataFrame:
+        """Stored candles of one symbol as a frame ``timestamp_ms, open, high, low, close, volume``."""
+        self._check_stored(exchange, timeframe, [symbol])
+        ts, values = self._read_series([symbol], exchange, timeframe, *self._bounds(start, end))[0]
+        return pd.DataFrame({"timestamp_ms": ts, **values})
+
+    @staticmethod
+    def _bounds(start: object, end: object) -> tuple[int | None, int | None]:
+        lo = None if start is None else to_utc_ms(start, "start")
+        hi = None if end is None else to_utc_ms(end, "end")
+        if lo is not None and hi is not None and lo > hi:
+            raise DataError(f"`start` ({fmt_ms(lo)}) must not be after `end` ({fmt_ms(hi)})")
+        return lo, hi
+
+    def _read_columns(self, symbols: Sequence[str], exchange: str, timeframe: str, lo: int | None,
+                      hi: int | None, fields: Sequence[str] = FIELDS) -> _Columns:
+        """Candles of ``symbols`` within ``[lo, hi]``, concatenated in symbol order, then time order.
+
+        Only the year files that overlap the bounds are read. Two passes over one batch of files per
+        worker thread (Arrow and numpy release the GIL): read and slice, then decode straight into
+        the preallocated output arrays (no intermediate copies).
+        """
+        y_lo = -1 if lo is None else int(years_of(np.array([lo]))[0])
+        y_hi = 10**6 if hi is None else int(years_of(np.array([hi]))[0])
+        tasks = []
+        for j, symbol in enumerate(symbols):
+            files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+            tasks += [(j, p) for y, p in files.items() if y_lo <= y <= y_hi]
+        columns = ["timestamp_ms", *fields]
+        opened: list = [None] * len(tasks)
+
+        def open_batch(k: int) -> None:
+            for i in range(k, len(tasks), workers):
+                table, meta = read_table(tasks[i][1], columns)
+                ts = table.column("timestamp_ms").to_numpy()
+                a = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))  # files are sorted
+                b = len(ts) if hi is None else int(np.searchsorted(ts, hi, side="right"))
+                opened[i] = (table, ts, a, b, meta)
+
+        def fill_batch(k: int) -> None:
+            for i in range(k, len(tasks), workers):
+                table, ts, a, b, _ = opened[i]
+                o = offsets[i]
+                ts_all[o : o + b - a] = ts[a:b]
+                for c in fields:
+                    decode_column(table.column(c), a, b, out=values[c][o : o + b - a])
+
+        workers = max(1, min(8, os.cpu_count() or 1, len(tasks)))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(open_batch, range(workers)))
+            sizes = np.array([b - a for _, _, a, b, _ in opened], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(sizes)])
+            ts_all = np.empty(int(offsets[-1]), dtype=np.int64)
+            values = {c: np.empty(len(ts_all)) for c in fields}
+            list(pool.map(fill_batch, range(workers)))
+        owners = np.array([j for j, _ in tasks], dtype=np.int64)
+        return _Columns(owners, sizes, ts_all, values, [o[4] for o in opened])
+
+    def _read_series(self, symbols: Sequence[str], exchange: str, timeframe: str, lo: int | None,
+                     hi: int | None, fields: Sequence[str] = FIELDS) -> builtins.list[Candles]:
+        cols = self._read_columns(symbols, exchange, timeframe, lo, hi, fields)
+        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(symbols)).astype(np.int64)
+        edges = np.concatenate([[0], np.cumsum(per_symbol)])
+        return [(cols.ts[a:b], {c: v[a:b] for c, v in cols.values.items()}) for a, b in itertools.pairwise(edges)]
+
+    def load(self, exchange: str, symbols: Sequence[str] | str | None, timeframe: str, start: object = None,
+             end: object = None, *, max_fill_bars: int = 0) -> MarketData:
+        """Load stored candles into an aligned :class:`MarketData` panel.
+
+        Parameters
+        ----------
+        exchange : str
+            Exchange id the data was stored under (``"binance"``).
+        symbols : sequence of str, str or None
+            Columns of the panel, in this order (None: every stored symbol).
+        timeframe : str
+            ccxt timeframe (``"1h"``, ``"1d"``).
+        start, end : str, Timestamp or int ms, optional
+            Inclusive UTC bounds on the bar open time.
+        max_fill_bars : int
+            Gap policy: 0 leaves missing bars NaN; N forward-fills gaps of at most N bars (flagged in
+            ``market.filled``). The policy is recorded in ``market.notes``.
+
+        Returns
+        -------
+        MarketData
+            Arrays of shape ``(n_bars, n_assets)``; NaN before listing, after delisting and in gaps.
+            Invalid candles are kept out and reported in ``notes``.
+        """
+        lo, hi = self._bounds(start, end)
+        names = self.symbols(exchange, timeframe) if symbols is None else (
+            [symbols] if isinstance(symbols, str) else list(symbols))
+        if symbols is None and not names:
+            raise DataError(f"no {timeframe} candles from {exchange} in the store {self.root} (see `backtest data list`)")
+        if not names or len(set(names)) != len(names):
+            raise DataError(f"`symbols` must be a non-empty list of distinct symbols; got {names}")
+        self._check_stored(exchange, timeframe, names)
+        cols = self._read_columns(names, exchange, timeframe, lo, hi)
+        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(names))
+        empty = [s for s, n in zip(names, per_symbol, strict=True) if n == 0]
+        if empty:
+            raise DataError(f"no stored {timeframe} candles for {', '.join(empty)} between {fmt_ms(lo)} and "
+                            f"{fmt_ms(hi)} (see `backtest data list`)")
+        codes = np.repeat(cols.owners.astype(np.int8 if len(names) < 128 else np.int32), cols.sizes)
+        frame = pd.DataFrame({"symbol": pd.Categorical.from_codes(codes, categories=names),
+                              "timestamp_ms": cols.ts, **cols.values}, copy=False)
+        # each file records how many invalid candles it holds (counted when written): skip the
+        # check when every file read says none
+        if all(m.get("invalid") == 0 and m.get("schema_version") == SCHEMA_VERSION for m in cols.metas):
+            valid, invalid = frame, frame.iloc[:0]
+        else:
+            valid, invalid = split_invalid(frame)
+        market = MarketData.from_long(valid, timeframe, symbols=names, source=f"store:{exchange}")
+        if len(invalid):
+            counts = invalid["symbol"].value_counts()
+            per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())
+            note = (f"{len(invalid)} invalid candles kept out of the panel ({per}; "
+                    f"{', '.join(sorted(set(invalid['reason'])))})")
+            log.warning(note)
+            market = replace(market, notes=(*market.notes, note))
+        return market.fill_gaps(max_fill_bars)
+
+    def gaps(self, exchange: str, timeframe: str, symbols: Sequence[str] | None = None,
+             start: object = None, end: object = None) -> pd.DataFrame:
+        """Missing bars inside each stored series: columns ``symbol, start, end, n_bars`` (bar open times)."""
+        lo, hi = self._bounds(start, end)
+        names = self.symbols(exchange, timeframe) if symbols is None else list(symbols)
+        self._check_stored(exchange, timeframe, names)
+        step = timeframe_to_ms(timeframe)
+        rows = []
+        for symbol, (ts, _) in zip(names, self._read_series(names, exchange, timeframe, lo, hi, ()), strict=True):
+            jumps = np.flatnonzero(np.diff(ts) > step)
+            for k in jumps:
+                first, last = ts[k] + step, ts[k + 1] - step
+                rows.append((symbol, pd.Timestamp(first, unit="ms", tz="UTC"), pd.Timestamp(last, unit="ms", tz="UTC"),
+                             int((last - first) // step + 1)))
+        return pd.DataFrame(rows, columns=["symbol", "start", "end", "n_bars"])
+
+    def verify(self, repair: bool = False) -> pd.DataFrame:
+        """Check every file; with ``repair=True`` fix what can be fixed.
+
+        Returns a DataFrame ``path, problem, action`` (empty when the store is sound). See
+        :mod:`datasets.store_verify` for the checks and repairs.
+        """
+        from datasets.store_verify import verify_store
+
+        return verify_store(self, repair=repair)

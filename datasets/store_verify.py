@@ -1,0 +1,169 @@
+"""Integrity check and repair of an :class:`~datasets.store.OHLCVStore` (``backtest data verify``).
+
+Checks, per symbol partition:
+
+* unreadable Parquet files (truncated, garbage, wrong column types) -> moved to ``root/_quarantine``
+  (the data is refetched by the next ``data fetch``: the store then sees the missing year);
+* timestamps unsorted or duplicated -> rewritten sorted, keeping the last row of a duplicate;
+* rows in the wrong year partition -> moved to the right one;
+* file metadata that disagrees with the data (row count, symbol, schema version) -> rewritten;
+* temporary files left by an interrupted write -> deleted;
+* an unreadable ``_series.json`` (coverage hints) -> deleted.
+
+Anything else (foreign files, folders that are not store partitions) is reported and left alone.
+Repairs hold the partition's writer lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.errors import DataError, StoreCorruptError
+from datasets.lock import LOCK_NAME, partition_lock
+from datasets.store import SERIES_META, OHLCVStore
+from datasets.store_format import (
+    FILE_NAME,
+    SCHEMA_VERSION,
+    decode_symbol,
+    dedupe,
+    read_file,
+    years_of,
+)
+from datasets.timeframe import timeframe_to_ms
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["path", "problem", "action"]
+QUARANTINE = "_quarantine"
+_NOT_REPAIRED = "none (run `backtest data verify --repair`)"
+
+
+def verify_store(store: OHLCVStore, repair: bool = False) -> pd.DataFrame:
+    """Check every partition of ``store``; returns a DataFrame ``path, problem, action``."""
+    problems: list[tuple[str, str, str]] = []
+    if not store.root.exists():
+        return pd.DataFrame(problems, columns=COLUMNS)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    for ex_dir in sorted(store.root.iterdir()):
+        if ex_dir.name.startswith((".", "_")):
+            continue
+        if not (ex_dir.is_dir() and ex_dir.name.startswith("exchange=")):
+            problems.append((str(ex_dir), "not a store partition", "left alone"))
+            continue
+        for tf_dir in sorted(ex_dir.iterdir()):
+            timeframe = tf_dir.name.removeprefix("timeframe=")
+            if not (tf_dir.is_dir() and tf_dir.name.startswith("timeframe=") and _valid_timeframe(timeframe)):
+                problems.append((str(tf_dir), "not a timeframe partition", "left alone"))
+                continue
+            for series in sorted(tf_dir.iterdir()):
+                problems += _check_series(store, ex_dir.name.removeprefix("exchange="), timeframe, series,
+                                          repair, stamp)
+    for path, problem, action in problems:
+        log.warning("%s: %s (%s)", path, problem, action)
+    return pd.DataFrame(problems, columns=COLUMNS)
+
+
+def _valid_timeframe(timeframe: str) -> bool:
+    try:
+        timeframe_to_ms(timeframe)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_series(store: OHLCVStore, exchange: str, timeframe: str, series: Path, repair: bool,
+                  stamp: str) -> list[tuple[str, str, str]]:
+    try:
+        if not (series.is_dir() and series.name.startswith("symbol=")):
+            raise DataError("not a symbol partition")
+        symbol = decode_symbol(series.name.removeprefix("symbol="))
+    except DataError:
+        return [(str(series), "not a symbol partition written by the store", "left alone")]
+    found: list[tuple[str, str, str]] = []
+    with partition_lock(series) if repair else contextlib.nullcontext():
+        for tmp in sorted(series.rglob(".*.tmp")):
+            found.append((str(tmp), "temporary file left by an interrupted write",
+                          _act(repair, tmp.unlink, "deleted")))
+        meta_path = series / SERIES_META
+        if meta_path.exists():
+            try:
+                json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                found.append((str(meta_path), "unreadable coverage hints", _act(repair, meta_path.unlink, "deleted")))
+        for entry in sorted(series.iterdir()):
+            if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
+                continue
+            year = entry.name.removeprefix("year=")
+            if not (entry.is_dir() and entry.name.startswith("year=") and year.isdigit()):
+                found.append((str(entry), "not a year partition", "left alone"))
+                continue
+            for item in sorted(entry.iterdir()):
+                if item.name.startswith("."):
+                    continue
+                if item.name != FILE_NAME:
+                    found.append((str(item), "unexpected file in a year partition", "left alone"))
+                    continue
+                found += _check_file(store, (exchange, timeframe, symbol), item, int(year), repair, stamp)
+    return found
+
+
+def _act(repair: bool, fix, done: str) -> str:
+    if not repair:
+        return _NOT_REPAIRED
+    fix()
+    return done
+
+
+def _check_file(store: OHLCVStore, names: tuple[str, str, str], path: Path, year: int, repair: bool,
+                stamp: str) -> list[tuple[str, str, str]]:
+    try:
+        ts, values, meta = read_file(path)
+    except StoreCorruptError as exc:
+        reason = str(exc).split(": ", 1)[-1].split("; run", 1)[0]
+
+        def quarantine() -> None:
+            dest = store.root / QUARANTINE / stamp / path.relative_to(store.root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            (path.parent.parent / SERIES_META).unlink(missing_ok=True)  # coverage hints no longer hold
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+
+        action = _act(repair, quarantine, f"moved to {QUARANTINE}/{stamp}/; refetch with `backtest data fetch "
+                                           f"--exchange {names[0]} --symbols {names[2]} --timeframe {names[1]}`")
+        return [(str(path), f"unreadable: {reason}", action)]
+    issues = []
+    if len(ts) > 1 and not (np.diff(ts) > 0).all():
+        issues.append("timestamps unsorted or duplicated")
+    years = years_of(ts)
+    if (years != year).any():
+        issues.append(f"{int((years != year).sum())} rows belong to other years")
+    if meta.get("schema_version") != SCHEMA_VERSION or meta.get("symbol") != names[2] or meta.get("rows") != len(ts):
+        issues.append("file metadata disagrees with the data")
+    if not issues:
+        return []
+
+    def rewrite() -> None:
+        clean_ts, clean = dedupe(ts, values)
+        clean_years = years_of(clean_ts)
+        source = meta.get("source") or "repaired"
+        series = path.parent.parent
+        own = clean_years == year
+        if own.any():
+            store._merge_year(series, year, (clean_ts[own], {c: v[own] for c, v in clean.items()}), names, source,
+                              replace_existing=True)
+        else:
+            path.unlink()
+        for other in np.unique(clean_years[~own]):
+            sel = clean_years == other
+            store._merge_year(series, int(other), (clean_ts[sel], {c: v[sel] for c, v in clean.items()}), names, source)
+
+    return [(str(path), "; ".join(issues), _act(repair, rewrite, "rewritten"))]
