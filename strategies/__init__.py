@@ -3,19 +3,41 @@
 This is AlphaPulse Backtest's ``strategies`` package (PyPI has an unrelated package of this name).
 """
 
-from strategies.base import Allocation, Allocator, BaseAllocator, Constraints, validate_returns
+from strategies.base import (
+    Allocation,
+    Allocator,
+    BaseAllocator,
+    Constraints,
+    project_to_bounds,
+    validate_returns,
+)
 from strategies.baselines import EqualWeight, InverseVolatility
-from strategies.errors import ConstraintError, InputError, NoFreedomWarning
+from strategies.errors import ConstraintError, InputError, NoFreedomWarning, SolverError
+from strategies.frontier import efficient_frontier, frontier_from_moments
+from strategies.hrp import HRPStrategy, hrp_weights
+from strategies.mpt import MPTStrategy
+from strategies.registry import STRATEGIES, build_strategy
+from strategies.risk_parity import RiskParity
 
 __all__ = [
+    "STRATEGIES",
     "Allocation",
     "Allocator",
     "BaseAllocator",
     "ConstraintError",
     "Constraints",
     "EqualWeight",
+    "HRPStrategy",
     "InputError",
     "InverseVolatility",
+    "MPTStrategy",
     "NoFreedomWarning",
+    "RiskParity",
+    "SolverError",
+    "build_strategy",
+    "efficient_frontier",
+    "frontier_from_moments",
+    "hrp_weights",
+    "project_to_bounds",
     "validate_returns",
 ]

@@ -75,6 +75,10 @@ class Constraints:
         ConstraintError
             When a bound is outside [0, 1], lower > upper, or the bounds cannot sum to 1.
         """
+        if isinstance(self.min_weight, float | int) and isinstance(self.max_weight, float | int):
+            lo_s, hi_s = float(self.min_weight), float(self.max_weight)
+            if 0 <= lo_s <= hi_s <= 1 and n_assets * lo_s < 1 - 1e-9 and n_assets * hi_s > 1 + 1e-9:
+                return np.full(n_assets, lo_s), np.full(n_assets, hi_s)  # fast path: valid, with freedom
         lo = _broadcast(self.min_weight, n_assets, "min_weight")
         hi = _broadcast(self.max_weight, n_assets, "max_weight")
         if np.any(lo < 0) or np.any(hi > 1 + _TOL):
@@ -96,7 +100,7 @@ class Constraints:
                 f"`max_weight` = {_fmt(self.max_weight)} with {n_assets} assets leaves "
                 f"{(1 - hi.sum()):.0%} unallocatable; `max_weight` must be >= 1/{n_assets} = {1 / n_assets:.4g}"
             )
-        if abs(lo.sum() - 1) <= 1e-9 or abs(hi.sum() - 1) <= 1e-9:
+        if n_assets > 1 and (abs(lo.sum() - 1) <= 1e-9 or abs(hi.sum() - 1) <= 1e-9):
             warnings.warn(
                 f"bounds leave a single feasible portfolio (min_weight={_fmt(self.min_weight)}, "
                 f"max_weight={_fmt(self.max_weight)}, {n_assets} assets): the optimiser has no freedom",
@@ -151,6 +155,26 @@ def _broadcast(value: float | Sequence[float], n_assets: int, name: str) -> np.n
 
 def _fmt(value: float | Sequence[float]) -> str:
     return f"{value:g}" if np.ndim(value) == 0 else "per-asset"  # type: ignore[str-format]
+
+
+def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    """Raise ``ValueError("`name` must be one of ...; got 'x' (did you mean 'y'?)")`` for a bad choice."""
+    if value in allowed:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(allowed), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; got {value!r}{hint}")
+
+
+def check_positive(**values: float) -> None:
+    """Raise ``ValueError`` naming each parameter that is not a number > 0."""
+    bad = {k: v for k, v in values.items() if not (isinstance(v, int | float) and v > 0)}
+    if bad:
+        names = ", ".join(f"`{k}`" for k in bad)
+        got = ", ".join(f"{k}={v!r}" for k, v in bad.items())
+        raise ValueError(f"{names} must be > 0; got {got}")
 
 
 def validate_returns(returns: np.ndarray, symbols: Sequence[str] | None = None) -> np.ndarray:
@@ -239,18 +263,32 @@ class BaseAllocator:
         returns: np.ndarray,
         constraints: Constraints | Mapping[str, Any] | None = None,
         previous: np.ndarray | None = None,
+        *,
+        symbols: Sequence[str] | None = None,
     ) -> Allocation:
-        """Like :meth:`allocate`, with the method used and fallback notes."""
-        arr = validate_returns(returns)
+        """Like :meth:`allocate`, with the method used, fallback notes and report extras.
+
+        Parameters
+        ----------
+        returns : ndarray of shape (n_obs, n_assets)
+            Simple returns (a DataFrame is accepted; its columns name the assets in error messages).
+        constraints : Constraints or dict, optional
+        previous : ndarray of shape (n_assets,), optional
+            Weights of the previous rebalance (used by the ``"previous"`` fallback of some strategies).
+        symbols : sequence of str, optional
+            Asset names for error messages.
+        """
+        if symbols is None and hasattr(returns, "columns"):
+            symbols = [str(c) for c in returns.columns]
+        arr = validate_returns(returns, symbols)
         cons = Constraints.coerce(constraints)
-        allocation = self._allocate(arr, cons, previous)
-        return allocation
+        return self._allocate(arr, cons, previous)
 
     def allocate_frame(self, returns: Any, constraints: Constraints | Mapping[str, Any] | None = None) -> Any:
         """pandas wrapper: a DataFrame of returns (columns = assets) -> a Series of weights."""
         import pandas as pd
 
-        weights = self.allocate(returns.to_numpy(dtype=np.float64), constraints)
+        weights = self.allocate_detailed(returns, constraints).weights
         return pd.Series(weights, index=returns.columns, name=self.name)
 
     def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:

@@ -1,4 +1,7 @@
-"""Baseline allocators: equal weight and inverse volatility."""
+"""Baseline allocators: equal weight and inverse volatility (risk parity is in :mod:`strategies.risk_parity`).
+
+Both honour group / ``A @ w <= b`` constraints by Euclidean projection of their weights.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from strategies.base import Allocation, BaseAllocator, Constraints, project_to_bounds
+from strategies.portfolio_qp import feasible_weights
 
 
 @dataclass
@@ -24,7 +28,7 @@ class EqualWeight(BaseAllocator):
     def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
-        return Allocation(project_to_bounds(np.full(n, 1.0 / n), lo, hi), self.name)
+        return Allocation(_constrained(np.full(n, 1.0 / n), lo, hi, constraints), self.name)
 
 
 @dataclass
@@ -45,10 +49,19 @@ class InverseVolatility(BaseAllocator):
         notes: tuple[str, ...] = ()
         zero = vol <= 1e-300
         if zero.all():
-            return Allocation(project_to_bounds(np.full(n, 1.0 / n), lo, hi), "equal_weight",
+            return Allocation(_constrained(np.full(n, 1.0 / n), lo, hi, constraints), "equal_weight",
                               ("all assets have zero variance: equal weight",))
         if zero.any():
             vol = np.where(zero, vol[~zero].min(), vol)
             notes = (f"{int(zero.sum())} zero-variance asset(s) weighted like the least volatile one",)
         inv = 1.0 / vol
-        return Allocation(project_to_bounds(inv / inv.sum(), lo, hi), self.name, notes)
+        return Allocation(_constrained(inv / inv.sum(), lo, hi, constraints), self.name, notes)
+
+
+def _constrained(weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: Constraints) -> np.ndarray:
+    """Weights clipped to the bounds (excess redistributed), then projected onto linear constraints."""
+    weights = project_to_bounds(weights, lo, hi)
+    if not constraints.has_linear:
+        return weights
+    G, h = constraints.linear(len(weights))
+    return feasible_weights(weights, lo, hi, G, h)[0]

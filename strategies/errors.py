@@ -13,3 +13,7 @@ class ConstraintError(ValueError):
 
 class NoFreedomWarning(UserWarning):
     """The bounds admit exactly one portfolio, so the optimiser has no freedom."""
+
+
+class SolverError(ArithmeticError):
+    """The quadratic-programming solver could not solve a problem (infeasible, not PD, iteration limit)."""

@@ -1,0 +1,133 @@
+"""The efficient frontier (return, volatility, Sharpe and weights per point) for reports.
+
+:func:`efficient_frontier` estimates the moments from returns; :func:`frontier_from_moments` takes
+them directly, e.g. from ``Allocation.extras`` of an :class:`~strategies.MPTStrategy` rebalance.
+pandas is imported inside the functions (reports only; ``import strategies`` stays light).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from strategies import estimators as est
+from strategies.base import Constraints, validate_returns
+from strategies.portfolio_qp import frontier_points
+
+
+def frontier_from_moments(
+    mu: np.ndarray,
+    cov: np.ndarray,
+    n_points: int = 20,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    risk_free_rate: float = 0.02,
+    symbols: Sequence[str] | None = None,
+) -> Any:
+    """Efficient portfolios for annualised moments.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance (positive definite; see :func:`strategies.estimators.condition_covariance`).
+    n_points : int
+        Number of portfolios, with target returns evenly spaced from the minimum-variance portfolio's
+        return to the highest attainable return.
+    constraints : Constraints or dict, optional
+    risk_free_rate : float
+        Annual rate for the Sharpe column.
+    symbols : sequence of str, optional
+        Names of the weight columns (default ``asset_0 ...``).
+
+    Returns
+    -------
+    DataFrame of shape (n_points, 3 + n_assets)
+        Columns ``return``, ``volatility``, ``sharpe``, then one weight column per asset; the asset
+        names are also in ``frame.attrs["assets"]``. Points that could not be solved are dropped.
+
+    Examples
+    --------
+    >>> mu = np.array([0.1, 0.2]); cov = np.array([[0.04, 0.0], [0.0, 0.09]])
+    >>> frontier_from_moments(mu, cov, n_points=3, risk_free_rate=0.0)[["return", "volatility"]].round(4)
+       return  volatility
+    0  0.1308      0.1664
+    1  0.1654      0.2080
+    2  0.2000      0.3000
+    """
+    import pandas as pd
+
+    if not isinstance(n_points, int | np.integer) or n_points < 2:
+        raise ValueError(f"`n_points` must be an integer >= 2; got {n_points!r}")
+    mu = np.ascontiguousarray(mu, dtype=np.float64)
+    cov = np.ascontiguousarray(cov, dtype=np.float64)
+    n = mu.shape[0]
+    if cov.shape != (n, n):
+        raise ValueError(f"`cov` must have shape ({n}, {n}) to match `mu`; got {cov.shape}")
+    cons = Constraints.coerce(constraints)
+    lo, hi = cons.bounds(n)
+    G, h = cons.linear(n)
+    weights = frontier_points(mu, cov, int(n_points), lo, hi, G, h, 10 * (n + len(h)) + 50)
+    weights = weights[np.isfinite(weights).all(axis=1)]
+    ret = weights @ mu
+    vol = np.sqrt(np.maximum(np.einsum("ki,ij,kj->k", weights, cov, weights), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(vol > 0, (ret - risk_free_rate) / vol, np.nan)
+    names = [str(s) for s in symbols] if symbols is not None else [f"asset_{i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"`symbols` must name {n} assets; got {len(names)}")
+    frame = pd.DataFrame(weights, columns=names)
+    frame.insert(0, "sharpe", sharpe)
+    frame.insert(0, "volatility", vol)
+    frame.insert(0, "return", ret)
+    frame.attrs["assets"] = names
+    return frame
+
+
+def efficient_frontier(
+    returns: Any,
+    n_points: int = 20,
+    constraints: Constraints | Mapping[str, Any] | None = None,
+    *,
+    risk_free_rate: float = 0.02,
+    periods_per_year: float = 365.0,
+    expected_returns: str = "mean",
+    covariance: str = "sample",
+    span: float = 60.0,
+    symbols: Sequence[str] | None = None,
+) -> Any:
+    """Efficient frontier estimated from a window of returns.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_obs, n_assets) or DataFrame
+        Simple returns; a DataFrame's columns name the weight columns.
+    n_points : int
+    constraints : Constraints or dict, optional
+    risk_free_rate, periods_per_year : float
+    expected_returns, covariance : str
+        Estimators, as the :class:`~strategies.MPTStrategy` parameters of the same names.
+    span : float
+    symbols : sequence of str, optional
+
+    Returns
+    -------
+    DataFrame
+        See :func:`frontier_from_moments`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> frame = efficient_frontier(rng.normal(0.001, 0.02, size=(90, 4)), n_points=5)
+    >>> list(frame.columns[:3]), len(frame)
+    (['return', 'volatility', 'sharpe'], 5)
+    """
+    if symbols is None and hasattr(returns, "columns"):
+        symbols = [str(c) for c in returns.columns]
+    arr = validate_returns(returns, symbols)
+    mu = est.expected_returns(arr, expected_returns, periods_per_year, span)  # type: ignore[arg-type]
+    cov = est.covariance(arr, covariance, periods_per_year, span)  # type: ignore[arg-type]
+    cov, _ = est.condition_covariance(cov, arr, periods_per_year)
+    return frontier_from_moments(mu, cov, n_points, constraints, risk_free_rate, symbols)

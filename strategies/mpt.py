@@ -1,0 +1,223 @@
+"""Mean-variance (Markowitz) allocation: max Sharpe, min volatility, efficient return / risk.
+
+The hot path is numba end to end (estimators in :mod:`strategies.estimators`, the Goldfarb-Idnani QP
+in :mod:`strategies.qp`, problem builders in :mod:`strategies.portfolio_qp`); no modelling language.
+
+Failure handling, in order (each step recorded in ``Allocation.notes``):
+
+* bounds that admit a single portfolio (``n * min_weight = 1`` or ``n * max_weight = 1``): that
+  portfolio, with a :class:`~strategies.errors.NoFreedomWarning` and a note;
+* a singular or ill-conditioned covariance (zero-variance asset, fewer observations than assets,
+  near-collinear assets): shrunk by :func:`strategies.estimators.condition_covariance`;
+* an objective without a solution (no portfolio earns more than the risk-free rate, a target return
+  above the attainable maximum, a target volatility below the minimum): the ``fallback`` chain, by
+  default ``min_volatility -> hrp -> previous``, ending with equal weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from strategies.base import (
+    Allocation,
+    BaseAllocator,
+    Constraints,
+    check_choice,
+    check_positive,
+    project_to_bounds,
+)
+from strategies.estimators import (
+    COVARIANCE_METHODS,
+    RETURNS_METHODS,
+    condition_covariance,
+    covariance,
+    expected_returns,
+)
+from strategies.hrp import hrp_allocation
+from strategies.portfolio_qp import (
+    efficient_return_nb,
+    efficient_risk,
+    feasible_weights,
+    max_sharpe_nb,
+    min_variance_nb,
+)
+from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
+
+Objective = Literal["max_sharpe", "min_volatility", "efficient_return", "efficient_risk"]
+OBJECTIVES: tuple[str, ...] = ("max_sharpe", "min_volatility", "efficient_return", "efficient_risk")
+FALLBACKS: tuple[str, ...] = (*OBJECTIVES, "hrp", "previous", "equal_weight", "inverse_volatility")
+
+
+@dataclass
+class MPTStrategy(BaseAllocator):
+    """Markowitz mean-variance allocation.
+
+    Parameters
+    ----------
+    risk_free_rate : float
+        Annual risk-free rate (same units as the annualised expected returns).
+    lookback_days : float
+        Length of the estimation window used by the walk-forward engine.
+    objective : {"max_sharpe", "min_volatility", "efficient_return", "efficient_risk"}
+    target_return : float, optional
+        Annualised target return, required for ``objective="efficient_return"``.
+    target_volatility : float, optional
+        Annualised target volatility, required for ``objective="efficient_risk"``.
+    periods_per_year : float
+        Bars per year used to annualise (365 for daily crypto).
+    expected_returns : {"mean", "geometric", "ewma"}
+    covariance : {"sample", "ewma", "ledoit_wolf"}
+    span : float
+        EWMA span in bars for the ``"ewma"`` estimators.
+    fallback : sequence of str
+        Methods tried in order when the objective has no solution: any objective, ``"hrp"``,
+        ``"previous"`` (the weights passed as ``previous``), ``"equal_weight"``,
+        ``"inverse_volatility"``. Equal weight is the final resort in any case.
+
+    Notes
+    -----
+    ``Allocation.extras`` holds ``expected_returns`` (annualised, shape ``(n_assets,)``),
+    ``covariance`` (annualised, as optimised, shape ``(n_assets, n_assets)``) and ``risk_free_rate``,
+    enough to draw the efficient frontier with :func:`strategies.frontier.frontier_from_moments`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> returns = rng.normal(0.002, 0.03, size=(90, 5))
+    >>> w = MPTStrategy(periods_per_year=365).allocate(returns, {"min_weight": 0.05, "max_weight": 0.4})
+    >>> bool(np.isclose(w.sum(), 1.0)) and bool(w.min() >= 0.05 - 1e-12)
+    True
+    """
+
+    risk_free_rate: float = 0.02
+    lookback_days: float = 30
+    objective: Objective = "max_sharpe"
+    target_return: float | None = None
+    target_volatility: float | None = None
+    periods_per_year: float = 365.0
+    expected_returns: Literal["mean", "geometric", "ewma"] = "mean"
+    covariance: Literal["sample", "ewma", "ledoit_wolf"] = "sample"
+    span: float = 60.0
+    fallback: Sequence[str] = ("min_volatility", "hrp", "previous")
+    name: ClassVar[str] = "mpt"
+
+    def __post_init__(self) -> None:
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("expected_returns", self.expected_returns, RETURNS_METHODS)
+        check_choice("covariance", self.covariance, COVARIANCE_METHODS)
+        if isinstance(self.fallback, str):
+            raise ValueError(f"`fallback` must be a sequence of method names; got the string {self.fallback!r} "
+                             f"(write [{self.fallback!r}])")
+        for method in self.fallback:
+            check_choice("fallback", method, FALLBACKS)
+        if self.objective == "efficient_return" and self.target_return is None:
+            raise ValueError("`target_return` is required for objective 'efficient_return' "
+                             "(an annualised return such as 0.5 for 50%)")
+        if self.objective == "efficient_risk" and (self.target_volatility is None or self.target_volatility <= 0):
+            raise ValueError("`target_volatility` must be > 0 for objective 'efficient_risk'; got "
+                             f"{self.target_volatility!r} (an annualised volatility such as 0.6)")
+        check_positive(periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span)
+
+    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+        n = returns.shape[1]
+        lo, hi = constraints.bounds(n)
+        G, h = constraints.linear(n)
+        if G.shape[0]:
+            _check_linear_feasible(lo, hi, G, h)
+        mu = expected_returns(returns, self.expected_returns, self.periods_per_year, self.span)
+        cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
+        extras: dict[str, Any] = {"expected_returns": mu, "covariance": cov, "risk_free_rate": self.risk_free_rate}
+        fixed = _single_portfolio(lo, hi)
+        if fixed is not None:
+            return Allocation(fixed, self.objective,
+                              ("bounds leave a single feasible portfolio: the optimiser has no freedom",), extras)
+        if np.all(np.diag(cov) <= 0.0):
+            weights = _equal_weight(lo, hi, G, h)
+            return Allocation(weights, "equal_weight", ("all assets have zero variance: equal weight",), extras)
+        used, repair = condition_covariance(cov, returns, self.periods_per_year)
+        extras["covariance"] = used
+        notes = list(repair)
+        chain = [self.objective, *(m for m in self.fallback if m != self.objective)]
+        for k, method in enumerate(chain):
+            weights, why, extra_notes = self._solve(method, mu, used, cov, lo, hi, G, h, constraints, previous, returns)
+            if weights is not None:
+                return Allocation(weights, method, (*notes, *extra_notes), extras)
+            following = chain[k + 1] if k + 1 < len(chain) else "equal_weight"
+            notes.append(f"{method} failed ({why}); falling back to {following}")
+        return Allocation(_equal_weight(lo, hi, G, h), "equal_weight", tuple(notes), extras)
+
+    def _solve(self, method, mu, cov, raw_cov, lo, hi, G, h, constraints, previous, returns):
+        """One method of the chain: ``(weights or None, reason, notes)``."""
+        limit = 10 * (len(mu) + len(h)) + 50
+        rf = self.risk_free_rate
+        if method == "max_sharpe":
+            weights, status = max_sharpe_nb(mu, cov, rf, lo, hi, G, h, limit)
+            if status == INFEASIBLE:
+                best = float(mu.max())
+                why = (f"no asset's expected return (best {best:.4g}) exceeds the risk-free rate {rf:g}"
+                       if best <= rf else f"no portfolio within the constraints earns more than the "
+                       f"risk-free rate {rf:g}")
+                return None, why, ()
+        elif method == "min_volatility":
+            weights, status = min_variance_nb(cov, lo, hi, G, h, limit)
+        elif method == "efficient_return":
+            target = float(self.target_return if self.target_return is not None else mu.mean())
+            weights, status = efficient_return_nb(mu, cov, target, lo, hi, G, h, limit)
+            if status == INFEASIBLE:
+                return None, f"target return {target:g} is above the attainable maximum", ()
+        elif method == "efficient_risk":
+            target = float(self.target_volatility or 0.0)
+            weights, status = efficient_risk(mu, cov, target, lo, hi, G, h, limit)
+            if status == INFEASIBLE:
+                floor = float(np.sqrt(weights @ cov @ weights))
+                return None, f"target volatility {target:g} is below the minimum volatility {floor:.4g}", ()
+        elif method == "hrp":
+            allocation = hrp_allocation(raw_cov, lo, hi, constraints)
+            return allocation.weights, "", allocation.notes
+        elif method == "previous":
+            return _previous(previous, lo, hi, G, h, len(mu))
+        elif method == "inverse_volatility":
+            vol = np.sqrt(np.diag(cov))
+            return _feasible(project_to_bounds((1 / vol) / (1 / vol).sum(), lo, hi), lo, hi, G, h), "", ()
+        else:
+            return _equal_weight(lo, hi, G, h), "", ()
+        if status != OK:
+            return None, STATUS_TEXT[status], ()
+        return weights, "", ()
+
+
+def _single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    if len(lo) == 1:
+        return np.ones(1)
+    if abs(lo.sum() - 1) <= 1e-9:
+        return lo / lo.sum()
+    if abs(hi.sum() - 1) <= 1e-9:
+        return hi / hi.sum()
+    return None
+
+
+def _feasible(weights, lo, hi, G, h):
+    return feasible_weights(weights, lo, hi, G, h)[0]
+
+
+def _equal_weight(lo, hi, G, h):
+    n = len(lo)
+    return _feasible(project_to_bounds(np.full(n, 1.0 / n), lo, hi), lo, hi, G, h)
+
+
+def _previous(previous, lo, hi, G, h, n):
+    if previous is None:
+        return None, "no previous weights", ()
+    prev = np.asarray(previous, dtype=np.float64)
+    if prev.shape != (n,) or not np.isfinite(prev).all() or np.any(prev < 0) or prev.sum() <= 0:
+        return None, f"previous weights unusable (shape {prev.shape}, need ({n},), finite, >= 0)", ()
+    weights = _feasible(project_to_bounds(prev / prev.sum(), lo, hi), lo, hi, G, h)
+    return weights, "", ()
+
+
+def _check_linear_feasible(lo, hi, G, h):
+    _feasible(project_to_bounds(np.full(len(lo), 1.0 / len(lo)), lo, hi), lo, hi, G, h)
