@@ -204,7 +204,7 @@ class ExchangeConnector:
         self._config = {**self.default_config, **config, "options": options}
         self._exchange = self._build(api_key, api_secret)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._markets_loaded = False
+        self._closed = False
 
     # ------------------------------------------------------------------ construction and secrets
     def _build(self, api_key: str | None, api_secret: str | None) -> Any:
@@ -253,11 +253,12 @@ class ExchangeConnector:
     async def _client(self) -> Any:
         """The ccxt exchange, rebuilt when called from a different event loop than before."""
         loop = asyncio.get_running_loop()
-        if self._loop is not None and self._loop is not loop:
-            old, self._exchange = self._exchange, None
-            key, secret = getattr(old, "apiKey", None) or "", getattr(old, "secret", None) or ""
-            self._exchange = self._build(key, secret)
-            self._markets_loaded = False
+        if self._closed or (self._loop is not None and self._loop is not loop):
+            old = self._exchange
+            if not self._closed:
+                old.session = None  # bound to a finished loop: it cannot be closed from this one
+            self._exchange = self._build(getattr(old, "apiKey", None) or "", getattr(old, "secret", None) or "")
+            self._closed = False
         self._loop = loop
         return self._exchange
 
@@ -288,9 +289,9 @@ class ExchangeConnector:
 
     async def close(self) -> None:
         """Release the HTTP session (call once when done; ``async with`` does it)."""
-        if self._exchange is not None and self._loop is not None:
+        if self._loop is not None and not self._closed:
             await self._exchange.close()
-        self._loop = None
+        self._closed = True
 
     async def __aenter__(self) -> ExchangeConnector:
         return self
@@ -313,9 +314,7 @@ class ExchangeConnector:
 
     async def load_markets(self) -> dict[str, dict]:
         """ccxt's unified markets (loaded once per event loop)."""
-        markets = await self._call("load_markets", lambda ex: ex.load_markets())
-        self._markets_loaded = True
-        return markets
+        return await self._call("load_markets", lambda ex: ex.load_markets())
 
     async def has_market(self, symbol: str) -> bool:
         """Whether the exchange lists ``symbol``."""
@@ -342,11 +341,14 @@ class ExchangeConnector:
         if not symbols:
             return {}
         await self.fetch_markets(symbols)
+        raw: dict[str, Any]
         if self._exchange.has.get("fetchTickers"):
             raw = await self._call("fetch_tickers", lambda ex: ex.fetch_tickers(symbols))
         else:
-            items = await asyncio.gather(*(self._call(f"fetch_ticker {s}", lambda ex, s=s: ex.fetch_ticker(s))
-                                           for s in symbols))
+            def one(symbol: str) -> Callable[[Any], Awaitable[Any]]:
+                return lambda ex: ex.fetch_ticker(symbol)
+
+            items = await asyncio.gather(*(self._call(f"fetch_ticker {s}", one(s)) for s in symbols))
             raw = dict(zip(symbols, items, strict=True))
         out = {}
         for symbol in symbols:
