@@ -142,7 +142,7 @@ def net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impa
         for i in range(units.shape[0]):
             p = prices[i]
             w = target_weights[i]
-            if not (p > 0.0) or not (w == w):
+            if not (p > 0.0) or w != w:
                 continue
             diff = w * v - units[i] * p
             x = abs(diff)
@@ -205,7 +205,7 @@ def plan_trades_nb(
         if not (p > 0.0):
             continue
         w = target_weights[i]
-        if not (w == w):  # NaN target: keep the position
+        if w != w:  # NaN target: keep the position
             continue
         target = w * value / p
         order_value[i] = w * value - units[i] * p
@@ -402,7 +402,7 @@ def _band_breached(units, prices, val_prices, target, cash, band, relative):
     if not (value > 0.0):
         return False
     for i in range(n):
-        if not (prices[i] > 0.0) or not (target[i] == target[i]):
+        if not (prices[i] > 0.0) or target[i] != target[i]:
             continue
         w = units[i] * prices[i] / value
         width = band * target[i] if relative else band
@@ -421,7 +421,7 @@ def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
             value += units[i] * p
     out = target.copy()
     for i in range(n):
-        if not (prices[i] > 0.0) or not (target[i] == target[i]):
+        if not (prices[i] > 0.0) or target[i] != target[i]:
             continue
         w = units[i] * prices[i] / value
         width = band * target[i] if relative else band

@@ -19,20 +19,23 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row  # noqa: E402
+from common import median_time, row
 
-from backtest import Costs, run_backtest  # noqa: E402
-from backtest import kernels  # noqa: E402
-from backtest.costs import RiskControls  # noqa: E402
-from backtest.schedule import Schedule  # noqa: E402
-from backtest.simulate import prepare_market, simulate  # noqa: E402
-from datasets import load_csv, shared_data_dir  # noqa: E402
+from backtest import (
+    Costs,
+    kernels,
+    run_backtest,
+)
+from backtest.costs import RiskControls
+from backtest.schedule import Schedule
+from backtest.simulate import prepare_market, simulate
+from datasets import load_csv, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HOURLY_20 = ["BTC/USDT", "ETH/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "LTC/USDT", "EOS/USDT",
              "ETC/USDT", "TRX/USDT", "XLM/USDT", "VET/USDT", "LINK/USDT", "XMR/USDT", "ATOM/USDT",
              "MATIC/USDT", "ALGO/USDT", "DOGE/USDT", "BCH/USDT", "SOL/USDT", "DOT/USDT"]
-DAILY_20 = HOURLY_20[:18] + ["ZEC/USDT", "THETA/USDT"]
+DAILY_20 = [*HOURLY_20[:18], "ZEC/USDT", "THETA/USDT"]
 
 
 def _shared(name: str) -> Path:

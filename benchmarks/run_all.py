@@ -5,6 +5,7 @@ Usage: ``python benchmarks/run_all.py [NAME ...]`` (names without the ``bench_``
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import platform
@@ -32,10 +33,8 @@ def _versions() -> str:
 
     parts = []
     for name in ("numpy", "pandas", "numba", "scipy", "vectorbt", "PyPortfolioOpt", "skfolio", "pyarrow"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             parts.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            pass
     return ", ".join(parts)
 
 
