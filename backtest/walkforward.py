@@ -75,8 +75,9 @@ class SharedWork:
 
     ``windows`` maps a decision bar to the universe's returns window there; it depends only on the
     closes and the lookback, so one dict may serve every allocator and constraint set. ``allocations``
-    maps a decision bar to ``(allocation or exception, previous weights it was computed with)``; it is
-    valid for one allocator and one constraint set, and is reused across schedules and cost models.
+    maps a decision bar to ``(allocation or exception, previous weights it was computed with)`` and
+    ``relaxed`` a universe size to the bounds used for it; both are valid for one allocator and one
+    constraint set, and are reused across schedules and cost models.
     An allocation that consulted the previous weights (the ``"previous"`` fallback, or an allocator
     with ``uses_previous = True``) is reused only for the same previous weights. Allocators must not
     modify the returns they are given (the allocator protocol already asks for pure functions).
@@ -84,6 +85,7 @@ class SharedWork:
 
     windows: dict[int, np.ndarray] = field(default_factory=dict)
     allocations: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)
+    relaxed: dict[int, tuple[Constraints, float, str | None]] = field(default_factory=dict)
 
 
 def _window_returns(close: np.ndarray, t: int, lookback: int, members: np.ndarray,
@@ -167,7 +169,12 @@ def walk_forward(
             previous = weights[k]
             continue
         returns = _window_returns(close, int(t), lookback, members, shared)
-        cons, investable, relax_note = _relaxed_constraints(constraints, members.size)
+        if shared is None:
+            cons, investable, relax_note = _relaxed_constraints(constraints, members.size)
+        else:
+            if members.size not in shared.relaxed:
+                shared.relaxed[members.size] = _relaxed_constraints(constraints, members.size)
+            cons, investable, relax_note = shared.relaxed[members.size]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoFreedomWarning)
