@@ -582,37 +582,36 @@ def simulate_core_nb(
 
 @njit(cache=True, error_model="numpy")
 def simulate_batch_nb(
-    fill_price, close, high, low, open_, targets, delist, sigma, liquidity, max_value, lot_step,
-    min_notional, initial_cash, fee_rate, slip_rate, impact_coef, participation, min_trade_value,
-    band, band_relative, band_edge, stop_pct, entry_at_close, sizing,
+    fill_price, close, high, low, open_, targets, order_rows, delist, delist_row, sigma, liquidity,
+    max_value, lot_step, min_notional, initial_cash, fee_rate, slip_rate, impact_coef, participation,
+    min_trade_value, band, band_relative, band_edge, stop_pct, entry_at_close, sizing, capacity,
+    store_units, record,
 ):
-    """Many scenarios in one call: ``targets`` (S, T, N) and per-scenario cost arrays of shape (S,).
+    """Many scenarios on one market in one call, for sweeps.
 
-    Returns ``equity`` (S, T), ``traded`` notional (S, T) and ``costs`` (S, 5) =
-    fees, slippage, impact, traded notional, skipped trades. No ledger is kept.
+    ``targets`` is (S, T, N) with ``order_rows`` (S, T); ``initial_cash``, ``fee_rate``,
+    ``slip_rate``, ``impact_coef``, ``min_trade_value`` and ``band`` are per scenario, shape (S,);
+    the rest is shared. Returns ``equity`` (S, T), ``cash`` (S, T), ``units`` (S, T, N) (or
+    (S, 1, N) when ``store_units`` is False), ``traded`` (S, T), the ledgers ``trades``
+    (S, capacity) with ``n_trades`` (S,) rows each (when ``record``), and ``costs`` (S, 5) =
+    fees, slippage, impact, traded notional, skipped trades.
     """
     n_scen, n_bars, n = targets.shape
     equity = np.empty((n_scen, n_bars))
-    cash = np.empty(n_bars)
+    cash = np.empty((n_scen, n_bars))
+    units = np.empty((n_scen, n_bars if store_units else 1, n))
     traded = np.empty((n_scen, n_bars))
+    trades = np.empty((n_scen, capacity if record else 0), dtype=TRADE_DTYPE)
+    n_trades = np.zeros(n_scen, dtype=np.int64)
     costs = np.zeros((n_scen, 5))
-    dummy_units = np.empty((1, n))
-    dummy_trades = np.empty(0, dtype=TRADE_DTYPE)
-    delist_row = np.zeros(n_bars, dtype=np.bool_)
-    for t in range(n_bars):
-        for i in range(n):
-            if delist[t, i]:
-                delist_row[t] = True
     for s in range(n_scen):
-        order_row = order_rows_nb(targets[s])
-        simulate_core_nb(fill_price, close, high, low, open_, targets[s], order_row, delist,
-                         delist_row, sigma, liquidity,
-                         max_value, lot_step, min_notional, initial_cash[s], fee_rate[s],
-                         slip_rate[s], impact_coef[s], participation, min_trade_value[s], band[s],
-                         band_relative, band_edge, stop_pct, entry_at_close, sizing, equity[s],
-                         cash, dummy_units,
-                         False, traded[s], dummy_trades, False, costs[s])
-    return equity, traded, costs
+        n_trades[s] = simulate_core_nb(
+            fill_price, close, high, low, open_, targets[s], order_rows[s], delist, delist_row, sigma,
+            liquidity, max_value, lot_step, min_notional, initial_cash[s], fee_rate[s], slip_rate[s],
+            impact_coef[s], participation, min_trade_value[s], band[s], band_relative, band_edge,
+            stop_pct, entry_at_close, sizing, equity[s], cash[s], units[s], store_units, traded[s],
+            trades[s], record, costs[s])
+    return equity, cash, units, traded, trades, n_trades, costs
 
 
 @njit(cache=True, error_model="numpy")

@@ -168,6 +168,17 @@ def check_targets(targets: np.ndarray, shape: tuple[int, int],
     return out, active
 
 
+def _ledger_capacity(n_orders: int, n_bars: int, n_assets: int, band: float, stop_loss: float) -> int:
+    """Rows a ledger can need: each order bar (every bar with a band) trades each asset at most
+    once, a stop exits at most once per entry, and a delisting sells once per asset."""
+    per_bar = (n_orders + (n_bars if band > 0 else 0)) * n_assets
+    return per_bar * (2 if stop_loss > 0 else 1) + n_assets
+
+
+def _sizing_code(costs: Costs) -> int:
+    return kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET
+
+
 def simulate(
     market: MarketArrays,
     targets: np.ndarray,
@@ -190,12 +201,8 @@ def simulate(
     cash = np.empty(n_bars)
     units = np.empty(shape)
     traded = np.empty(n_bars)
-    n_orders = int(order_row.sum())
     band = schedule.drift_band or 0.0
-    # each order bar trades each asset at most once, a stop exits at most once per entry, and a
-    # delisting sells once per asset
-    per_bar = (n_orders + (n_bars if band > 0 else 0)) * n
-    capacity = per_bar * (2 if risk.stop_loss > 0 else 1) + n
+    capacity = _ledger_capacity(int(order_row.sum()), n_bars, n, band, risk.stop_loss)
     trades = np.empty(capacity if record else 0, dtype=kernels.TRADE_DTYPE)
     cost_totals = np.zeros(5)
     n_trades = kernels.simulate_core_nb(
@@ -204,8 +211,63 @@ def simulate(
         market.min_notional, float(initial_cash), costs.fee_rate, costs.slippage_rate,
         costs.impact_coef, costs.participation, costs.min_trade_value, band,
         schedule.band_mode == "relative", schedule.band_target == "edge", risk.stop_loss,
-        execution == "close", kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET,
-        equity, cash, units, True,
-        traded, trades, record, cost_totals,
+        execution == "close", _sizing_code(costs), equity, cash, units, True, traded, trades, record,
+        cost_totals,
     )
     return SimulationOutput(equity, cash, units, traded, trades[:n_trades].copy(), cost_totals)
+
+
+def simulate_batch(
+    market: MarketArrays,
+    targets: Sequence[np.ndarray],
+    *,
+    costs: Sequence[Costs],
+    risk: RiskControls,
+    schedules: Sequence[Schedule],
+    initial_cash: Sequence[float],
+    execution: Execution,
+    order_rows: Sequence[np.ndarray | None] | None = None,
+    record: bool = True,
+    store_units: bool = True,
+) -> list[SimulationOutput]:
+    """Many scenarios on one market in one kernel call (``kernels.simulate_batch_nb``).
+
+    Per scenario: the targets, fees, slippage, impact coefficient, minimum trade value, drift-band
+    width and initial cash. Shared (checked): the market arrays (so the liquidity inputs), the risk
+    controls, participation cap, sizing, lot sizes, band mode and band target. The outputs equal
+    :func:`simulate` run on each scenario.
+    """
+    n_scen = len(targets)
+    if not (len(costs) == len(schedules) == len(initial_cash) == n_scen) or n_scen == 0:
+        raise EngineError("`targets`, `costs`, `schedules` and `initial_cash` need one entry per scenario")
+    first, sched0 = costs[0], schedules[0]
+    for c, sc in zip(costs, schedules, strict=True):
+        if (c.participation, c.sizing, dict(c.lot_size), dict(c.min_notional)) != (
+                first.participation, first.sizing, dict(first.lot_size), dict(first.min_notional)):
+            raise EngineError("scenarios of one batch must share participation, sizing, lot sizes and minimum notionals")
+        if (sc.band_mode, sc.band_target) != (sched0.band_mode, sched0.band_target):
+            raise EngineError("scenarios of one batch must share the drift-band mode and target")
+    if any(not cash > 0 for cash in initial_cash):
+        raise EngineError(f"`initial_cash` must be > 0 for every scenario; got {list(initial_cash)}")
+    shape = market.close.shape
+    hints = list(order_rows) if order_rows is not None else [None] * n_scen
+    checked = [check_targets(t, shape, h) for t, h in zip(targets, hints, strict=True)]
+    stacked = np.ascontiguousarray(np.stack([t for t, _ in checked]))
+    rows = np.ascontiguousarray(np.stack([r for _, r in checked]))
+    bands = np.array([sc.drift_band or 0.0 for sc in schedules])
+    capacity = max(_ledger_capacity(int(r.sum()), shape[0], shape[1], b, risk.stop_loss)
+                   for r, b in zip(rows, bands, strict=True))
+
+    def per(attr: str) -> np.ndarray:
+        return np.array([float(getattr(c, attr)) for c in costs])
+
+    equity, cash, units, traded, trades, n_trades, cost_totals = kernels.simulate_batch_nb(
+        market.fill_price, market.close, market.high, market.low, market.open, stacked, rows,
+        market.delist, market.delist_row, market.sigma, market.liquidity, market.max_value,
+        market.lot_step, market.min_notional, np.asarray(initial_cash, dtype=np.float64),
+        per("fee_rate"), per("slippage_rate"), per("impact_coef"), first.participation,
+        per("min_trade_value"), bands, sched0.band_mode == "relative", sched0.band_target == "edge",
+        risk.stop_loss, execution == "close", _sizing_code(first), capacity, store_units, record,
+    )
+    return [SimulationOutput(equity[s], cash[s], units[s], traded[s], trades[s, : n_trades[s]].copy(),
+                             cost_totals[s]) for s in range(n_scen)]

@@ -4,9 +4,10 @@ A sweep is the product of the lists in a config's ``[sweep]`` table (dotted conf
 point is an ordinary experiment config and gets one row (parameters, ``compute_metrics`` metrics and a
 ``point_id``) equal to ``run_experiment(...).metrics()`` (tested). Shared work: the market once per
 universe, allocations across schedules / costs / execution (``walkforward.SharedWork``), returns
-windows and simulation arrays cached per worker. Points are simulated with the ledger-keeping kernel
-wrapper because the trade count, cost drag and exposure need the ledger and the cash path, which the
-batched kernel does not return. Design and formulas: docs/sweeps.md.
+windows and simulation arrays cached per worker. Points that share the market arrays and the kernel's
+fixed parameters (execution, risk controls, sizing, band mode) are simulated together in one
+``simulate_batch`` call: the batched kernel keeps each scenario's ledger and cash path, which the trade
+count, cost drag and exposure need. Design and formulas: docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -249,42 +250,70 @@ def _run_strategy(market: MarketData, market_key: str, points: list[GridPoint], 
             out.rows += [_error_row(p, exc) for p, _ in pts]
             continue
         decisions = walk_forward(close, bars, strategy, lookback, cons, market.symbols, shared=shared)
+        batches: dict[tuple[Any, ...], list[tuple[GridPoint, Any]]] = {}
         for p, sched in pts:
-            try:
-                row, returns = _run_point(market, market_key, p, sched, decisions, int(bars[0]))
-            except ValueError as exc:
-                out.rows.append(_error_row(p, exc))
-                continue
-            out.rows.append(row)
-            out.returns[p.point_id] = returns
+            batches.setdefault(_batch_key(market_key, p, sched), []).append((p, sched))
+        for batch in batches.values():
+            _run_batch(market, market_key, batch, decisions, int(bars[0]), out)
 
 
-def _run_point(market: MarketData, market_key: str, point: GridPoint, schedule: Any, decisions: Any,
-               start: int) -> tuple[dict[str, Any], pd.Series]:
-    """Simulate one point on shared decisions; the same steps as ``run_backtest``."""
+def _batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, ...]:
+    """Points with equal keys share the kernel's market arrays and fixed parameters: one batch call."""
+    cfg = point.config
+    costs = cfg.costs
+    return (market_key, cfg.backtest.execution, _key(cfg.risk), costs.impact_coef > 0 or costs.participation > 0,
+            costs.participation, costs.sizing, json.dumps([costs.lot_size, costs.min_notional], sort_keys=True),
+            schedule.band_mode, schedule.band_target)
+
+
+def _run_batch(market: MarketData, market_key: str, batch: list[tuple[GridPoint, Any]], decisions: Any,
+               start: int, out: TaskOutput) -> None:
+    """Simulate the points of one batch on shared decisions in one kernel call (the same steps as
+    ``run_backtest``), then compute each point's metrics."""
     from backtest.costs import RiskControls
     from backtest.engine import benchmark_equity, decision_targets, default_benchmark
-    from backtest.simulate import prepare_market, simulate
+    from backtest.simulate import prepare_market, simulate_batch
 
-    cfg = point.config
-    execution = cfg.backtest.execution
-    costs, risk = cfg.costs.costs(), RiskControls(**cfg.risk.model_dump())
-    targets = decision_targets(decisions, market.n_bars, market.n_assets, execution)
-    akey = (market_key, execution, _key(cfg.risk), costs.impact_coef > 0 or costs.participation > 0,
-            json.dumps([dict(costs.lot_size), dict(costs.min_notional)], sort_keys=True))
+    first = batch[0][0].config
+    execution = first.backtest.execution
+    risk = RiskControls(**first.risk.model_dump())
+    runnable: list[tuple[GridPoint, Any, Any]] = []
+    for p, sched in batch:
+        try:
+            runnable.append((p, sched, p.config.costs.costs()))
+        except ValueError as exc:
+            out.rows.append(_error_row(p, exc))
+    if not runnable:
+        return
+    costs0 = runnable[0][2]
+    akey = (market_key, execution, _key(first.risk), costs0.impact_coef > 0 or costs0.participation > 0,
+            json.dumps([dict(costs0.lot_size), dict(costs0.min_notional)], sort_keys=True))
     arrays = _cached("arrays", akey, lambda: prepare_market(
-        market.arrays, market.symbols, market.periods_per_year / market.days_per_year, costs, risk, execution))
-    initial_cash = cfg.costs.initial_cash
-    sim = simulate(arrays, targets, costs=costs, risk=risk, schedule=schedule,
-                   initial_cash=initial_cash, execution=execution)
-    bench_name = default_benchmark(market) if cfg.backtest.benchmark == "auto" else cfg.backtest.benchmark
-    bench = benchmark_equity(market, bench_name, start, initial_cash)
-    metrics = point_metrics(market.index, sim, decisions, start, execution, market.periods_per_year,
-                            cfg.strategy.risk_free_rate, bench)
-    row = {"point_id": point.point_id, **point.columns(), **metrics, "error": ""}
-    e = sim.equity[start:]
-    returns = pd.Series(e[1:] / e[:-1] - 1.0, index=market.index[start + 1:], name=point.point_id)
-    return row, returns
+        market.arrays, market.symbols, market.periods_per_year / market.days_per_year, costs0, risk, execution))
+    targets = decision_targets(decisions, market.n_bars, market.n_assets, execution)
+    rows = decisions.bars + (1 if execution == "next_open" else 0)
+    rows = rows[rows < market.n_bars]
+    try:
+        sims = simulate_batch(arrays, [targets] * len(runnable), costs=[c for _, _, c in runnable], risk=risk,
+                              schedules=[sc for _, sc, _ in runnable],
+                              initial_cash=[p.config.costs.initial_cash for p, _, _ in runnable],
+                              execution=execution, order_rows=[rows] * len(runnable), store_units=False)
+    except ValueError as exc:
+        out.rows += [_error_row(p, exc) for p, _, _ in runnable]
+        return
+    for (p, _, _), sim in zip(runnable, sims, strict=True):
+        cfg = p.config
+        bench_name = default_benchmark(market) if cfg.backtest.benchmark == "auto" else cfg.backtest.benchmark
+        try:
+            bench = benchmark_equity(market, bench_name, start, cfg.costs.initial_cash)
+        except ValueError as exc:
+            out.rows.append(_error_row(p, exc))
+            continue
+        metrics = point_metrics(market.index, sim, decisions, start, execution, market.periods_per_year,
+                                cfg.strategy.risk_free_rate, bench)
+        out.rows.append({"point_id": p.point_id, **p.columns(), **metrics, "error": ""})
+        e = sim.equity[start:]
+        out.returns[p.point_id] = pd.Series(e[1:] / e[:-1] - 1.0, index=market.index[start + 1:], name=p.point_id)
 
 
 def point_metrics(index: pd.DatetimeIndex, sim: Any, decisions: Any, start: int, execution: str,

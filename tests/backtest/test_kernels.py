@@ -148,3 +148,43 @@ def test_targets_are_validated():
         _run([[1.0, 1.0], [1.0, 1.0]], [[0.5, 0.5]], Costs())
     with pytest.raises(EngineError, match="initial_cash"):
         _run([[1.0, 1.0], [1.0, 1.0]], [[0.5, 0.5], [np.nan, np.nan]], Costs(), cash=0)
+
+
+def test_batch_equals_single_scenarios():
+    """`simulate_batch` (one kernel call) gives exactly what `simulate` gives per scenario."""
+    from backtest.simulate import simulate_batch
+
+    rng = np.random.default_rng(3)
+    close = np.exp(np.cumsum(rng.normal(0, 0.03, (120, 4)), axis=0)) * 50
+    close[:30, 3] = np.nan  # a late listing
+    open_ = close * np.exp(rng.normal(0, 0.005, close.shape))
+    arrays = {"open": open_, "high": np.fmax(open_, close) * 1.01, "low": np.fmin(open_, close) * 0.99,
+              "close": close, "volume": rng.uniform(1e3, 1e4, close.shape)}
+    symbols = ["A", "B", "C", "D"]
+    risk = RiskControls(stop_loss=0.15)
+    scenarios = [
+        (Costs(fee_bps=10, slippage_bps=5, impact_coef=0.3), Schedule(every="1D"), 1e4),
+        (Costs(fee_bps=25, slippage_bps=0, impact_coef=0.0, min_trade_value=50), Schedule(every="1D", drift_band=0.04), 5e3),
+        (Costs(fee_bps=0, slippage_bps=20, impact_coef=1.0), Schedule(every="1D", drift_band=0.1), 2e4),
+    ]
+    market = prepare_market(arrays, symbols, 1.0, Costs(impact_coef=1.0), risk, "next_open")
+    targets = []
+    for _ in scenarios:
+        t = np.full(close.shape, np.nan)
+        rows = np.arange(31, 120, 7)
+        w = rng.dirichlet(np.ones(4), size=rows.size)
+        t[rows] = w
+        targets.append(t)
+    batch = simulate_batch(market, targets, costs=[c for c, _, _ in scenarios], risk=risk,
+                           schedules=[s for _, s, _ in scenarios], initial_cash=[x for _, _, x in scenarios],
+                           execution="next_open")
+    for (c, s, cash), tgt, got in zip(scenarios, targets, batch, strict=True):
+        one = simulate(market, tgt, costs=c, risk=risk, schedule=s, initial_cash=cash, execution="next_open")
+        np.testing.assert_array_equal(got.equity, one.equity)
+        np.testing.assert_array_equal(got.cash, one.cash)
+        np.testing.assert_array_equal(got.units, one.units)
+        np.testing.assert_array_equal(got.trades, one.trades)
+        np.testing.assert_array_equal(got.costs, one.costs)
+    with pytest.raises(EngineError, match="share participation"):
+        simulate_batch(market, targets[:2], costs=[Costs(), Costs(participation=0.1)], risk=risk,
+                       schedules=[Schedule(), Schedule()], initial_cash=[1.0, 1.0], execution="next_open")
