@@ -17,3 +17,7 @@ class EngineError(ValueError):
 
 class RegressionError(ValueError):
     """A regression baseline is missing, corrupt or does not match its config."""
+
+
+class LiveError(ValueError):
+    """Bad input to the live analyzer (weights, total value, universe, missing market data)."""

@@ -121,14 +121,17 @@ def write_tearsheet(result: BacktestResult, out: Path, metrics: dict[str, float]
 def _frontier(result: BacktestResult) -> tuple[Any, Any]:
     import numpy as np
 
-    try:
-        from strategies.frontier import frontier_from_moments
-    except ImportError:
-        return None, None
+    from strategies.frontier import frontier_from_moments
+
     mu = np.asarray(result.extras["expected_returns"], dtype=float)
     cov = np.asarray(result.extras["covariance"], dtype=float)
-    labels = list(result.extras.get("labels", []))
-    frame = frontier_from_moments(mu, cov, labels=labels, risk_free_rate=result.meta.get("risk_free_rate", 0.02))
+    labels = list(result.extras.get("labels", [])) or None
+    bounds = result.meta.get("constraints") or {}
+    try:
+        frame = frontier_from_moments(mu, cov, constraints=bounds, symbols=labels,
+                                      risk_free_rate=result.meta.get("risk_free_rate", 0.02))
+    except ValueError:  # e.g. bounds infeasible for the last universe: no frontier drawn
+        frame = None
     w = np.asarray(result.extras.get("weights", []), dtype=float)
     chosen = None
     if w.size == mu.size:

@@ -28,6 +28,7 @@ import numpy as np
 
 from backtest.config import LiveConfig
 from backtest.costs import Costs
+from backtest.errors import LiveError
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 __all__ = ["AnalysisResult", "LiveError", "OrderReport", "PortfolioAnalyzer", "RebalancePlan", "Trade"]
 
 _SUM_TOL = 1e-6
-
-
-class LiveError(ValueError):
-    """Bad input to the live analyzer (weights, total value, universe, missing market data)."""
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,10 @@ def walk_forward(
             w = np.asarray(allocation.weights, dtype=np.float64) * investable
             method, notes = allocation.method, tuple(allocation.notes)
             if k == bars.size - 1:
-                out.last_extras = dict(allocation.extras)
+                # what the reports need to draw the last decision (frontier, dendrogram)
+                out.last_extras = {**allocation.extras, "labels": [symbols[j] for j in members],
+                                   "weights": np.asarray(allocation.weights, dtype=np.float64),
+                                   "decision_time_bar": int(t)}
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
             w = previous[members]

@@ -28,28 +28,18 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
-from datasets.errors import ExchangeError
+from datasets.errors import (
+    ExchangeAuthError,
+    ExchangeError,
+    ExchangeUnavailableError,
+    MissingCredentialsError,
+    ReadOnlyError,
+)
 from datasets.exchange import KEY_ENV, SECRET_ENV, check_exchange_id, check_symbol, make_exchange
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _MASK = "***"
-
-
-class MissingCredentialsError(ExchangeError):
-    """A private endpoint (balances, orders) was called without API keys."""
-
-
-class ExchangeAuthError(ExchangeError):
-    """The exchange rejected the API keys (or their permissions / IP whitelist)."""
-
-
-class ReadOnlyError(ExchangeError):
-    """An order was requested from a read-only connector."""
-
-
-class ExchangeUnavailableError(ConnectionError):
-    """A network error, timeout or exchange outage (retry later; not a problem with the input)."""
 
 
 @dataclass(frozen=True)

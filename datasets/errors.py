@@ -13,3 +13,19 @@ class StoreCorruptError(DataError):
 
 class ExchangeError(DataError):
     """An exchange id, symbol or timeframe is not available, or the exchange refused a request."""
+
+
+class MissingCredentialsError(ExchangeError):
+    """A private endpoint (balances, orders) was called without API keys."""
+
+
+class ExchangeAuthError(ExchangeError):
+    """The exchange rejected the API keys (or their permissions / IP whitelist)."""
+
+
+class ReadOnlyError(ExchangeError):
+    """An order was requested from a read-only connector."""
+
+
+class ExchangeUnavailableError(ConnectionError):
+    """A network error, timeout or exchange outage (retry later; not a problem with the input)."""
