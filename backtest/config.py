@@ -29,9 +29,15 @@ class DataConfig(_Section):
     timeframe: str = "1d"
     start: dt.date | None = None
     end: dt.date | None = None
-    path: str | None = Field(None, description="CSV file for source = 'csv' (a bare name is looked up in ../shared/data)")
-    store_root: str | None = Field(None, description="Parquet store root (default $ALPHAPULSE_DATA or ./data)")
-    max_fill_bars: int = Field(0, ge=0, description="forward-fill gaps up to this many bars (flagged); 0 leaves NaN")
+    path: str | None = Field(
+        None, description="CSV file for source = 'csv' (a bare name is looked up in ../shared/data)"
+    )
+    store_root: str | None = Field(
+        None, description="Parquet store root (default $ALPHAPULSE_DATA or ./data)"
+    )
+    max_fill_bars: int = Field(
+        0, ge=0, description="forward-fill gaps up to this many bars (flagged); 0 leaves NaN"
+    )
     days_per_year: float | None = Field(None, gt=0, le=366)
     n_assets: int = Field(12, ge=1, le=2000, description="synthetic only")
     n_bars: int = Field(1500, ge=10, description="synthetic only")
@@ -52,7 +58,9 @@ class DataConfig(_Section):
         if self.source == "csv" and not self.path:
             raise ValueError("source = 'csv' needs `path` (e.g. 'binance_spot_usdt_1d.csv.gz')")
         if self.source in ("store", "ccxt") and not self.symbols:
-            raise ValueError(f"source = '{self.source}' needs `symbols` (e.g. ['BTC/USDT', 'ETH/USDT'])")
+            raise ValueError(
+                f"source = '{self.source}' needs `symbols` (e.g. ['BTC/USDT', 'ETH/USDT'])"
+            )
         return self
 
 
@@ -75,7 +83,9 @@ class StrategyConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> StrategyConfig:
         if self.min_weight > self.max_weight:
-            raise ValueError(f"`min_weight` ({self.min_weight}) must be <= `max_weight` ({self.max_weight})")
+            raise ValueError(
+                f"`min_weight` ({self.min_weight}) must be <= `max_weight` ({self.max_weight})"
+            )
         return self
 
     def params(self) -> dict[str, Any]:
@@ -104,8 +114,13 @@ class RebalanceConfig(_Section):
         from backtest.schedule import Schedule
 
         every = None if self.bars is not None else self.every
-        return Schedule(every=every, bars=self.bars, drift_band=self.drift_band,
-                        band_mode=self.band_mode, band_target=self.band_target)
+        return Schedule(
+            every=every,
+            bars=self.bars,
+            drift_band=self.drift_band,
+            band_mode=self.band_mode,
+            band_target=self.band_target,
+        )
 
 
 class CostsConfig(_Section):
@@ -124,9 +139,16 @@ class CostsConfig(_Section):
     def costs(self) -> Any:
         from backtest.costs import Costs
 
-        return Costs(fee_bps=self.fee_bps, slippage_bps=self.slippage_bps, impact_coef=self.impact_coef,
-                     participation=self.participation, min_trade_value=self.min_trade_value,
-                     lot_size=self.lot_size, min_notional=self.min_notional, sizing=self.sizing)
+        return Costs(
+            fee_bps=self.fee_bps,
+            slippage_bps=self.slippage_bps,
+            impact_coef=self.impact_coef,
+            participation=self.participation,
+            min_trade_value=self.min_trade_value,
+            lot_size=self.lot_size,
+            min_notional=self.min_notional,
+            sizing=self.sizing,
+        )
 
 
 class RiskConfig(_Section):
@@ -137,7 +159,10 @@ class RiskConfig(_Section):
 
 class BacktestConfig(_Section):
     execution: Literal["next_open", "close"] = "next_open"
-    benchmark: str = Field("auto", description="'auto' (BTC if present, else equal weight), a symbol, 'equal_weight' or 'none'")
+    benchmark: str = Field(
+        "auto",
+        description="'auto' (BTC if present, else equal weight), a symbol, 'equal_weight' or 'none'",
+    )
 
 
 class ReportConfig(_Section):
@@ -213,14 +238,30 @@ class LiveConfig(_Section):
     sizing and the cost estimate from ``[costs]``.
     """
 
-    quote: str = Field("USDT", min_length=2, description="currency the book is valued and traded in")
-    dust_threshold: float = Field(1.0, ge=0, description="balances worth less (in quote) are ignored")
-    min_trade_value: float = Field(10.0, ge=0, description="trades below this value (quote) are dropped")
-    max_slice_value: float | None = Field(None, gt=0, description="split orders into slices of at most this value")
-    max_volume_share: float | None = Field(None, gt=0, le=1, description="... or of this share of the 24 h quote volume")
-    limit_offset_bps: float = Field(5.0, ge=0, lt=10_000, description="limit price = last * (1 +/- offset)")
-    cash_reserve: float = Field(0.0, ge=0, lt=1, description="share of the book kept in the quote currency")
-    frontier_points: int = Field(20, ge=2, le=500, description="points of the efficient frontier (MPT)")
+    quote: str = Field(
+        "USDT", min_length=2, description="currency the book is valued and traded in"
+    )
+    dust_threshold: float = Field(
+        1.0, ge=0, description="balances worth less (in quote) are ignored"
+    )
+    min_trade_value: float = Field(
+        10.0, ge=0, description="trades below this value (quote) are dropped"
+    )
+    max_slice_value: float | None = Field(
+        None, gt=0, description="split orders into slices of at most this value"
+    )
+    max_volume_share: float | None = Field(
+        None, gt=0, le=1, description="... or of this share of the 24 h quote volume"
+    )
+    limit_offset_bps: float = Field(
+        5.0, ge=0, lt=10_000, description="limit price = last * (1 +/- offset)"
+    )
+    cash_reserve: float = Field(
+        0.0, ge=0, lt=1, description="share of the book kept in the quote currency"
+    )
+    frontier_points: int = Field(
+        20, ge=2, le=500, description="points of the efficient frontier (MPT)"
+    )
     sandbox: bool = Field(False, description="use the exchange's test network")
 
     @model_validator(mode="before")
@@ -229,8 +270,10 @@ class LiveConfig(_Section):
         if isinstance(data, dict):
             found = [k for k in data if any(word in str(k).lower() for word in _KEY_LIKE)]
             if found:
-                raise ValueError(f"{found[0]}: API keys never go in config files; set EXCHANGE_API_KEY and "
-                                 "EXCHANGE_API_SECRET in the environment instead")
+                raise ValueError(
+                    f"{found[0]}: API keys never go in config files; set EXCHANGE_API_KEY and "
+                    "EXCHANGE_API_SECRET in the environment instead"
+                )
         return data
 
     @field_validator("quote")
@@ -252,22 +295,31 @@ class ExperimentConfig(_Section):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
-    compare: list[StrategyConfig] | None = Field(None, description="extra strategies for `backtest compare`")
+    compare: list[StrategyConfig] | None = Field(
+        None, description="extra strategies for `backtest compare`"
+    )
     sweep: dict[str, list[Any]] | None = None
     regress: RegressConfig = Field(default_factory=RegressConfig)
-    live: LiveConfig | None = Field(None, description="live rebalancing settings for `backtest rebalance`")
+    live: LiveConfig | None = Field(
+        None, description="live rebalancing settings for `backtest rebalance`"
+    )
 
     @model_validator(mode="after")
     def _check_strategy(self) -> ExperimentConfig:
         from strategies.registry import STRATEGIES
 
-        for where, strat in [("strategy", self.strategy), *((f"compare.{i}", s) for i, s in enumerate(self.compare or []))]:
+        for where, strat in [
+            ("strategy", self.strategy),
+            *((f"compare.{i}", s) for i, s in enumerate(self.compare or [])),
+        ]:
             if strat.name not in STRATEGIES:
                 import difflib
 
                 close = difflib.get_close_matches(strat.name, list(STRATEGIES), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"{where}.name: unknown strategy '{strat.name}'{hint}; choose one of {sorted(STRATEGIES)}")
+                raise ValueError(
+                    f"{where}.name: unknown strategy '{strat.name}'{hint}; choose one of {sorted(STRATEGIES)}"
+                )
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -276,7 +328,9 @@ class ExperimentConfig(_Section):
 
 
 def _location(error: dict[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
+    return ".".join(
+        str(part) for part in error["loc"] if not str(part).startswith("function-after")
+    )
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -285,7 +339,11 @@ def _message(error: dict[str, Any]) -> str:
         msg = msg.removeprefix(prefix)
     if error["type"] == "extra_forbidden":
         return "unknown key (check the spelling; see examples/ for the allowed keys)"
-    if "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], dict):
+    if (
+        "input" in error
+        and error["type"] not in ("missing",)
+        and not isinstance(error["input"], dict)
+    ):
         return f"{msg}; got {error['input']!r}"
     return msg
 
@@ -298,7 +356,11 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         errors = []
         for err in exc.errors():
             loc, msg = _location(err), _message(err)
-            if not loc and ": " in msg and msg.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+            if (
+                not loc
+                and ": " in msg
+                and msg.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum()
+            ):
                 loc, msg = msg.split(": ", 1)
             errors.append((loc, msg))
         raise ConfigError(errors) from None

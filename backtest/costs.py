@@ -92,8 +92,12 @@ class RiskControls:
 
     def __post_init__(self) -> None:
         if not 0 <= self.stop_loss < 1:
-            raise ValueError(f"`stop_loss` must be in [0, 1) (a fraction, 0.1 = 10%); got {self.stop_loss}")
+            raise ValueError(
+                f"`stop_loss` must be in [0, 1) (a fraction, 0.1 = 10%); got {self.stop_loss}"
+            )
         if not self.liquidity_cap >= 0:
             raise ValueError(f"`liquidity_cap` must be >= 0; got {self.liquidity_cap}")
         if not self.liquidity_window_days > 0:
-            raise ValueError(f"`liquidity_window_days` must be > 0; got {self.liquidity_window_days}")
+            raise ValueError(
+                f"`liquidity_window_days` must be > 0; got {self.liquidity_window_days}"
+            )

@@ -31,7 +31,9 @@ def as_schedule(rebalance: str | int | Schedule | Mapping[str, Any]) -> Schedule
     if isinstance(rebalance, Schedule):
         return rebalance
     if isinstance(rebalance, bool):
-        raise EngineError(f"`rebalance` must be a period string, a bar count or a Schedule; got {rebalance!r}")
+        raise EngineError(
+            f"`rebalance` must be a period string, a bar count or a Schedule; got {rebalance!r}"
+        )
     if isinstance(rebalance, int):
         return Schedule(every=None, bars=rebalance)
     if isinstance(rebalance, str):
@@ -41,7 +43,9 @@ def as_schedule(rebalance: str | int | Schedule | Mapping[str, Any]) -> Schedule
         if "bars" in fields or ("drift_band" in fields and "every" not in fields):
             fields.setdefault("every", None)
         return Schedule(**fields)
-    raise EngineError(f"`rebalance` must be a period string, a bar count or a Schedule; got {rebalance!r}")
+    raise EngineError(
+        f"`rebalance` must be a period string, a bar count or a Schedule; got {rebalance!r}"
+    )
 
 
 def lookback_bars(strategy: Any, market: MarketData, lookback_days: float | None = None) -> int:
@@ -50,19 +54,34 @@ def lookback_bars(strategy: Any, market: MarketData, lookback_days: float | None
     bars_per_day = market.periods_per_year / market.days_per_year
     if days <= 0:
         raise EngineError(f"`lookback_days` must be > 0; got {days}")
-    return max(2, round(days * bars_per_day)) if market.calendar == "observed" else days_to_bars(days, market.timeframe)
+    return (
+        max(2, round(days * bars_per_day))
+        if market.calendar == "observed"
+        else days_to_bars(days, market.timeframe)
+    )
 
 
 def align_strategy(strategy: Any, market: MarketData) -> Any:
     """Give the strategy the market's ``periods_per_year`` (annualisation follows the data)."""
     ppy = getattr(strategy, "periods_per_year", None)
-    if ppy is not None and dataclasses.is_dataclass(strategy) and abs(ppy - market.periods_per_year) > 1e-9:
-        log.info("strategy periods_per_year %s -> %s (from the %s data)", ppy, market.periods_per_year, market.timeframe)
+    if (
+        ppy is not None
+        and dataclasses.is_dataclass(strategy)
+        and abs(ppy - market.periods_per_year) > 1e-9
+    ):
+        log.info(
+            "strategy periods_per_year %s -> %s (from the %s data)",
+            ppy,
+            market.periods_per_year,
+            market.timeframe,
+        )
         return dataclasses.replace(strategy, periods_per_year=market.periods_per_year)
     return strategy
 
 
-def decision_targets(decisions: Decisions, n_bars: int, n_assets: int, execution: Execution) -> np.ndarray:
+def decision_targets(
+    decisions: Decisions, n_bars: int, n_assets: int, execution: Execution
+) -> np.ndarray:
     """(T, N) order targets: decisions at bar t fill at t+1 (``next_open``) or at t (``close``)."""
     targets = np.full((n_bars, n_assets), np.nan)
     shift = 1 if execution == "next_open" else 0
@@ -72,7 +91,9 @@ def decision_targets(decisions: Decisions, n_bars: int, n_assets: int, execution
     return targets
 
 
-def benchmark_equity(market: MarketData, benchmark: str | None, start: int, initial_cash: float) -> pd.Series | None:
+def benchmark_equity(
+    market: MarketData, benchmark: str | None, start: int, initial_cash: float
+) -> pd.Series | None:
     """Buy-and-hold of one symbol, or ``"equal_weight"``: an equal-weight, costless daily-rebalanced
     basket of the listed assets; both start at ``initial_cash`` on bar ``start``."""
     if benchmark is None or benchmark == "none":
@@ -87,7 +108,9 @@ def benchmark_equity(market: MarketData, benchmark: str | None, start: int, init
         name = "equal weight"
     else:
         if benchmark not in market.symbols:
-            raise EngineError(f"`benchmark` {benchmark!r} is not a symbol of the market; use one of {list(market.symbols)} or 'equal_weight'")
+            raise EngineError(
+                f"`benchmark` {benchmark!r} is not a symbol of the market; use one of {list(market.symbols)} or 'equal_weight'"
+            )
         col = pd.Series(close[:, market.symbols.index(benchmark)]).ffill().to_numpy()
         first = np.flatnonzero(np.isfinite(col))
         if first.size == 0:
@@ -174,15 +197,36 @@ def run_backtest(
     if bars.size == 0:
         raise EngineError("the schedule has no decision bar after the first lookback window")
     total = int(bars.size)
-    decisions = walk_forward(close, bars, strategy, lookback, cons, market.symbols,
-                             progress=(lambda k: progress(k + 1, total)) if progress else None)
+    decisions = walk_forward(
+        close,
+        bars,
+        strategy,
+        lookback,
+        cons,
+        market.symbols,
+        progress=(lambda k: progress(k + 1, total)) if progress else None,
+    )
     targets = decision_targets(decisions, n_bars, n, execution)
-    arrays = prepare_market(market.arrays, market.symbols, market.periods_per_year / market.days_per_year,
-                            costs, risk, execution)
+    arrays = prepare_market(
+        market.arrays,
+        market.symbols,
+        market.periods_per_year / market.days_per_year,
+        costs,
+        risk,
+        execution,
+    )
     shift = 1 if execution == "next_open" else 0
     rows = decisions.bars + shift
-    sim = simulate(arrays, targets, costs=costs, risk=risk, schedule=schedule,
-                   initial_cash=initial_cash, execution=execution, order_rows=rows[rows < n_bars])
+    sim = simulate(
+        arrays,
+        targets,
+        costs=costs,
+        risk=risk,
+        schedule=schedule,
+        initial_cash=initial_cash,
+        execution=execution,
+        order_rows=rows[rows < n_bars],
+    )
     start = int(bars[0])
     bench_name = default_benchmark(market) if benchmark == "auto" else benchmark
     bench = benchmark_equity(market, bench_name, start, initial_cash)
@@ -195,7 +239,9 @@ def run_backtest(
         "execution": execution,
         "initial_cash": float(initial_cash),
         "risk_free_rate": float(rf),
-        "costs": {k: v for k, v in dataclasses.asdict(costs).items() if not isinstance(v, Mapping) or v},
+        "costs": {
+            k: v for k, v in dataclasses.asdict(costs).items() if not isinstance(v, Mapping) or v
+        },
         "risk": dataclasses.asdict(risk),
         "constraints": {"min_weight": cons.min_weight, "max_weight": cons.max_weight},
         "benchmark": bench_name,

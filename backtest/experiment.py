@@ -23,7 +23,9 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
     if d.source == "synthetic":
         from datasets import synthetic_market
 
-        market = synthetic_market(n_assets=d.n_assets, n_bars=d.n_bars, timeframe=d.timeframe, seed=d.seed)
+        market = synthetic_market(
+            n_assets=d.n_assets, n_bars=d.n_bars, timeframe=d.timeframe, seed=d.seed
+        )
         if d.symbols:
             market = market.select(d.symbols)
         if d.start or d.end:
@@ -31,8 +33,13 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
     elif d.source == "csv":
         from datasets import load_csv
 
-        market = load_csv(d.path or "", symbols=d.symbols, start=d.start and str(d.start),
-                          end=d.end and str(d.end), timeframe=d.timeframe)
+        market = load_csv(
+            d.path or "",
+            symbols=d.symbols,
+            start=d.start and str(d.start),
+            end=d.end and str(d.end),
+            timeframe=d.timeframe,
+        )
         if d.max_fill_bars:
             market = market.fill_gaps(d.max_fill_bars)
     else:
@@ -42,11 +49,24 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
         if d.source == "ccxt":
             from datasets.fetch import ensure_history
 
-            market = ensure_history(store, d.exchange, d.symbols or [], d.timeframe, d.start, d.end,
-                                    max_fill_bars=d.max_fill_bars)
+            market = ensure_history(
+                store,
+                d.exchange,
+                d.symbols or [],
+                d.timeframe,
+                d.start,
+                d.end,
+                max_fill_bars=d.max_fill_bars,
+            )
         else:
-            market = store.load(d.exchange, d.symbols or [], d.timeframe, d.start and str(d.start),
-                                d.end and str(d.end), max_fill_bars=d.max_fill_bars)
+            market = store.load(
+                d.exchange,
+                d.symbols or [],
+                d.timeframe,
+                d.start and str(d.start),
+                d.end and str(d.end),
+                max_fill_bars=d.max_fill_bars,
+            )
     if d.days_per_year is not None:
         from dataclasses import replace
 
@@ -62,31 +82,45 @@ def build_strategy(strategy: StrategyConfig, periods_per_year: float) -> Any:
     accepted = STRATEGIES[strategy.name].parameters
     # defaults the user did not write (e.g. risk_free_rate for equal weight) are dropped when the
     # strategy has no such parameter; anything written explicitly is checked by the registry
-    params = {k: v for k, v in strategy.params().items() if k in accepted or k in strategy.model_fields_set}
+    params = {
+        k: v
+        for k, v in strategy.params().items()
+        if k in accepted or k in strategy.model_fields_set
+    }
     if "periods_per_year" in accepted:
         params["periods_per_year"] = periods_per_year
     return _build(strategy.name, **params)
 
 
-def run_experiment(cfg: ExperimentConfig, market: MarketData | None = None,
-                   strategy_cfg: StrategyConfig | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+def run_experiment(
+    cfg: ExperimentConfig,
+    market: MarketData | None = None,
+    strategy_cfg: StrategyConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
     """Run the backtest a config describes (``strategy_cfg`` overrides ``cfg.strategy``)."""
     market = market if market is not None else load_market(cfg)
     scfg = strategy_cfg or cfg.strategy
     strategy = build_strategy(scfg, market.periods_per_year)
     return run_backtest(
-        market, strategy, rebalance=cfg.rebalance.schedule(), costs=cfg.costs.costs(),
-        initial_cash=cfg.costs.initial_cash, execution=cfg.backtest.execution,
+        market,
+        strategy,
+        rebalance=cfg.rebalance.schedule(),
+        costs=cfg.costs.costs(),
+        initial_cash=cfg.costs.initial_cash,
+        execution=cfg.backtest.execution,
         constraints={"min_weight": scfg.min_weight, "max_weight": scfg.max_weight},
-        risk=RiskControls(**cfg.risk.model_dump()), benchmark=cfg.backtest.benchmark,
+        risk=RiskControls(**cfg.risk.model_dump()),
+        benchmark=cfg.backtest.benchmark,
         risk_free_rate=scfg.risk_free_rate,
         meta={"experiment": cfg.name, "title": cfg.report.title or f"{cfg.name}: {scfg.name}"},
         progress=progress,
     )
 
 
-def write_outputs(result: BacktestResult, cfg: ExperimentConfig, out: Path, *, html: bool = True) -> dict[str, Path]:
+def write_outputs(
+    result: BacktestResult, cfg: ExperimentConfig, out: Path, *, html: bool = True
+) -> dict[str, Path]:
     """Save the result, its resolved config, metrics JSON and (optionally) the HTML tearsheet."""
     import tomli_w
 
@@ -102,7 +136,9 @@ def write_outputs(result: BacktestResult, cfg: ExperimentConfig, out: Path, *, h
     return paths
 
 
-def write_tearsheet(result: BacktestResult, out: Path, metrics: dict[str, float] | None = None) -> Path:
+def write_tearsheet(
+    result: BacktestResult, out: Path, metrics: dict[str, float] | None = None
+) -> Path:
     """The HTML tearsheet of one result (frontier for MPT, dendrogram for HRP when available)."""
     from reports.html import write_report
 
@@ -111,10 +147,18 @@ def write_tearsheet(result: BacktestResult, out: Path, metrics: dict[str, float]
     if "expected_returns" in extras and "covariance" in extras:
         frontier, chosen = _frontier(result)
     return write_report(
-        out, equity=result.equity, meta=report_meta(result), benchmark=result.benchmark,
-        weights=result.weights, trades=result.trades, rebalances=result.rebalances,
-        metrics=metrics or result.metrics(), frontier=frontier, chosen=chosen,
-        linkage=extras.get("linkage"), linkage_labels=extras.get("labels"),
+        out,
+        equity=result.equity,
+        meta=report_meta(result),
+        benchmark=result.benchmark,
+        weights=result.weights,
+        trades=result.trades,
+        rebalances=result.rebalances,
+        metrics=metrics or result.metrics(),
+        frontier=frontier,
+        chosen=chosen,
+        linkage=extras.get("linkage"),
+        linkage_labels=extras.get("labels"),
     )
 
 
@@ -128,8 +172,13 @@ def _frontier(result: BacktestResult) -> tuple[Any, Any]:
     labels = list(result.extras.get("labels", [])) or None
     bounds = result.meta.get("constraints") or {}
     try:
-        frame = frontier_from_moments(mu, cov, constraints=bounds, symbols=labels,
-                                      risk_free_rate=result.meta.get("risk_free_rate", 0.02))
+        frame = frontier_from_moments(
+            mu,
+            cov,
+            constraints=bounds,
+            symbols=labels,
+            risk_free_rate=result.meta.get("risk_free_rate", 0.02),
+        )
     except ValueError:  # e.g. bounds infeasible for the last universe: no frontier drawn
         frame = None
     w = np.asarray(result.extras.get("weights", []), dtype=float)
@@ -142,19 +191,29 @@ def _frontier(result: BacktestResult) -> tuple[Any, Any]:
 def report_meta(result: BacktestResult) -> dict[str, Any]:
     m = result.meta
     return {
-        "title": m.get("title", m.get("strategy")), "strategy": m.get("strategy"),
-        "strategy_params": m.get("strategy_params", {}), "data_source": m.get("data_source"),
-        "synthetic": m.get("synthetic", False), "timeframe": m.get("timeframe"),
-        "periods_per_year": m.get("periods_per_year"), "risk_free_rate": m.get("risk_free_rate"),
-        "gap_policy": m.get("gap_policy"), "data_notes": result.diagnostics.get("data_notes", []),
+        "title": m.get("title", m.get("strategy")),
+        "strategy": m.get("strategy"),
+        "strategy_params": m.get("strategy_params", {}),
+        "data_source": m.get("data_source"),
+        "synthetic": m.get("synthetic", False),
+        "timeframe": m.get("timeframe"),
+        "periods_per_year": m.get("periods_per_year"),
+        "risk_free_rate": m.get("risk_free_rate"),
+        "gap_policy": m.get("gap_policy"),
+        "data_notes": result.diagnostics.get("data_notes", []),
         "universe_changes": result.diagnostics.get("universe_changes", []),
         "allocator_fallbacks": result.diagnostics.get("allocator_fallbacks", []),
-        "symbols": m.get("symbols", []), "schedule": m.get("schedule"), "execution": m.get("execution"),
-        "costs": m.get("costs", {}), "benchmark": m.get("benchmark"),
+        "symbols": m.get("symbols", []),
+        "schedule": m.get("schedule"),
+        "execution": m.get("execution"),
+        "costs": m.get("costs", {}),
+        "benchmark": m.get("benchmark"),
     }
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
     import math
 
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
+    }

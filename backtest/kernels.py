@@ -115,7 +115,9 @@ def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: fl
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def book_value_nb(units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray, cash: float) -> float:
+def book_value_nb(
+    units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray, cash: float
+) -> float:
     """``cash + sum(units * price)``, valuing assets that cannot trade now at ``val_prices``."""
     value = cash
     for i in range(units.shape[0]):
@@ -127,8 +129,9 @@ def book_value_nb(units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray,
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma,
-                 liquidity):
+def net_value_nb(
+    units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma, liquidity
+):
     """Post-trade equity ``V_net`` of a self-financing rebalance to ``target_weights``.
 
     Solves ``V_net = V - sum_i cost_i(|w_i V_net - units_i p_i|)`` by fixed-point iteration (a
@@ -198,8 +201,9 @@ def plan_trades_nb(
     if not (value > 0.0):
         return
     if net:
-        value = net_value_nb(units, prices, target_weights, value, fee_rate, slip_rate, impact_coef,
-                             sigma, liquidity)
+        value = net_value_nb(
+            units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma, liquidity
+        )
     for i in range(n):
         p = prices[i]
         if not (p > 0.0):
@@ -245,8 +249,23 @@ def _record(trades, k, bar, i, units, p, fill, fee, slip_cost, imp_cost, reason)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _exec_sell(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, bar, reason,
-               trades, n_trades, record):
+def _exec_sell(
+    i,
+    q,
+    p,
+    cash,
+    units,
+    fee_rate,
+    slip_rate,
+    impact_coef,
+    sigma,
+    liq,
+    bar,
+    reason,
+    trades,
+    n_trades,
+    record,
+):
     """Sell ``q`` units; returns (cash, n_trades, fee, slippage cost, impact cost)."""
     imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
     fill = p * (1.0 - slip_rate - imp)
@@ -264,8 +283,24 @@ def _exec_sell(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, li
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _exec_buy(i, q, p, cash, units, fee_rate, slip_rate, impact_coef, sigma, liq, lot, bar, reason,
-              trades, n_trades, record):
+def _exec_buy(
+    i,
+    q,
+    p,
+    cash,
+    units,
+    fee_rate,
+    slip_rate,
+    impact_coef,
+    sigma,
+    liq,
+    lot,
+    bar,
+    reason,
+    trades,
+    n_trades,
+    record,
+):
     """Buy ``q`` units, or what the cash allows (vectorbt's partial fill); returns
     (cash, n_trades, fee, slippage cost, impact cost, traded notional)."""
     imp = impact_fraction_nb(q * p, liq, sigma, impact_coef)
@@ -328,9 +363,23 @@ def fill_orders_nb(
     notional = 0.0
     for i in range(n):
         if deltas[i] < 0.0:
-            cash, n_trades, f, sl, im = _exec_sell(i, -deltas[i], prices[i], cash, units, fee_rate,
-                                                   slip_rate, impact_coef, sigma[i], liquidity[i],
-                                                   bar, reason, trades, n_trades, record)
+            cash, n_trades, f, sl, im = _exec_sell(
+                i,
+                -deltas[i],
+                prices[i],
+                cash,
+                units,
+                fee_rate,
+                slip_rate,
+                impact_coef,
+                sigma[i],
+                liquidity[i],
+                bar,
+                reason,
+                trades,
+                n_trades,
+                record,
+            )
             fees += f
             slips += sl
             imps += im
@@ -349,9 +398,24 @@ def fill_orders_nb(
                 n_buys += 1
         for k in range(n_buys):
             i = work_idx[k]
-            cash, n_trades, f, sl, im, x = _exec_buy(i, deltas[i], prices[i], cash, units, fee_rate,
-                                                     slip_rate, impact_coef, sigma[i], liquidity[i],
-                                                     lot_step[i], bar, reason, trades, n_trades, record)
+            cash, n_trades, f, sl, im, x = _exec_buy(
+                i,
+                deltas[i],
+                prices[i],
+                cash,
+                units,
+                fee_rate,
+                slip_rate,
+                impact_coef,
+                sigma[i],
+                liquidity[i],
+                lot_step[i],
+                bar,
+                reason,
+                trades,
+                n_trades,
+                record,
+            )
             fees += f
             slips += sl
             imps += im
@@ -373,13 +437,29 @@ def fill_orders_nb(
                 q = deltas[i] * scale
                 if scale < 1.0:
                     q = round_to_lot_nb(q, lot_step[i])
-                    threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+                    threshold = (
+                        min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+                    )
                     if q <= 0.0 or q * prices[i] < threshold:
                         continue
-                cash, n_trades, f, sl, im, x = _exec_buy(i, q, prices[i], cash, units, fee_rate,
-                                                         slip_rate, impact_coef, sigma[i],
-                                                         liquidity[i], lot_step[i], bar, reason,
-                                                         trades, n_trades, record)
+                cash, n_trades, f, sl, im, x = _exec_buy(
+                    i,
+                    q,
+                    prices[i],
+                    cash,
+                    units,
+                    fee_rate,
+                    slip_rate,
+                    impact_coef,
+                    sigma[i],
+                    liquidity[i],
+                    lot_step[i],
+                    bar,
+                    reason,
+                    trades,
+                    n_trades,
+                    record,
+                )
                 fees += f
                 slips += sl
                 imps += im
@@ -513,19 +593,56 @@ def simulate_core_nb(
                 if trade_now and not new_row:
                     reason = REASON_BAND
                 if trade_now and band_edge:
-                    goal[:] = _band_edge_targets(units, prices, last_val, goal, cash, band, band_relative)
+                    goal[:] = _band_edge_targets(
+                        units, prices, last_val, goal, cash, band, band_relative
+                    )
             if trade_now:
                 skipped[:] = False
-                plan_trades_nb(units, prices, last_val, goal, cash, lot_step, min_notional,
-                               min_trade_value, max_value[t], liquidity[t], participation,
-                               sigma[t], fee_rate, slip_rate, impact_coef, sizing == SIZING_NET,
-                               skipped, order_value, deltas)
+                plan_trades_nb(
+                    units,
+                    prices,
+                    last_val,
+                    goal,
+                    cash,
+                    lot_step,
+                    min_notional,
+                    min_trade_value,
+                    max_value[t],
+                    liquidity[t],
+                    participation,
+                    sigma[t],
+                    fee_rate,
+                    slip_rate,
+                    impact_coef,
+                    sizing == SIZING_NET,
+                    skipped,
+                    order_value,
+                    deltas,
+                )
                 costs[4] += skipped.sum()
-                cash, n_trades = fill_orders_nb(deltas, units, prices, cash, fee_rate, slip_rate,
-                                                impact_coef, sigma[t], liquidity[t], lot_step,
-                                                min_notional, min_trade_value, sizing, order_value,
-                                                work_idx, t, reason,
-                                                trades, n_trades, record, costs)
+                cash, n_trades = fill_orders_nb(
+                    deltas,
+                    units,
+                    prices,
+                    cash,
+                    fee_rate,
+                    slip_rate,
+                    impact_coef,
+                    sigma[t],
+                    liquidity[t],
+                    lot_step,
+                    min_notional,
+                    min_trade_value,
+                    sizing,
+                    order_value,
+                    work_idx,
+                    t,
+                    reason,
+                    trades,
+                    n_trades,
+                    record,
+                    costs,
+                )
                 for i in range(n):
                     if deltas[i] > 0.0 and units[i] > 0.0 and prices[i] > 0.0:
                         if peak[i] < prices[i]:
@@ -543,12 +660,29 @@ def simulate_core_nb(
                         px = open_[t, i] if open_[t, i] < level else level
                         d = np.zeros(n)
                         d[i] = -units[i]
-                        cash, n_trades = fill_orders_nb(d, units, np.full(n, px), cash, fee_rate,
-                                                        slip_rate, impact_coef, sigma[t],
-                                                        liquidity[t], lot_step, min_notional, 0.0,
-                                                        sizing, d, work_idx, t, REASON_STOP, trades,
-                                                        n_trades,
-                                                        record, costs)
+                        cash, n_trades = fill_orders_nb(
+                            d,
+                            units,
+                            np.full(n, px),
+                            cash,
+                            fee_rate,
+                            slip_rate,
+                            impact_coef,
+                            sigma[t],
+                            liquidity[t],
+                            lot_step,
+                            min_notional,
+                            0.0,
+                            sizing,
+                            d,
+                            work_idx,
+                            t,
+                            REASON_STOP,
+                            trades,
+                            n_trades,
+                            record,
+                            costs,
+                        )
                         stopped[i] = True
                         peak[i] = 0.0
                 if units[i] > 0.0 and high[t, i] > peak[i]:
@@ -559,11 +693,29 @@ def simulate_core_nb(
                 if delist[t, i] and units[i] > 0.0:
                     d = np.zeros(n)
                     d[i] = -units[i]
-                    cash, n_trades = fill_orders_nb(d, units, close[t], cash, fee_rate, slip_rate,
-                                                    impact_coef, sigma[t], liquidity[t], lot_step,
-                                                    min_notional, 0.0, sizing, d, work_idx, t,
-                                                    REASON_DELIST,
-                                                    trades, n_trades, record, costs)
+                    cash, n_trades = fill_orders_nb(
+                        d,
+                        units,
+                        close[t],
+                        cash,
+                        fee_rate,
+                        slip_rate,
+                        impact_coef,
+                        sigma[t],
+                        liquidity[t],
+                        lot_step,
+                        min_notional,
+                        0.0,
+                        sizing,
+                        d,
+                        work_idx,
+                        t,
+                        REASON_DELIST,
+                        trades,
+                        n_trades,
+                        record,
+                        costs,
+                    )
         # valuation at the close (the last close for an asset without a candle now)
         value = cash
         for i in range(n):
@@ -582,10 +734,35 @@ def simulate_core_nb(
 
 @njit(cache=True, error_model="numpy")
 def simulate_batch_nb(
-    fill_price, close, high, low, open_, targets, order_rows, delist, delist_row, sigma, liquidity,
-    max_value, lot_step, min_notional, initial_cash, fee_rate, slip_rate, impact_coef, participation,
-    min_trade_value, band, band_relative, band_edge, stop_pct, entry_at_close, sizing, capacity,
-    store_units, record,
+    fill_price,
+    close,
+    high,
+    low,
+    open_,
+    targets,
+    order_rows,
+    delist,
+    delist_row,
+    sigma,
+    liquidity,
+    max_value,
+    lot_step,
+    min_notional,
+    initial_cash,
+    fee_rate,
+    slip_rate,
+    impact_coef,
+    participation,
+    min_trade_value,
+    band,
+    band_relative,
+    band_edge,
+    stop_pct,
+    entry_at_close,
+    sizing,
+    capacity,
+    store_units,
+    record,
 ):
     """Many scenarios on one market in one call, for sweeps.
 
@@ -606,11 +783,41 @@ def simulate_batch_nb(
     costs = np.zeros((n_scen, 5))
     for s in range(n_scen):
         n_trades[s] = simulate_core_nb(
-            fill_price, close, high, low, open_, targets[s], order_rows[s], delist, delist_row, sigma,
-            liquidity, max_value, lot_step, min_notional, initial_cash[s], fee_rate[s], slip_rate[s],
-            impact_coef[s], participation, min_trade_value[s], band[s], band_relative, band_edge,
-            stop_pct, entry_at_close, sizing, equity[s], cash[s], units[s], store_units, traded[s],
-            trades[s], record, costs[s])
+            fill_price,
+            close,
+            high,
+            low,
+            open_,
+            targets[s],
+            order_rows[s],
+            delist,
+            delist_row,
+            sigma,
+            liquidity,
+            max_value,
+            lot_step,
+            min_notional,
+            initial_cash[s],
+            fee_rate[s],
+            slip_rate[s],
+            impact_coef[s],
+            participation,
+            min_trade_value[s],
+            band[s],
+            band_relative,
+            band_edge,
+            stop_pct,
+            entry_at_close,
+            sizing,
+            equity[s],
+            cash[s],
+            units[s],
+            store_units,
+            traded[s],
+            trades[s],
+            record,
+            costs[s],
+        )
     return equity, cash, units, traded, trades, n_trades, costs
 
 

@@ -33,7 +33,14 @@ from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnalysisResult", "LiveError", "OrderReport", "PortfolioAnalyzer", "RebalancePlan", "Trade"]
+__all__ = [
+    "AnalysisResult",
+    "LiveError",
+    "OrderReport",
+    "PortfolioAnalyzer",
+    "RebalancePlan",
+    "Trade",
+]
 
 _SUM_TOL = 1e-6
 
@@ -184,10 +191,18 @@ class RebalancePlan:
         return pd.DataFrame(rows, columns=columns).drop(columns="slices")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"trades": [t.as_dict() for t in self.trades], "score": self.score,
-                "estimated_cost": self.estimated_cost, "fees": self.fees, "turnover": self.turnover,
-                "total_value": self.total_value, "quote": self.quote, "skipped": list(self.skipped),
-                "notes": list(self.notes), "cash_after": self.cash_after}
+        return {
+            "trades": [t.as_dict() for t in self.trades],
+            "score": self.score,
+            "estimated_cost": self.estimated_cost,
+            "fees": self.fees,
+            "turnover": self.turnover,
+            "total_value": self.total_value,
+            "quote": self.quote,
+            "skipped": list(self.skipped),
+            "notes": list(self.notes),
+            "cash_after": self.cash_after,
+        }
 
 
 @dataclass(frozen=True)
@@ -236,9 +251,18 @@ class PortfolioAnalyzer:
     >>> plan = analyzer.get_rebalancing_trades(current, result.weights, total_value=100_000)  # doctest: +SKIP
     """
 
-    def __init__(self, exchange: Any, strategy: Any = None, lookback_days: float = 30, *,
-                 universe: Sequence[str] | None = None, timeframe: str = "1d", store: Any = None,
-                 settings: LiveConfig | Mapping[str, Any] | None = None, costs: Costs | None = None) -> None:
+    def __init__(
+        self,
+        exchange: Any,
+        strategy: Any = None,
+        lookback_days: float = 30,
+        *,
+        universe: Sequence[str] | None = None,
+        timeframe: str = "1d",
+        store: Any = None,
+        settings: LiveConfig | Mapping[str, Any] | None = None,
+        costs: Costs | None = None,
+    ) -> None:
         from datasets.timeframe import timeframe_to_ms
 
         if strategy is None:
@@ -257,8 +281,10 @@ class PortfolioAnalyzer:
             settings = LiveConfig.model_validate({"quote": exchange.quote, **(settings or {})})
         self.settings = settings
         if self.settings.quote != exchange.quote:
-            raise LiveError(f"`settings.quote` ({self.settings.quote}) must match the connector's quote "
-                            f"({exchange.quote})")
+            raise LiveError(
+                f"`settings.quote` ({self.settings.quote}) must match the connector's quote "
+                f"({exchange.quote})"
+            )
         self.costs = costs if costs is not None else Costs()
         self.quote: str = exchange.quote
         self.universe = None if universe is None else [self._asset(s, "universe") for s in universe]
@@ -271,25 +297,33 @@ class PortfolioAnalyzer:
         self._allocation: dict[str, float] = {}
 
     def __repr__(self) -> str:
-        return (f"PortfolioAnalyzer(exchange={self.exchange!r}, strategy={type(self.strategy).__name__}, "
-                f"lookback_days={self.lookback_days:g}, timeframe={self.timeframe!r})")
+        return (
+            f"PortfolioAnalyzer(exchange={self.exchange!r}, strategy={type(self.strategy).__name__}, "
+            f"lookback_days={self.lookback_days:g}, timeframe={self.timeframe!r})"
+        )
 
     # ------------------------------------------------------------------ names
     def _asset(self, key: str, where: str) -> str:
         if not isinstance(key, str) or not key:
-            raise LiveError(f"`{where}` keys must be asset codes such as 'BTC' or symbols such as "
-                            f"'BTC/{self.quote}'; got {key!r}")
+            raise LiveError(
+                f"`{where}` keys must be asset codes such as 'BTC' or symbols such as "
+                f"'BTC/{self.quote}'; got {key!r}"
+            )
         if "/" in key:
             base, quote = key.split("/", 1)
             if quote.split(":")[0] != self.quote:
-                raise LiveError(f"`{where}` has {key!r}, quoted in {quote}; this account is valued in {self.quote} "
-                                f"(use '{base}/{self.quote}' or the connector's `quote`)")
+                raise LiveError(
+                    f"`{where}` has {key!r}, quoted in {quote}; this account is valued in {self.quote} "
+                    f"(use '{base}/{self.quote}' or the connector's `quote`)"
+                )
             return base
         return key
 
     def _weights(self, weights: Mapping[str, float], where: str) -> dict[str, float]:
         if not isinstance(weights, Mapping) or not weights:
-            raise LiveError(f"`{where}` must be a non-empty mapping of asset to weight; got {weights!r}")
+            raise LiveError(
+                f"`{where}` must be a non-empty mapping of asset to weight; got {weights!r}"
+            )
         out: dict[str, float] = {}
         for key, value in weights.items():
             asset = self._asset(key, where)
@@ -298,12 +332,16 @@ class PortfolioAnalyzer:
             except (TypeError, ValueError):
                 w = math.nan
             if not math.isfinite(w) or w < -1e-12:
-                raise LiveError(f"`{where}` must be finite and >= 0 (long only); {key} has {value!r}")
+                raise LiveError(
+                    f"`{where}` must be finite and >= 0 (long only); {key} has {value!r}"
+                )
             out[asset] = out.get(asset, 0.0) + max(w, 0.0)
         total = sum(out.values())
         if abs(total - 1.0) > _SUM_TOL:
-            raise LiveError(f"`{where}` must sum to 1 (cash as '{self.quote}'); they sum to {total:.6g} "
-                            f"(normalise them, or add the rest as {{'{self.quote}': {1 - total:.6g}}})")
+            raise LiveError(
+                f"`{where}` must sum to 1 (cash as '{self.quote}'); they sum to {total:.6g} "
+                f"(normalise them, or add the rest as {{'{self.quote}': {1 - total:.6g}}})"
+            )
         return out
 
     # ------------------------------------------------------------------ exchange state
@@ -349,15 +387,22 @@ class PortfolioAnalyzer:
         values = {a: balances[a] * self.prices[a] for a in priced}
         for asset, value in list(values.items()):
             if value < self.settings.dust_threshold:
-                self.ignored[asset] = f"dust: worth {value:.4g} {self.quote} < {self.settings.dust_threshold:g}"
+                self.ignored[asset] = (
+                    f"dust: worth {value:.4g} {self.quote} < {self.settings.dust_threshold:g}"
+                )
                 del values[asset]
         cash = balances.get(self.quote, 0.0)
         total = sum(values.values()) + cash
         if not total > 0:
-            raise LiveError(f"the account holds nothing worth at least {self.settings.dust_threshold:g} {self.quote} "
-                            f"(ignored: {self.ignored or 'none'})")
+            raise LiveError(
+                f"the account holds nothing worth at least {self.settings.dust_threshold:g} {self.quote} "
+                f"(ignored: {self.ignored or 'none'})"
+            )
         if self.ignored:
-            log.warning("left out of the allocation: %s", "; ".join(f"{a}: {r}" for a, r in self.ignored.items()))
+            log.warning(
+                "left out of the allocation: %s",
+                "; ".join(f"{a}: {r}" for a, r in self.ignored.items()),
+            )
         self.holdings = {a: balances[a] for a in values}
         self.holdings[self.quote] = cash
         self.total_value = total
@@ -377,8 +422,16 @@ class PortfolioAnalyzer:
         end = (int(sync_exchange.milliseconds()) // step) * step - step
         start = end - days_to_bars(self.lookback_days, self.timeframe) * step
         symbols = [self.exchange.symbol(a) for a in assets]
-        return await asyncio.to_thread(ensure_history, self.store, self.exchange.exchange_id, symbols,
-                                       self.timeframe, start, end, exchange=sync_exchange)
+        return await asyncio.to_thread(
+            ensure_history,
+            self.store,
+            self.exchange.exchange_id,
+            symbols,
+            self.timeframe,
+            start,
+            end,
+            exchange=sync_exchange,
+        )
 
     # ------------------------------------------------------------------ target
     async def analyze_portfolio(self, constraints: Any = None) -> AnalysisResult:
@@ -398,15 +451,21 @@ class PortfolioAnalyzer:
         current = await self.get_current_allocation()
         universe = self.universe or [a for a in current if a != self.quote]
         if not universe:
-            raise LiveError(f"nothing to allocate: the account holds only {self.quote}; pass "
-                            "`universe=['BTC', 'ETH', ...]` (or `data.symbols` in the config)")
+            raise LiveError(
+                f"nothing to allocate: the account holds only {self.quote}; pass "
+                "`universe=['BTC', 'ETH', ...]` (or `data.symbols` in the config)"
+            )
         await self.refresh_market_data(universe)
         market = await self.load_history(universe)
         strategy = align_strategy(self.strategy, market)
         returns, assets, excluded, window = self._window(market, universe)
         previous = np.array([current.get(a, 0.0) for a in assets])
-        alloc = strategy.allocate_detailed(returns, constraints, previous / previous.sum() if previous.sum() > 0
-                                           else None, symbols=assets)
+        alloc = strategy.allocate_detailed(
+            returns,
+            constraints,
+            previous / previous.sum() if previous.sum() > 0 else None,
+            symbols=assets,
+        )
         mu, cov = _moments(alloc.extras, returns, market.periods_per_year)
         invested = 1.0 - self.settings.cash_reserve
         w = np.asarray(alloc.weights, dtype=np.float64)
@@ -417,51 +476,91 @@ class PortfolioAnalyzer:
         weights[self.quote] = self.settings.cash_reserve
         notes = (*alloc.notes, *(f"{a} excluded: {r}" for a, r in excluded.items()))
         diagnostics = {
-            "strategy": getattr(strategy, "name", type(strategy).__name__), "method": alloc.method,
-            "notes": notes, "universe": list(universe), "excluded": excluded, "timeframe": self.timeframe,
-            "lookback_days": self.lookback_days, "n_obs": int(returns.shape[0]), "window_start": window[0],
-            "window_end": window[1], "periods_per_year": market.periods_per_year, "risk_free_rate": rf,
-            "total_value": self.total_value, "ignored_balances": dict(self.ignored),
+            "strategy": getattr(strategy, "name", type(strategy).__name__),
+            "method": alloc.method,
+            "notes": notes,
+            "universe": list(universe),
+            "excluded": excluded,
+            "timeframe": self.timeframe,
+            "lookback_days": self.lookback_days,
+            "n_obs": int(returns.shape[0]),
+            "window_start": window[0],
+            "window_end": window[1],
+            "periods_per_year": market.periods_per_year,
+            "risk_free_rate": rf,
+            "total_value": self.total_value,
+            "ignored_balances": dict(self.ignored),
         }
-        return AnalysisResult(weights=weights, expected_return=ret, volatility=vol,
-                              sharpe_ratio=(ret - rf) / vol if vol > 0 else math.nan, method=alloc.method,
-                              notes=notes, diagnostics=diagnostics,
-                              frontier=self._frontier(strategy, mu, cov, constraints, rf, assets),
-                              current_weights=current, extras=dict(alloc.extras))
+        return AnalysisResult(
+            weights=weights,
+            expected_return=ret,
+            volatility=vol,
+            sharpe_ratio=(ret - rf) / vol if vol > 0 else math.nan,
+            method=alloc.method,
+            notes=notes,
+            diagnostics=diagnostics,
+            frontier=self._frontier(strategy, mu, cov, constraints, rf, assets),
+            current_weights=current,
+            extras=dict(alloc.extras),
+        )
 
-    def _window(self, market: Any, universe: list[str]) -> tuple[np.ndarray, list[str], dict[str, str], tuple[str, str]]:
+    def _window(
+        self, market: Any, universe: list[str]
+    ) -> tuple[np.ndarray, list[str], dict[str, str], tuple[str, str]]:
         """Simple returns of the lookback window for the assets with every close in it (the engine's
         point-in-time universe rule); the others are excluded (target weight 0)."""
         from datasets.timeframe import days_to_bars
 
-        close = market.values("close")[-(days_to_bars(self.lookback_days, self.timeframe) + 1):]
+        close = market.values("close")[-(days_to_bars(self.lookback_days, self.timeframe) + 1) :]
         complete = np.isfinite(close).all(axis=0)
         if not complete.any() or close.shape[0] < 3:
-            raise LiveError(f"not enough {self.timeframe} history for {', '.join(universe)} in the last "
-                            f"{self.lookback_days:g} days ({close.shape[0]} bars)")
-        excluded = {a: "incomplete history in the lookback window"
-                    for a, ok in zip(universe, complete, strict=True) if not ok}
+            raise LiveError(
+                f"not enough {self.timeframe} history for {', '.join(universe)} in the last "
+                f"{self.lookback_days:g} days ({close.shape[0]} bars)"
+            )
+        excluded = {
+            a: "incomplete history in the lookback window"
+            for a, ok in zip(universe, complete, strict=True)
+            if not ok
+        }
         assets = [a for a, ok in zip(universe, complete, strict=True) if ok]
         returns = close[1:, complete] / close[:-1, complete] - 1.0
-        window = (f"{market.index[-close.shape[0]]:%Y-%m-%d %H:%M}", f"{market.index[-1]:%Y-%m-%d %H:%M}")
+        window = (
+            f"{market.index[-close.shape[0]]:%Y-%m-%d %H:%M}",
+            f"{market.index[-1]:%Y-%m-%d %H:%M}",
+        )
         return returns, assets, excluded, window
 
-    def _frontier(self, strategy: Any, mu: np.ndarray, cov: np.ndarray, constraints: Any, rf: float,
-                  assets: list[str]) -> Any:
+    def _frontier(
+        self,
+        strategy: Any,
+        mu: np.ndarray,
+        cov: np.ndarray,
+        constraints: Any,
+        rf: float,
+        assets: list[str],
+    ) -> Any:
         from strategies import MPTStrategy
         from strategies.frontier import frontier_from_moments
 
         if not isinstance(strategy, MPTStrategy) or len(assets) < 2:
             return None
         try:
-            return frontier_from_moments(mu, cov, self.settings.frontier_points, constraints, rf, assets)
+            return frontier_from_moments(
+                mu, cov, self.settings.frontier_points, constraints, rf, assets
+            )
         except ValueError as exc:
             log.warning("no efficient frontier: %s", exc)
             return None
 
     # ------------------------------------------------------------------ trades
-    def get_rebalancing_trades(self, current_weights: Mapping[str, float], target_weights: Mapping[str, float],
-                               total_value: float, min_trade_value: float | None = None) -> RebalancePlan:
+    def get_rebalancing_trades(
+        self,
+        current_weights: Mapping[str, float],
+        target_weights: Mapping[str, float],
+        total_value: float,
+        min_trade_value: float | None = None,
+    ) -> RebalancePlan:
         """The trades from ``current_weights`` to ``target_weights`` under the backtest's rules.
 
         Prices, lot steps, minimum notionals and volumes are those fetched by
@@ -495,7 +594,12 @@ class PortfolioAnalyzer:
         offset = self.settings.limit_offset_bps / 10_000
         lots = np.array([self.rules[a].lot_step for a in assets])
         # the exchange's minimum order value must also hold at a sell's limit price, p * (1 - offset)
-        min_notional = np.array([self.rules[a].min_order_value(p) / (1.0 - offset) for a, p in zip(assets, prices, strict=True)])
+        min_notional = np.array(
+            [
+                self.rules[a].min_order_value(p) / (1.0 - offset)
+                for a, p in zip(assets, prices, strict=True)
+            ]
+        )
         units = np.array([current.get(a, 0.0) for a in assets]) * total / prices
         cash = current.get(self.quote, 0.0) * total
         if current == self._allocation and total == self.total_value:
@@ -504,9 +608,15 @@ class PortfolioAnalyzer:
             units = np.array([self.holdings.get(a, 0.0) for a in assets])
             cash = self.holdings.get(self.quote, 0.0)
         weights = np.array([target.get(a, 0.0) for a in assets])
-        plan = plan_trades(units, prices, weights, cash,
-                           costs=replace(self.costs, min_trade_value=mtv, participation=0.0),
-                           lot_step=lots, min_notional=min_notional)
+        plan = plan_trades(
+            units,
+            prices,
+            weights,
+            cash,
+            costs=replace(self.costs, min_trade_value=mtv, participation=0.0),
+            lot_step=lots,
+            min_notional=min_notional,
+        )
         trades, notes = [], []
         for row in plan.ledger:
             i = int(row["asset"])
@@ -516,46 +626,95 @@ class PortfolioAnalyzer:
             if units_traded < 0 and weights[i] == 0.0 and lots[i] > 0:  # a full exit
                 whole = floor_to_grid(abs(units_traded), lots[i])
                 if whole < amount:
-                    notes.append(f"{asset}: full exit rounded down to the lot step {lots[i]:g}; "
-                                 f"{abs(units_traded) - whole:.8g} stays as dust")
+                    notes.append(
+                        f"{asset}: full exit rounded down to the lot step {lots[i]:g}; "
+                        f"{abs(units_traded) - whole:.8g} stays as dust"
+                    )
                 amount = whole
                 if amount * prices[i] < threshold:
-                    notes.append(f"{asset}: the whole lots of the exit ({amount:g}) are worth less than the "
-                                 f"minimum order value {threshold:.4g}; not traded")
+                    notes.append(
+                        f"{asset}: the whole lots of the exit ({amount:g}) are worth less than the "
+                        f"minimum order value {threshold:.4g}; not traded"
+                    )
                     continue
             share = amount / abs(units_traded)
-            trades.append(self._trade(asset, amount, units_traded < 0, prices[i], current, target,
-                                      float(row["fee"]) * share, float(row["slippage"] + row["impact"]) * share,
-                                      threshold))
+            trades.append(
+                self._trade(
+                    asset,
+                    amount,
+                    units_traded < 0,
+                    prices[i],
+                    current,
+                    target,
+                    float(row["fee"]) * share,
+                    float(row["slippage"] + row["impact"]) * share,
+                    threshold,
+                )
+            )
         skipped = tuple(assets[i] for i in np.flatnonzero(plan.skipped))
         if skipped:
-            notes.append(f"below the lot step or the minimum order value ({mtv:g} {self.quote} or the exchange's "
-                         f"minimum notional), not traded: {', '.join(skipped)}")
-        score = 0.5 * sum(abs(target.get(a, 0.0) - current.get(a, 0.0)) for a in {*current, *target})
+            notes.append(
+                f"below the lot step or the minimum order value ({mtv:g} {self.quote} or the exchange's "
+                f"minimum notional), not traded: {', '.join(skipped)}"
+            )
+        score = 0.5 * sum(
+            abs(target.get(a, 0.0) - current.get(a, 0.0)) for a in {*current, *target}
+        )
         trades.sort(key=lambda t: (t.side != "sell", -t.value))
-        return RebalancePlan(trades=tuple(trades), score=score, total_value=total, quote=self.quote,
-                             skipped=skipped, notes=tuple(notes), cash_after=plan.cash_after)
+        return RebalancePlan(
+            trades=tuple(trades),
+            score=score,
+            total_value=total,
+            quote=self.quote,
+            skipped=skipped,
+            notes=tuple(notes),
+            cash_after=plan.cash_after,
+        )
 
-    def _trade(self, asset: str, amount: float, sell: bool, price: float, current: dict[str, float],
-               target: dict[str, float], fee: float, slippage: float, min_value: float) -> Trade:
+    def _trade(
+        self,
+        asset: str,
+        amount: float,
+        sell: bool,
+        price: float,
+        current: dict[str, float],
+        target: dict[str, float],
+        fee: float,
+        slippage: float,
+        min_value: float,
+    ) -> Trade:
         offset = self.settings.limit_offset_bps / 10_000
         rules = self.rules[asset]
         limit = on_grid(price * (1.0 - offset if sell else 1.0 + offset), rules.tick_size)
-        cap = slice_cap(self.settings.max_slice_value, self.settings.max_volume_share, self.volumes.get(asset))
-        return Trade(symbol=self.exchange.symbol(asset), asset=asset, side="sell" if sell else "buy", amount=amount,
-                     price=price, value=amount * price, weight_change=target.get(asset, 0.0) - current.get(asset, 0.0),
-                     current_weight=current.get(asset, 0.0), target_weight=target.get(asset, 0.0),
-                     fee=fee, slippage=slippage, limit_price=limit,
-                     slices=split_order(amount, price, rules.lot_step, cap, min_value))
+        cap = slice_cap(
+            self.settings.max_slice_value, self.settings.max_volume_share, self.volumes.get(asset)
+        )
+        return Trade(
+            symbol=self.exchange.symbol(asset),
+            asset=asset,
+            side="sell" if sell else "buy",
+            amount=amount,
+            price=price,
+            value=amount * price,
+            weight_change=target.get(asset, 0.0) - current.get(asset, 0.0),
+            current_weight=current.get(asset, 0.0),
+            target_weight=target.get(asset, 0.0),
+            fee=fee,
+            slippage=slippage,
+            limit_price=limit,
+            slices=split_order(amount, price, rules.lot_step, cap, min_value),
+        )
 
     def _check_market_data(self, assets: list[str]) -> None:
         for asset in assets:
             if asset in self.prices and asset in self.rules:
                 continue
             symbol = self.exchange.symbol(asset)
-            raise LiveError(f"no market data for {symbol}: it was not fetched, or {self.exchange.exchange_id} has "
-                            f"no {symbol} market; run `await analyzer.refresh_market_data([{asset!r}])` first "
-                            "(it raises for a symbol without a market)")
+            raise LiveError(
+                f"no market data for {symbol}: it was not fetched, or {self.exchange.exchange_id} has "
+                f"no {symbol} market; run `await analyzer.refresh_market_data([{asset!r}])` first "
+                "(it raises for a symbol without a market)"
+            )
 
     async def execute(self, plan: RebalancePlan) -> list[OrderReport]:
         """Place the plan's limit orders, sells first, one slice at a time.
@@ -572,27 +731,55 @@ class PortfolioAnalyzer:
         from datasets.connectors import ExchangeAuthError, ExchangeUnavailableError, ReadOnlyError
 
         if self.exchange.read_only:
-            raise ReadOnlyError(f"{self.exchange!r} is read-only: build it with read_only=False to place orders")
+            raise ReadOnlyError(
+                f"{self.exchange!r} is read-only: build it with read_only=False to place orders"
+            )
         reports: list[OrderReport] = []
         for trade in plan:
             for amount in trade.slices:
                 try:
-                    status = await self.exchange.create_limit_order(trade.symbol, trade.side, amount,
-                                                                     trade.limit_price)
+                    status = await self.exchange.create_limit_order(
+                        trade.symbol, trade.side, amount, trade.limit_price
+                    )
                 except (ExchangeAuthError, ReadOnlyError):
                     raise
                 except ExchangeUnavailableError as exc:
-                    reports.append(OrderReport(trade.symbol, trade.side, amount, trade.limit_price, "unknown",
-                                               error=str(exc)))
+                    reports.append(
+                        OrderReport(
+                            trade.symbol,
+                            trade.side,
+                            amount,
+                            trade.limit_price,
+                            "unknown",
+                            error=str(exc),
+                        )
+                    )
                     log.error("stopped placing orders after a network error: %s", exc)
                     return reports
                 except ValueError as exc:
-                    reports.append(OrderReport(trade.symbol, trade.side, amount, trade.limit_price, "rejected",
-                                               error=str(exc)))
+                    reports.append(
+                        OrderReport(
+                            trade.symbol,
+                            trade.side,
+                            amount,
+                            trade.limit_price,
+                            "rejected",
+                            error=str(exc),
+                        )
+                    )
                     log.warning("order rejected: %s", exc)
                     continue
-                reports.append(OrderReport(trade.symbol, trade.side, status.amount, status.price, status.status,
-                                           order_id=status.id, filled=status.filled))
+                reports.append(
+                    OrderReport(
+                        trade.symbol,
+                        trade.side,
+                        status.amount,
+                        status.price,
+                        status.status,
+                        order_id=status.id,
+                        filled=status.filled,
+                    )
+                )
         return reports
 
 
@@ -600,13 +787,17 @@ def _positive_value(value: Any, quote: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise LiveError(f"`total_value` must be a number > 0 (the book's value in {quote}); got {value!r}") from None
+        raise LiveError(
+            f"`total_value` must be a number > 0 (the book's value in {quote}); got {value!r}"
+        ) from None
     if not (math.isfinite(out) and out > 0):
         raise LiveError(f"`total_value` must be > 0 (the book's value in {quote}); got {value!r}")
     return out
 
 
-def _moments(extras: Mapping[str, Any], returns: np.ndarray, periods_per_year: float) -> tuple[np.ndarray, np.ndarray]:
+def _moments(
+    extras: Mapping[str, Any], returns: np.ndarray, periods_per_year: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Annualised (mu, cov): the allocator's when it reports both (MPT), else mean and sample covariance."""
     from strategies.estimators import covariance, expected_returns
 

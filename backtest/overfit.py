@@ -70,12 +70,15 @@ def expected_max_sharpe(n_trials: int, variance: float, mean: float = 0.0) -> fl
         raise ValueError(f"`variance` of the trials' Sharpe ratios must be >= 0; got {variance}")
     if n_trials == 1 or variance == 0:
         return float(mean)
-    z = (1 - EULER_GAMMA) * _norm_ppf(1 - 1 / n_trials) + EULER_GAMMA * _norm_ppf(1 - 1 / (n_trials * math.e))
+    z = (1 - EULER_GAMMA) * _norm_ppf(1 - 1 / n_trials) + EULER_GAMMA * _norm_ppf(
+        1 - 1 / (n_trials * math.e)
+    )
     return float(mean + math.sqrt(variance) * z)
 
 
-def probabilistic_sharpe_ratio(sharpe: float, benchmark: float, n_obs: int, skew: float = 0.0,
-                               kurtosis: float = 3.0) -> float:
+def probabilistic_sharpe_ratio(
+    sharpe: float, benchmark: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0
+) -> float:
     """P(true Sharpe > ``benchmark``) given an observed per-period ``sharpe`` over ``n_obs`` returns.
 
     ``Z[(SR - SR*) sqrt(T - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)]``; ``kurtosis`` is the
@@ -85,8 +88,10 @@ def probabilistic_sharpe_ratio(sharpe: float, benchmark: float, n_obs: int, skew
         raise ValueError(f"`n_obs` must be >= 2 returns; got {n_obs}")
     denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
     if not denom > 0:
-        raise ValueError(f"the Sharpe ratio's variance term is not positive ({denom:.4g}) for skew={skew:.4g}, "
-                         f"kurtosis={kurtosis:.4g}; check that the returns and moments belong together")
+        raise ValueError(
+            f"the Sharpe ratio's variance term is not positive ({denom:.4g}) for skew={skew:.4g}, "
+            f"kurtosis={kurtosis:.4g}; check that the returns and moments belong together"
+        )
     return _norm_cdf((sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom))
 
 
@@ -109,8 +114,15 @@ class DeflatedSharpe:
         return self.sharpe * k, self.benchmark * k
 
 
-def deflated_sharpe_ratio(sharpe: float, *, n_trials: int, variance: float, n_obs: int, skew: float = 0.0,
-                          kurtosis: float = 3.0) -> DeflatedSharpe:
+def deflated_sharpe_ratio(
+    sharpe: float,
+    *,
+    n_trials: int,
+    variance: float,
+    n_obs: int,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> DeflatedSharpe:
     """Deflated Sharpe Ratio of a per-period ``sharpe`` picked as the best of ``n_trials``.
 
     Parameters
@@ -139,11 +151,21 @@ def deflated_sharpe_ratio(sharpe: float, *, n_trials: int, variance: float, n_ob
     """
     sr0 = expected_max_sharpe(n_trials, variance)
     dsr = probabilistic_sharpe_ratio(sharpe, sr0, n_obs, skew, kurtosis)
-    return DeflatedSharpe(dsr, float(sharpe), sr0, int(n_trials), float(variance), int(n_obs), float(skew),
-                          float(kurtosis))
+    return DeflatedSharpe(
+        dsr,
+        float(sharpe),
+        sr0,
+        int(n_trials),
+        float(variance),
+        int(n_obs),
+        float(skew),
+        float(kurtosis),
+    )
 
 
-def deflated_sharpe_of_best(returns: pd.DataFrame, risk_free: float = 0.0) -> tuple[str, DeflatedSharpe]:
+def deflated_sharpe_of_best(
+    returns: pd.DataFrame, risk_free: float = 0.0
+) -> tuple[str, DeflatedSharpe]:
     """DSR of the column with the highest Sharpe ratio among all columns (the trials).
 
     Parameters
@@ -167,17 +189,27 @@ def deflated_sharpe_of_best(returns: pd.DataFrame, risk_free: float = 0.0) -> tu
     best = int(np.nanargmax(sr))
     r = values[:, best] - risk_free
     variance = float(np.var(sr[finite], ddof=1)) if finite.sum() > 1 else 0.0
-    result = deflated_sharpe_ratio(float(sr[best]), n_trials=int(finite.sum()), variance=variance,
-                                   n_obs=len(r), skew=float(skew(r)), kurtosis=float(kurtosis(r, fisher=False)))
+    result = deflated_sharpe_ratio(
+        float(sr[best]),
+        n_trials=int(finite.sum()),
+        variance=variance,
+        n_obs=len(r),
+        skew=float(skew(r)),
+        kurtosis=float(kurtosis(r, fisher=False)),
+    )
     return str(returns.columns[best]), result
 
 
 def _check_matrix(returns: pd.DataFrame | np.ndarray, min_trials: int) -> np.ndarray:
     values = np.asarray(returns, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] < min_trials or values.shape[0] < 4:
-        raise ValueError(f"`returns` must be a (n_obs >= 4, n_trials >= {min_trials}) matrix; got shape {values.shape}")
+        raise ValueError(
+            f"`returns` must be a (n_obs >= 4, n_trials >= {min_trials}) matrix; got shape {values.shape}"
+        )
     if not np.isfinite(values).all():
-        raise ValueError("`returns` must be finite over the common period (drop the bars before every trial started)")
+        raise ValueError(
+            "`returns` must be finite over the common period (drop the bars before every trial started)"
+        )
     return values
 
 
@@ -200,8 +232,9 @@ class PBOResult:
     degradation: float
 
 
-def probability_of_backtest_overfitting(returns: pd.DataFrame | np.ndarray, n_splits: int = 16,
-                                        risk_free: float = 0.0) -> PBOResult:
+def probability_of_backtest_overfitting(
+    returns: pd.DataFrame | np.ndarray, n_splits: int = 16, risk_free: float = 0.0
+) -> PBOResult:
     """PBO by combinatorially symmetric cross-validation (CSCV), with the Sharpe ratio as the metric.
 
     The rows are cut into ``n_splits`` equal blocks (a remainder at the start is dropped); each of the
@@ -231,7 +264,7 @@ def probability_of_backtest_overfitting(returns: pd.DataFrame | np.ndarray, n_sp
     size = n_obs // n_splits
     if size < 2:
         raise ValueError(f"{n_obs} returns cannot make {n_splits} blocks of >= 2; lower `n_splits`")
-    blocks = (values[n_obs - size * n_splits:] - risk_free).reshape(n_splits, size, n_trials)
+    blocks = (values[n_obs - size * n_splits :] - risk_free).reshape(n_splits, size, n_trials)
     sums, sq = blocks.sum(axis=1), (blocks**2).sum(axis=1)  # (n_splits, n_trials)
     combos = np.array(list(combinations(range(n_splits), n_splits // 2)))
     chosen = np.zeros((len(combos), n_splits))
@@ -247,8 +280,16 @@ def probability_of_backtest_overfitting(returns: pd.DataFrame | np.ndarray, n_sp
     logits = np.log(w / (1 - w))
     is_best = is_sr[rows, best]
     slope = float(np.polyfit(is_best, oos_best, 1)[0]) if np.ptp(is_best) > 0 else math.nan
-    return PBOResult(float(np.mean(logits <= 0)), n_splits, len(combos), logits, is_best, oos_best,
-                     float(np.mean(oos_best < 0)), slope)
+    return PBOResult(
+        float(np.mean(logits <= 0)),
+        n_splits,
+        len(combos),
+        logits,
+        is_best,
+        oos_best,
+        float(np.mean(oos_best < 0)),
+        slope,
+    )
 
 
 def _block_sharpe(total: np.ndarray, total_sq: np.ndarray, n: int) -> np.ndarray:
@@ -277,8 +318,15 @@ class WalkForwardTuning:
     hindsight_oos_sharpe: float
 
 
-def walk_forward_tuning(returns: pd.DataFrame, *, train_bars: int, test_bars: int, periods_per_year: float,
-                        risk_free: float = 0.0, anchored: bool = False) -> WalkForwardTuning:
+def walk_forward_tuning(
+    returns: pd.DataFrame,
+    *,
+    train_bars: int,
+    test_bars: int,
+    periods_per_year: float,
+    risk_free: float = 0.0,
+    anchored: bool = False,
+) -> WalkForwardTuning:
     """Choose the best column (Sharpe) on each training window; hold it over the next test window.
 
     Parameters
@@ -301,11 +349,15 @@ def walk_forward_tuning(returns: pd.DataFrame, *, train_bars: int, test_bars: in
     """
     values = _check_matrix(returns, min_trials=1)
     if train_bars < 2 or test_bars < 1:
-        raise ValueError(f"`train_bars` must be >= 2 and `test_bars` >= 1; got {train_bars}, {test_bars}")
+        raise ValueError(
+            f"`train_bars` must be >= 2 and `test_bars` >= 1; got {train_bars}, {test_bars}"
+        )
     n_obs = len(values)
     if train_bars + test_bars > n_obs:
-        raise ValueError(f"{n_obs} bars cannot hold a {train_bars}-bar training window and a {test_bars}-bar "
-                         "test window; shorten the windows or sweep a longer period")
+        raise ValueError(
+            f"{n_obs} bars cannot hold a {train_bars}-bar training window and a {test_bars}-bar "
+            "test window; shorten the windows or sweep a longer period"
+        )
     ann = math.sqrt(periods_per_year)
     rows, pieces = [], []
     for test_start in range(train_bars, n_obs, test_bars):
@@ -316,15 +368,29 @@ def walk_forward_tuning(returns: pd.DataFrame, *, train_bars: int, test_bars: in
         segment = values[test_start:test_end, pick]
         pieces.append(segment)
         test_sr = float(sharpe_ratio(segment, risk_free)) if len(segment) > 1 else math.nan
-        rows.append({"train_start": returns.index[train_start], "test_start": returns.index[test_start],
-                     "test_end": returns.index[test_end - 1], "chosen": str(returns.columns[pick]),
-                     "train_sharpe": float(train_sr[pick]) * ann, "test_sharpe": test_sr * ann})
-    oos = pd.Series(np.concatenate(pieces), index=returns.index[train_bars:], name="walk_forward_oos")
+        rows.append(
+            {
+                "train_start": returns.index[train_start],
+                "test_start": returns.index[test_start],
+                "test_end": returns.index[test_end - 1],
+                "chosen": str(returns.columns[pick]),
+                "train_sharpe": float(train_sr[pick]) * ann,
+                "test_sharpe": test_sr * ann,
+            }
+        )
+    oos = pd.Series(
+        np.concatenate(pieces), index=returns.index[train_bars:], name="walk_forward_oos"
+    )
     full = sharpe_ratio(values, risk_free)
     best = int(np.nanargmax(np.where(np.isfinite(full), full, -np.inf)))
-    return WalkForwardTuning(pd.DataFrame(rows), oos, float(sharpe_ratio(oos.to_numpy(), risk_free)) * ann,
-                             str(returns.columns[best]), float(full[best]) * ann,
-                             float(sharpe_ratio(values[train_bars:, best], risk_free)) * ann)
+    return WalkForwardTuning(
+        pd.DataFrame(rows),
+        oos,
+        float(sharpe_ratio(oos.to_numpy(), risk_free)) * ann,
+        str(returns.columns[best]),
+        float(full[best]) * ann,
+        float(sharpe_ratio(values[train_bars:, best], risk_free)) * ann,
+    )
 
 
 def common_period(returns: pd.DataFrame) -> pd.DataFrame:
@@ -348,26 +414,48 @@ class SweepStatistics:
 
     def to_dict(self, periods_per_year: float) -> dict[str, object]:
         """Plain values for ``overfit.json`` and the report (annualised Sharpe ratios)."""
-        out: dict[str, object] = {"period": {"start": _iso(self.start), "end": _iso(self.end), "n_obs": self.n_obs},
-                                  "n_trials": self.n_trials, "notes": list(self.notes or [])}
+        out: dict[str, object] = {
+            "period": {"start": _iso(self.start), "end": _iso(self.end), "n_obs": self.n_obs},
+            "n_trials": self.n_trials,
+            "notes": list(self.notes or []),
+        }
         if self.dsr is not None:
             sr, sr0 = self.dsr.annual(periods_per_year)
-            out["dsr"] = {"best": self.best, "dsr": self.dsr.dsr, "sharpe_annual": sr, "benchmark_annual": sr0,
-                          "sharpe": self.dsr.sharpe, "benchmark": self.dsr.benchmark, "n_trials": self.dsr.n_trials,
-                          "variance": self.dsr.variance, "n_obs": self.dsr.n_obs, "skew": self.dsr.skew,
-                          "kurtosis": self.dsr.kurtosis}
+            out["dsr"] = {
+                "best": self.best,
+                "dsr": self.dsr.dsr,
+                "sharpe_annual": sr,
+                "benchmark_annual": sr0,
+                "sharpe": self.dsr.sharpe,
+                "benchmark": self.dsr.benchmark,
+                "n_trials": self.dsr.n_trials,
+                "variance": self.dsr.variance,
+                "n_obs": self.dsr.n_obs,
+                "skew": self.dsr.skew,
+                "kurtosis": self.dsr.kurtosis,
+            }
         if self.pbo is not None:
             p = self.pbo
-            out["pbo"] = {"pbo": p.pbo, "n_splits": p.n_splits, "n_combinations": p.n_combinations,
-                          "prob_oos_loss": p.prob_oos_loss, "degradation": p.degradation,
-                          "median_logit": float(np.median(p.logits))}
+            out["pbo"] = {
+                "pbo": p.pbo,
+                "n_splits": p.n_splits,
+                "n_combinations": p.n_combinations,
+                "prob_oos_loss": p.prob_oos_loss,
+                "degradation": p.degradation,
+                "median_logit": float(np.median(p.logits)),
+            }
         if self.walk_forward is not None:
             w = self.walk_forward
-            out["walk_forward"] = {"oos_sharpe": w.oos_sharpe, "hindsight": w.hindsight,
-                                   "hindsight_sharpe": w.hindsight_sharpe,
-                                   "hindsight_oos_sharpe": w.hindsight_oos_sharpe,
-                                   "windows": [{k: _iso(v) if isinstance(v, pd.Timestamp) else v for k, v in row.items()}
-                                               for row in w.windows.to_dict("records")]}
+            out["walk_forward"] = {
+                "oos_sharpe": w.oos_sharpe,
+                "hindsight": w.hindsight,
+                "hindsight_sharpe": w.hindsight_sharpe,
+                "hindsight_oos_sharpe": w.hindsight_oos_sharpe,
+                "windows": [
+                    {k: _iso(v) if isinstance(v, pd.Timestamp) else v for k, v in row.items()}
+                    for row in w.windows.to_dict("records")
+                ],
+            }
         return out
 
 
@@ -375,8 +463,15 @@ def _iso(value: object) -> str | None:
     return None if value is None else pd.Timestamp(value).isoformat()  # type: ignore[arg-type]
 
 
-def sweep_statistics(returns: pd.DataFrame, *, periods_per_year: float, risk_free_rate: float = 0.0,
-                     n_splits: int = 16, train_bars: int | None = None, test_bars: int | None = None) -> SweepStatistics:
+def sweep_statistics(
+    returns: pd.DataFrame,
+    *,
+    periods_per_year: float,
+    risk_free_rate: float = 0.0,
+    n_splits: int = 16,
+    train_bars: int | None = None,
+    test_bars: int | None = None,
+) -> SweepStatistics:
     """DSR of the best point, PBO by CSCV and walk-forward tuning of a sweep's returns.
 
     Parameters
@@ -395,12 +490,19 @@ def sweep_statistics(returns: pd.DataFrame, *, periods_per_year: float, risk_fre
     """
     rf = (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
     common = common_period(returns) if returns.shape[1] else returns
-    stats = SweepStatistics(common.index[0] if len(common) else None, common.index[-1] if len(common) else None,
-                            len(common), returns.shape[1], notes=[])
+    stats = SweepStatistics(
+        common.index[0] if len(common) else None,
+        common.index[-1] if len(common) else None,
+        len(common),
+        returns.shape[1],
+        notes=[],
+    )
     notes = stats.notes
     assert notes is not None
     if returns.shape[1] == 0 or len(common) < 8:
-        notes.append(f"only {len(common)} bars are common to every grid point: no overfitting statistics")
+        notes.append(
+            f"only {len(common)} bars are common to every grid point: no overfitting statistics"
+        )
         return stats
     stats.best, stats.dsr = deflated_sharpe_of_best(common, rf)
     if returns.shape[1] < 2:
@@ -415,10 +517,17 @@ def sweep_statistics(returns: pd.DataFrame, *, periods_per_year: float, risk_fre
     if train_bars is None or test_bars is None:
         long_enough = len(common) >= 1.5 * periods_per_year
         train_bars = train_bars or (round(periods_per_year) if long_enough else len(common) // 2)
-        test_bars = test_bars or (max(1, round(periods_per_year / 4)) if long_enough else max(2, len(common) // 8))
+        test_bars = test_bars or (
+            max(1, round(periods_per_year / 4)) if long_enough else max(2, len(common) // 8)
+        )
     try:
-        stats.walk_forward = walk_forward_tuning(common, train_bars=train_bars, test_bars=test_bars,
-                                                 periods_per_year=periods_per_year, risk_free=rf)
+        stats.walk_forward = walk_forward_tuning(
+            common,
+            train_bars=train_bars,
+            test_bars=test_bars,
+            periods_per_year=periods_per_year,
+            risk_free=rf,
+        )
     except ValueError as exc:
         notes.append(f"walk-forward tuning skipped: {exc}")
     return stats

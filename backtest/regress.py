@@ -61,7 +61,9 @@ def baseline_filename(experiment: str) -> str:
     return f"{slug or 'experiment'}.json"
 
 
-def build_record(cfg: ExperimentConfig, config_path: str | Path, baseline_dir: str | Path) -> dict[str, Any]:
+def build_record(
+    cfg: ExperimentConfig, config_path: str | Path, baseline_dir: str | Path
+) -> dict[str, Any]:
     """Run the experiment ``cfg`` describes and return its baseline record (a JSON-able dict).
 
     ``config_path`` is stored relative to ``baseline_dir`` so the check works from any directory.
@@ -73,7 +75,9 @@ def build_record(cfg: ExperimentConfig, config_path: str | Path, baseline_dir: s
     return {
         "format": FORMAT,
         "experiment": cfg.name,
-        "config_path": Path(os.path.relpath(Path(config_path).resolve(), Path(baseline_dir).resolve())).as_posix(),
+        "config_path": Path(
+            os.path.relpath(Path(config_path).resolve(), Path(baseline_dir).resolve())
+        ).as_posix(),
         "config": cfg.resolved(),
         "data": data_fingerprint(market),
         "metrics": {name: _num(value) for name, value in result.metrics().items()},
@@ -91,7 +95,10 @@ def data_fingerprint(market: MarketData) -> dict[str, Any]:
 
     index_ms = np.ascontiguousarray(market.index.as_unit("ms").asi8, dtype="<i8")
     per_symbol = {
-        symbol: [_sha(np.ascontiguousarray(market.arrays[name][:, j], dtype="<f8"))[:16] for name in FIELDS]
+        symbol: [
+            _sha(np.ascontiguousarray(market.arrays[name][:, j], dtype="<f8"))[:16]
+            for name in FIELDS
+        ]
         for j, symbol in enumerate(market.symbols)
     }
     return {
@@ -175,7 +182,9 @@ def _dump(obj: Any, level: int) -> str:
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [f"{pad}{json.dumps(str(k))}: {_dump(obj[k], level + 1)}" for k in sorted(obj, key=str)]
+        items = [
+            f"{pad}{json.dumps(str(k))}: {_dump(obj[k], level + 1)}" for k in sorted(obj, key=str)
+        ]
         return "{\n" + ",\n".join(items) + "\n" + end + "}"
     if isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in obj):
         return "[\n" + ",\n".join(pad + _dump(v, level + 1) for v in obj) + "\n" + end + "]"
@@ -219,7 +228,9 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise RegressionError(f"baseline {p} is corrupt (not JSON: {exc}); re-{fix}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise RegressionError(f"baseline {p} is corrupt: `format` must be {FORMAT!r}; got {got!r} (re-{fix})")
+        raise RegressionError(
+            f"baseline {p} is corrupt: `format` must be {FORMAT!r}; got {got!r} (re-{fix})"
+        )
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise RegressionError(f"baseline {p} is corrupt: it lacks {missing} (re-{fix})")
@@ -264,7 +275,9 @@ def compute_records(
 
     warm_kernels([cfg for cfg, _ in items])
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context(method)
+    ) as pool:
         return list(pool.map(_record_job, [(cfg, path, baseline_dir) for cfg, path in items]))
 
 
@@ -282,14 +295,21 @@ def warm_kernels(cfgs: Sequence[ExperimentConfig]) -> None:
 
     seen: set[str] = set()
     for cfg in cfgs:
-        setup = {k: v for k, v in cfg.resolved().items() if k not in ("data", "name", "report", "regress")}
+        setup = {
+            k: v
+            for k, v in cfg.resolved().items()
+            if k not in ("data", "name", "report", "regress")
+        }
         key = json.dumps(setup, sort_keys=True, default=str)
         if key in seen:
             continue
         seen.add(key)
         try:
             market = load_market(cfg)
-            n = 2 * lookback_bars(build_strategy(cfg.strategy, market.periods_per_year), market) + 64
+            n = (
+                2 * lookback_bars(build_strategy(cfg.strategy, market.periods_per_year), market)
+                + 64
+            )
             run_experiment(cfg, market.between(None, market.index[min(n, market.n_bars) - 1]))
         except Exception as exc:  # the real run reports it properly
             log.warning("warming the kernels for %r failed: %s", cfg.name, exc)
@@ -320,7 +340,9 @@ def _check_unique(cfgs: Sequence[ExperimentConfig]) -> None:
     names = [baseline_filename(c.name) for c in cfgs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise RegressionError(f"two configs share the baseline file name(s) {dup}; give each experiment its own `name`")
+        raise RegressionError(
+            f"two configs share the baseline file name(s) {dup}; give each experiment its own `name`"
+        )
 
 
 def collect_targets(
@@ -390,7 +412,9 @@ def _check_tolerance_names(target: Target) -> None:
 
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {sorted(known)}"
-            raise RegressionError(f"{target.config_path}: regress.metrics.{name}: unknown metric ({hint})")
+            raise RegressionError(
+                f"{target.config_path}: regress.metrics.{name}: unknown metric ({hint})"
+            )
 
 
 # ------------------------------------------------------------------------------------------ check
@@ -510,18 +534,26 @@ def compare(
     changes = config_changes(baseline["config"], current["config"])
     notes: list[str] = []
     if baseline["data"].get("fingerprint") != current["data"]["fingerprint"]:
-        notes.append(f"input data changed: {'; '.join(data_changes(baseline['data'], current['data']))}")
+        notes.append(
+            f"input data changed: {'; '.join(data_changes(baseline['data'], current['data']))}"
+        )
         return Comparison(name, Path(baseline_path), "data_changed", changes, notes, current)
     changes += _metric_changes(baseline["metrics"], current["metrics"], tol, notes)
-    changes += _equity_changes(baseline["equity"], current["equity"], tol.series_tolerance("equity"))
-    changes += _weight_changes(baseline["weights"], current["weights"], tol.series_tolerance("weights"))
+    changes += _equity_changes(
+        baseline["equity"], current["equity"], tol.series_tolerance("equity")
+    )
+    changes += _weight_changes(
+        baseline["weights"], current["weights"], tol.series_tolerance("weights")
+    )
     for section in ("equity", "weights"):
         if baseline[section].get("sha256") != current[section]["sha256"]:
             if tol.strict:
                 old, new = baseline[section].get("sha256", "")[:12], current[section]["sha256"][:12]
                 changes += _structural("checksum", f"{section} sha256", old, new, "strict = true")
             else:
-                notes.append(f"{section}: not bit-identical to the baseline (sha256 differs; compared with tolerances)")
+                notes.append(
+                    f"{section}: not bit-identical to the baseline (sha256 differs; compared with tolerances)"
+                )
     status: Status = "regression" if any(c.failed for c in changes) else "ok"
     compared = {
         "metrics": len(current["metrics"]),
@@ -584,7 +616,11 @@ def _metric_changes(
     out = []
     for name in sorted(set(baseline) | set(current)):
         if name not in current or name not in baseline:
-            where = "new metric, not in the baseline" if name in current else "metric no longer computed"
+            where = (
+                "new metric, not in the baseline"
+                if name in current
+                else "metric no longer computed"
+            )
             notes.append(f"metric {name}: {where} (not compared; `--update` records it)")
             continue
         b, c = baseline[name], current[name]
@@ -594,7 +630,9 @@ def _metric_changes(
     return out
 
 
-def _equity_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]) -> list[Change]:
+def _equity_changes(
+    baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]
+) -> list[Change]:
     b_times = [s[0] for s in baseline["samples"]]
     c_times = [s[0] for s in current["samples"]]
     if (baseline["n_bars"], b_times) != (current["n_bars"], c_times):
@@ -613,19 +651,32 @@ def _equity_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tupl
     )
 
 
-def _weight_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]) -> list[Change]:
+def _weight_changes(
+    baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]
+) -> list[Change]:
     if baseline["symbols"] != current["symbols"]:
-        return _structural("weights", "weights: symbols", ", ".join(baseline["symbols"]), ", ".join(current["symbols"]))
+        return _structural(
+            "weights",
+            "weights: symbols",
+            ", ".join(baseline["symbols"]),
+            ", ".join(current["symbols"]),
+        )
     b_rows, c_rows = baseline["rows"], current["rows"]
     if sorted(b_rows) != sorted(c_rows):
         pairs = zip(sorted(b_rows), sorted(c_rows), strict=False)
-        first = next((f"{_short(a)} vs {_short(b)}" for a, b in pairs if a != b), "one list is longer")
+        first = next(
+            (f"{_short(a)} vs {_short(b)}" for a, b in pairs if a != b), "one list is longer"
+        )
 
         def span(rows: dict[str, Any]) -> str:
             return f"{len(rows)} ({_short(min(rows))}..{_short(max(rows))})" if rows else "0"
 
         return _structural(
-            "weights", "weights: rebalance dates", span(b_rows), span(c_rows), f"first difference: {first}"
+            "weights",
+            "weights: rebalance dates",
+            span(b_rows),
+            span(c_rows),
+            f"first difference: {first}",
         )
     cells = [
         (f"weight {_short(t)} {s}", b, c)
@@ -635,7 +686,9 @@ def _weight_changes(baseline: dict[str, Any], current: dict[str, Any], tol: tupl
     return _worst("weights", cells, tol)
 
 
-def _structural(section: Any, item: str, baseline: Any, current: Any, detail: str = "") -> list[Change]:
+def _structural(
+    section: Any, item: str, baseline: Any, current: Any, detail: str = ""
+) -> list[Change]:
     """A change that fails whatever the tolerance (a shifted period, other symbols, a checksum)."""
     return [Change(section, item, baseline, current, None, True, detail)]
 

@@ -20,8 +20,20 @@ import pandas as pd
 
 _DAY_MS = 86_400_000
 _WEEKDAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
-_ALIASES = {"D": "1D", "DAILY": "1D", "W": "1W", "WEEKLY": "1W", "M": "1M", "MS": "1M",
-            "MONTHLY": "1M", "Q": "1Q", "QS": "1Q", "QUARTERLY": "1Q", "H": "1H", "HOURLY": "1H"}
+_ALIASES = {
+    "D": "1D",
+    "DAILY": "1D",
+    "W": "1W",
+    "WEEKLY": "1W",
+    "M": "1M",
+    "MS": "1M",
+    "MONTHLY": "1M",
+    "Q": "1Q",
+    "QS": "1Q",
+    "QUARTERLY": "1Q",
+    "H": "1H",
+    "HOURLY": "1H",
+}
 _PATTERN = re.compile(r"^(\d*)([DWMQH])(?:-(MON|TUE|WED|THU|FRI|SAT|SUN))?$")
 
 
@@ -120,5 +132,7 @@ class Schedule:
     def describe(self) -> str:
         text = f"target refresh {self.refresh}"
         if self.drift_band is not None:
-            text += f", drift band {self.drift_band:g} ({self.band_mode}, trade to {self.band_target})"
+            text += (
+                f", drift band {self.drift_band:g} ({self.band_mode}, trade to {self.band_target})"
+            )
         return text

@@ -142,14 +142,24 @@ def prepare_market(
     if (lot < 0).any() or (min_notional < 0).any():
         raise EngineError("`lot_size` and `min_notional` must be >= 0 for every symbol")
     return MarketArrays(
-        fill_price=np.ascontiguousarray(fill), close=close, high=high, low=low, open=open_,
-        delist=delist, delist_row=delist.any(axis=1), sigma=np.ascontiguousarray(sigma), liquidity=np.ascontiguousarray(liquidity),
-        max_value=np.ascontiguousarray(max_value), lot_step=lot, min_notional=min_notional,
+        fill_price=np.ascontiguousarray(fill),
+        close=close,
+        high=high,
+        low=low,
+        open=open_,
+        delist=delist,
+        delist_row=delist.any(axis=1),
+        sigma=np.ascontiguousarray(sigma),
+        liquidity=np.ascontiguousarray(liquidity),
+        max_value=np.ascontiguousarray(max_value),
+        lot_step=lot,
+        min_notional=min_notional,
     )
 
 
-def check_targets(targets: np.ndarray, shape: tuple[int, int],
-                  order_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def check_targets(
+    targets: np.ndarray, shape: tuple[int, int], order_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Targets: (T, N) float64; a row is an order when any entry is finite; rows sum to <= 1.
 
     ``order_rows`` (row indices), when known, limits the scan to those rows: every other row must
@@ -157,18 +167,28 @@ def check_targets(targets: np.ndarray, shape: tuple[int, int],
     Returns the C-contiguous targets and the bool (T,) mask of order rows.
     """
     out = _f64("targets", targets, shape)
-    hint = np.empty(0, dtype=np.int64) if order_rows is None else np.asarray(order_rows, dtype=np.int64)
+    hint = (
+        np.empty(0, dtype=np.int64)
+        if order_rows is None
+        else np.asarray(order_rows, dtype=np.int64)
+    )
     if hint.size and (hint.min() < 0 or hint.max() >= shape[0]):
-        raise EngineError(f"`order_rows` must be row indices in [0, {shape[0]}); got {hint.min()}..{hint.max()}")
+        raise EngineError(
+            f"`order_rows` must be row indices in [0, {shape[0]}); got {hint.min()}..{hint.max()}"
+        )
     active, negative, over, over_sum = kernels.scan_targets_nb(out, hint)
     if negative >= 0:
-        raise EngineError(f"target weights must be >= 0 (long only); bar {negative} has a negative weight")
+        raise EngineError(
+            f"target weights must be >= 0 (long only); bar {negative} has a negative weight"
+        )
     if over >= 0:
         raise EngineError(f"target weights at bar {over} sum to {over_sum:.6g} > 1 (no leverage)")
     return out, active
 
 
-def _ledger_capacity(n_orders: int, n_bars: int, n_assets: int, band: float, stop_loss: float) -> int:
+def _ledger_capacity(
+    n_orders: int, n_bars: int, n_assets: int, band: float, stop_loss: float
+) -> int:
     """Rows a ledger can need: each order bar (every bar with a band) trades each asset at most
     once, a stop exits at most once per entry, and a delisting sells once per asset."""
     per_bar = (n_orders + (n_bars if band > 0 else 0)) * n_assets
@@ -206,12 +226,39 @@ def simulate(
     trades = np.empty(capacity if record else 0, dtype=kernels.TRADE_DTYPE)
     cost_totals = np.zeros(5)
     n_trades = kernels.simulate_core_nb(
-        market.fill_price, market.close, market.high, market.low, market.open, targets, order_row,
-        market.delist, market.delist_row, market.sigma, market.liquidity, market.max_value, market.lot_step,
-        market.min_notional, float(initial_cash), costs.fee_rate, costs.slippage_rate,
-        costs.impact_coef, costs.participation, costs.min_trade_value, band,
-        schedule.band_mode == "relative", schedule.band_target == "edge", risk.stop_loss,
-        execution == "close", _sizing_code(costs), equity, cash, units, True, traded, trades, record,
+        market.fill_price,
+        market.close,
+        market.high,
+        market.low,
+        market.open,
+        targets,
+        order_row,
+        market.delist,
+        market.delist_row,
+        market.sigma,
+        market.liquidity,
+        market.max_value,
+        market.lot_step,
+        market.min_notional,
+        float(initial_cash),
+        costs.fee_rate,
+        costs.slippage_rate,
+        costs.impact_coef,
+        costs.participation,
+        costs.min_trade_value,
+        band,
+        schedule.band_mode == "relative",
+        schedule.band_target == "edge",
+        risk.stop_loss,
+        execution == "close",
+        _sizing_code(costs),
+        equity,
+        cash,
+        units,
+        True,
+        traded,
+        trades,
+        record,
         cost_totals,
     )
     return SimulationOutput(equity, cash, units, traded, trades[:n_trades].copy(), cost_totals)
@@ -239,35 +286,74 @@ def simulate_batch(
     """
     n_scen = len(targets)
     if not (len(costs) == len(schedules) == len(initial_cash) == n_scen) or n_scen == 0:
-        raise EngineError("`targets`, `costs`, `schedules` and `initial_cash` need one entry per scenario")
+        raise EngineError(
+            "`targets`, `costs`, `schedules` and `initial_cash` need one entry per scenario"
+        )
     first, sched0 = costs[0], schedules[0]
     for c, sc in zip(costs, schedules, strict=True):
         if (c.participation, c.sizing, dict(c.lot_size), dict(c.min_notional)) != (
-                first.participation, first.sizing, dict(first.lot_size), dict(first.min_notional)):
-            raise EngineError("scenarios of one batch must share participation, sizing, lot sizes and minimum notionals")
+            first.participation,
+            first.sizing,
+            dict(first.lot_size),
+            dict(first.min_notional),
+        ):
+            raise EngineError(
+                "scenarios of one batch must share participation, sizing, lot sizes and minimum notionals"
+            )
         if (sc.band_mode, sc.band_target) != (sched0.band_mode, sched0.band_target):
             raise EngineError("scenarios of one batch must share the drift-band mode and target")
     if any(not cash > 0 for cash in initial_cash):
-        raise EngineError(f"`initial_cash` must be > 0 for every scenario; got {list(initial_cash)}")
+        raise EngineError(
+            f"`initial_cash` must be > 0 for every scenario; got {list(initial_cash)}"
+        )
     shape = market.close.shape
     hints = list(order_rows) if order_rows is not None else [None] * n_scen
     checked = [check_targets(t, shape, h) for t, h in zip(targets, hints, strict=True)]
     stacked = np.ascontiguousarray(np.stack([t for t, _ in checked]))
     rows = np.ascontiguousarray(np.stack([r for _, r in checked]))
     bands = np.array([sc.drift_band or 0.0 for sc in schedules])
-    capacity = max(_ledger_capacity(int(r.sum()), shape[0], shape[1], b, risk.stop_loss)
-                   for r, b in zip(rows, bands, strict=True))
+    capacity = max(
+        _ledger_capacity(int(r.sum()), shape[0], shape[1], b, risk.stop_loss)
+        for r, b in zip(rows, bands, strict=True)
+    )
 
     def per(attr: str) -> np.ndarray:
         return np.array([float(getattr(c, attr)) for c in costs])
 
     equity, cash, units, traded, trades, n_trades, cost_totals = kernels.simulate_batch_nb(
-        market.fill_price, market.close, market.high, market.low, market.open, stacked, rows,
-        market.delist, market.delist_row, market.sigma, market.liquidity, market.max_value,
-        market.lot_step, market.min_notional, np.asarray(initial_cash, dtype=np.float64),
-        per("fee_rate"), per("slippage_rate"), per("impact_coef"), first.participation,
-        per("min_trade_value"), bands, sched0.band_mode == "relative", sched0.band_target == "edge",
-        risk.stop_loss, execution == "close", _sizing_code(first), capacity, store_units, record,
+        market.fill_price,
+        market.close,
+        market.high,
+        market.low,
+        market.open,
+        stacked,
+        rows,
+        market.delist,
+        market.delist_row,
+        market.sigma,
+        market.liquidity,
+        market.max_value,
+        market.lot_step,
+        market.min_notional,
+        np.asarray(initial_cash, dtype=np.float64),
+        per("fee_rate"),
+        per("slippage_rate"),
+        per("impact_coef"),
+        first.participation,
+        per("min_trade_value"),
+        bands,
+        sched0.band_mode == "relative",
+        sched0.band_target == "edge",
+        risk.stop_loss,
+        execution == "close",
+        _sizing_code(first),
+        capacity,
+        store_units,
+        record,
     )
-    return [SimulationOutput(equity[s], cash[s], units[s], traded[s], trades[s, : n_trades[s]].copy(),
-                             cost_totals[s]) for s in range(n_scen)]
+    return [
+        SimulationOutput(
+            equity[s], cash[s], units[s], traded[s], trades[s, : n_trades[s]].copy(), cost_totals[s]
+        )
+        for s in range(n_scen)
+    ]

@@ -34,7 +34,13 @@ from datasets import MarketData
 
 log = logging.getLogger(__name__)
 
-TABLE, TABLE_CSV, RETURNS, MANIFEST, CHUNKS = "sweep.parquet", "sweep.csv", "returns.parquet", "sweep.json", "chunks"
+TABLE, TABLE_CSV, RETURNS, MANIFEST, CHUNKS = (
+    "sweep.parquet",
+    "sweep.csv",
+    "returns.parquet",
+    "sweep.json",
+    "chunks",
+)
 Progress = Callable[[int, int], None]
 
 
@@ -83,16 +89,27 @@ def _flatten(key: str, value: Any) -> dict[str, Any]:
 def check_sweep(sweep: Any) -> dict[str, list[Any]]:
     """The ``[sweep]`` table, checked: a non-empty table of non-empty lists without repeats."""
     if not isinstance(sweep, Mapping) or not sweep:
-        raise ConfigError([("sweep", 'the config has no [sweep] table; add one, e.g. [sweep] '
-                                     '"strategy.lookback_days" = [30, 90, 180]')])
+        raise ConfigError(
+            [
+                (
+                    "sweep",
+                    "the config has no [sweep] table; add one, e.g. [sweep] "
+                    '"strategy.lookback_days" = [30, 90, 180]',
+                )
+            ]
+        )
     out = {}
     for key, values in sweep.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError([(f"sweep.{key}", f"must be a non-empty list of values; got {values!r}")])
+            raise ConfigError(
+                [(f"sweep.{key}", f"must be a non-empty list of values; got {values!r}")]
+            )
         texts = [json.dumps(v, sort_keys=True, default=str) for v in values]
         if len(set(texts)) < len(texts):
             dup = next(v for v, t in zip(values, texts, strict=True) if texts.count(t) > 1)
-            raise ConfigError([(f"sweep.{key}", f"lists {dup!r} more than once (each grid point must be unique)")])
+            raise ConfigError(
+                [(f"sweep.{key}", f"lists {dup!r} more than once (each grid point must be unique)")]
+            )
         if key.split(".")[0] == "sweep":
             raise ConfigError([(f"sweep.{key}", "a sweep cannot sweep itself")])
         out[str(key)] = values
@@ -118,7 +135,9 @@ def expand_grid(data: Mapping[str, Any]) -> list[GridPoint]:
         try:
             cfg = parse_config(apply_overrides(base, overrides))
         except ConfigError as exc:
-            raise ConfigError([(loc, f"{msg} (sweep point {where})") for loc, msg in exc.errors]) from None
+            raise ConfigError(
+                [(loc, f"{msg} (sweep point {where})") for loc, msg in exc.errors]
+            ) from None
         try:  # the strategy's own parameter checks, before anything runs
             build_strategy(cfg.strategy, 365.0)
         except ValueError as exc:
@@ -127,7 +146,9 @@ def expand_grid(data: Mapping[str, Any]) -> list[GridPoint]:
     return points
 
 
-def load_sweep(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ExperimentConfig, list[GridPoint]]:
+def load_sweep(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], ExperimentConfig, list[GridPoint]]:
     """Read a sweep config: ``(raw TOML dict, validated base config, grid points)``."""
     base = load_config(path)  # file, TOML and schema errors, as for `backtest run`
     data = tomllib.loads(Path(path).read_text())
@@ -220,7 +241,9 @@ def execute_task(market: MarketData, market_key: str, points: Sequence[GridPoint
     return out
 
 
-def _run_strategy(market: MarketData, market_key: str, points: list[GridPoint], out: TaskOutput) -> None:
+def _run_strategy(
+    market: MarketData, market_key: str, points: list[GridPoint], out: TaskOutput
+) -> None:
     from backtest.engine import align_strategy, lookback_bars
     from backtest.experiment import build_strategy
     from backtest.walkforward import SharedWork, walk_forward
@@ -231,8 +254,10 @@ def _run_strategy(market: MarketData, market_key: str, points: list[GridPoint], 
         strategy = align_strategy(build_strategy(scfg, market.periods_per_year), market)
         lookback = lookback_bars(strategy, market)
         if lookback >= market.n_bars - 1:
-            raise EngineError(f"`lookback_days` = {scfg.lookback_days} is {lookback} bars but the data has only "
-                              f"{market.n_bars} bars; shorten the lookback or load more history")
+            raise EngineError(
+                f"`lookback_days` = {scfg.lookback_days} is {lookback} bars but the data has only "
+                f"{market.n_bars} bars; shorten the lookback or load more history"
+            )
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p in points]
         return
@@ -249,7 +274,9 @@ def _run_strategy(market: MarketData, market_key: str, points: list[GridPoint], 
             exc = EngineError("the schedule has no decision bar after the first lookback window")
             out.rows += [_error_row(p, exc) for p, _ in pts]
             continue
-        decisions = walk_forward(close, bars, strategy, lookback, cons, market.symbols, shared=shared)
+        decisions = walk_forward(
+            close, bars, strategy, lookback, cons, market.symbols, shared=shared
+        )
         batches: dict[tuple[Any, ...], list[tuple[GridPoint, Any]]] = {}
         for p, sched in pts:
             batches.setdefault(_batch_key(market_key, p, sched), []).append((p, sched))
@@ -261,13 +288,27 @@ def _batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, .
     """Points with equal keys share the kernel's market arrays and fixed parameters: one batch call."""
     cfg = point.config
     costs = cfg.costs
-    return (market_key, cfg.backtest.execution, _key(cfg.risk), costs.impact_coef > 0 or costs.participation > 0,
-            costs.participation, costs.sizing, json.dumps([costs.lot_size, costs.min_notional], sort_keys=True),
-            schedule.band_mode, schedule.band_target)
+    return (
+        market_key,
+        cfg.backtest.execution,
+        _key(cfg.risk),
+        costs.impact_coef > 0 or costs.participation > 0,
+        costs.participation,
+        costs.sizing,
+        json.dumps([costs.lot_size, costs.min_notional], sort_keys=True),
+        schedule.band_mode,
+        schedule.band_target,
+    )
 
 
-def _run_batch(market: MarketData, market_key: str, batch: list[tuple[GridPoint, Any]], decisions: Any,
-               start: int, out: TaskOutput) -> None:
+def _run_batch(
+    market: MarketData,
+    market_key: str,
+    batch: list[tuple[GridPoint, Any]],
+    decisions: Any,
+    start: int,
+    out: TaskOutput,
+) -> None:
     """Simulate the points of one batch on shared decisions in one kernel call (the same steps as
     ``run_backtest``), then compute each point's metrics."""
     from backtest.costs import RiskControls
@@ -286,38 +327,82 @@ def _run_batch(market: MarketData, market_key: str, batch: list[tuple[GridPoint,
     if not runnable:
         return
     costs0 = runnable[0][2]
-    akey = (market_key, execution, _key(first.risk), costs0.impact_coef > 0 or costs0.participation > 0,
-            json.dumps([dict(costs0.lot_size), dict(costs0.min_notional)], sort_keys=True))
-    arrays = _cached("arrays", akey, lambda: prepare_market(
-        market.arrays, market.symbols, market.periods_per_year / market.days_per_year, costs0, risk, execution))
+    akey = (
+        market_key,
+        execution,
+        _key(first.risk),
+        costs0.impact_coef > 0 or costs0.participation > 0,
+        json.dumps([dict(costs0.lot_size), dict(costs0.min_notional)], sort_keys=True),
+    )
+    arrays = _cached(
+        "arrays",
+        akey,
+        lambda: prepare_market(
+            market.arrays,
+            market.symbols,
+            market.periods_per_year / market.days_per_year,
+            costs0,
+            risk,
+            execution,
+        ),
+    )
     targets = decision_targets(decisions, market.n_bars, market.n_assets, execution)
     rows = decisions.bars + (1 if execution == "next_open" else 0)
     rows = rows[rows < market.n_bars]
     try:
-        sims = simulate_batch(arrays, [targets] * len(runnable), costs=[c for _, _, c in runnable], risk=risk,
-                              schedules=[sc for _, sc, _ in runnable],
-                              initial_cash=[p.config.costs.initial_cash for p, _, _ in runnable],
-                              execution=execution, order_rows=[rows] * len(runnable), store_units=False)
+        sims = simulate_batch(
+            arrays,
+            [targets] * len(runnable),
+            costs=[c for _, _, c in runnable],
+            risk=risk,
+            schedules=[sc for _, sc, _ in runnable],
+            initial_cash=[p.config.costs.initial_cash for p, _, _ in runnable],
+            execution=execution,
+            order_rows=[rows] * len(runnable),
+            store_units=False,
+        )
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p, _, _ in runnable]
         return
     for (p, _, _), sim in zip(runnable, sims, strict=True):
         cfg = p.config
-        bench_name = default_benchmark(market) if cfg.backtest.benchmark == "auto" else cfg.backtest.benchmark
+        bench_name = (
+            default_benchmark(market)
+            if cfg.backtest.benchmark == "auto"
+            else cfg.backtest.benchmark
+        )
         try:
             bench = benchmark_equity(market, bench_name, start, cfg.costs.initial_cash)
         except ValueError as exc:
             out.rows.append(_error_row(p, exc))
             continue
-        metrics = point_metrics(market.index, sim, decisions, start, execution, market.periods_per_year,
-                                cfg.strategy.risk_free_rate, bench)
+        metrics = point_metrics(
+            market.index,
+            sim,
+            decisions,
+            start,
+            execution,
+            market.periods_per_year,
+            cfg.strategy.risk_free_rate,
+            bench,
+        )
         out.rows.append({"point_id": p.point_id, **p.columns(), **metrics, "error": ""})
         e = sim.equity[start:]
-        out.returns[p.point_id] = pd.Series(e[1:] / e[:-1] - 1.0, index=market.index[start + 1:], name=p.point_id)
+        out.returns[p.point_id] = pd.Series(
+            e[1:] / e[:-1] - 1.0, index=market.index[start + 1 :], name=p.point_id
+        )
 
 
-def point_metrics(index: pd.DatetimeIndex, sim: Any, decisions: Any, start: int, execution: str,
-                  periods_per_year: float, risk_free_rate: float, benchmark: pd.Series | None) -> dict[str, float]:
+def point_metrics(
+    index: pd.DatetimeIndex,
+    sim: Any,
+    decisions: Any,
+    start: int,
+    execution: str,
+    periods_per_year: float,
+    risk_free_rate: float,
+    benchmark: pd.Series | None,
+) -> dict[str, float]:
     """``compute_metrics`` of one simulation from bar ``start`` on, fed lean inputs.
 
     The ledger is summed per bar (turnover, fees and cost drag are sums over trades, so per-bar sums
@@ -332,21 +417,43 @@ def point_metrics(index: pd.DatetimeIndex, sim: Any, decisions: Any, start: int,
     ledger = sim.trades
     bars, where = np.unique(ledger["bar"] - start, return_inverse=True)
     notional = np.abs(ledger["units"]) * ledger["price"]
-    trades = pd.DataFrame({"bar": bars.astype(np.int64)} | {
-        name: np.bincount(where, weights=values, minlength=bars.size) for name, values in
-        (("notional", notional), ("fee", ledger["fee"]), ("slippage", ledger["slippage"]), ("impact", ledger["impact"]))})
+    trades = pd.DataFrame(
+        {"bar": bars.astype(np.int64)}
+        | {
+            name: np.bincount(where, weights=values, minlength=bars.size)
+            for name, values in (
+                ("notional", notional),
+                ("fee", ledger["fee"]),
+                ("slippage", ledger["slippage"]),
+                ("impact", ledger["impact"]),
+            )
+        }
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         invested = 1.0 - sim.cash[start:] / sim.equity[start:]
     weights = pd.DataFrame({"invested": invested}, index=equity.index)
-    rebalances = _rebalance_table(decisions, index, ledger, sim.equity, 1 if execution == "next_open" else 0)
-    out = compute_metrics(equity, periods_per_year=float(periods_per_year), risk_free_rate=risk_free_rate,
-                          trades=trades, weights=weights, benchmark=benchmark, rebalances=rebalances)
+    rebalances = _rebalance_table(
+        decisions, index, ledger, sim.equity, 1 if execution == "next_open" else 0
+    )
+    out = compute_metrics(
+        equity,
+        periods_per_year=float(periods_per_year),
+        risk_free_rate=risk_free_rate,
+        trades=trades,
+        weights=weights,
+        benchmark=benchmark,
+        rebalances=rebalances,
+    )
     out["n_trades"] = float(len(ledger))
     return out
 
 
 def _error_row(point: GridPoint, exc: BaseException) -> dict[str, Any]:
-    return {"point_id": point.point_id, **point.columns(), "error": str(exc).splitlines()[0] or type(exc).__name__}
+    return {
+        "point_id": point.point_id,
+        **point.columns(),
+        "error": str(exc).splitlines()[0] or type(exc).__name__,
+    }
 
 
 def warm_kernels(points: Sequence[GridPoint]) -> None:
@@ -361,13 +468,27 @@ def warm_kernels(points: Sequence[GridPoint]) -> None:
     seen, tiny = set(), []
     for p in points:
         cfg = p.config
-        key = (json.dumps(cfg.strategy.model_dump(mode="json", exclude={"lookback_days", "min_weight", "max_weight"}),
-                          sort_keys=True), cfg.backtest.execution, cfg.costs.impact_coef > 0, cfg.costs.sizing)
+        key = (
+            json.dumps(
+                cfg.strategy.model_dump(
+                    mode="json", exclude={"lookback_days", "min_weight", "max_weight"}
+                ),
+                sort_keys=True,
+            ),
+            cfg.backtest.execution,
+            cfg.costs.impact_coef > 0,
+            cfg.costs.sizing,
+        )
         if key in seen:
             continue
         seen.add(key)
-        strategy = cfg.strategy.model_copy(update={"lookback_days": 10, "min_weight": 0.0, "max_weight": 1.0})
-        update = {"strategy": strategy, "rebalance": cfg.rebalance.model_copy(update={"every": "1W", "bars": None})}
+        strategy = cfg.strategy.model_copy(
+            update={"lookback_days": 10, "min_weight": 0.0, "max_weight": 1.0}
+        )
+        update = {
+            "strategy": strategy,
+            "rebalance": cfg.rebalance.model_copy(update={"every": "1W", "bars": None}),
+        }
         tiny.append(GridPoint(p.point_id, {}, cfg.model_copy(update=update)))
     execute_task(market, "warm-up", tiny)
     clear_worker_cache()
@@ -392,13 +513,22 @@ def write_chunk(out: Path, task_id: str, result: TaskOutput) -> None:
     """
     folder = out / CHUNKS
     folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.concat(result.returns.values(), axis=1) if result.returns else pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC"))
+    frame = (
+        pd.concat(result.returns.values(), axis=1)
+        if result.returns
+        else pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC"))
+    )
     index = pd.DatetimeIndex(frame.index)
 
     def save(path: Path) -> None:
         with open(path, "wb") as fh:
-            np.savez(fh, values=frame.to_numpy(dtype=np.float64), index=index.asi8,
-                     columns=np.asarray(frame.columns, dtype=str), unit=np.asarray(index.unit))
+            np.savez(
+                fh,
+                values=frame.to_numpy(dtype=np.float64),
+                index=index.asi8,
+                columns=np.asarray(frame.columns, dtype=str),
+                unit=np.asarray(index.unit),
+            )
 
     _write_atomic(folder / f"{task_id}.returns.npz", save)
     _write_atomic(folder / f"{task_id}.json", lambda p: p.write_text(json.dumps(result.rows)))
@@ -410,9 +540,13 @@ def load_chunks(out: Path) -> list[TaskOutput]:
     outputs = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         with np.load(path.with_name(f"{path.stem}.returns.npz")) as npz:
-            index = pd.DatetimeIndex(npz["index"].view(f"datetime64[{npz['unit']}]")).tz_localize("UTC")
-            returns = {str(c): pd.Series(npz["values"][:, j], index=index, name=str(c))
-                       for j, c in enumerate(npz["columns"])}
+            index = pd.DatetimeIndex(npz["index"].view(f"datetime64[{npz['unit']}]")).tz_localize(
+                "UTC"
+            )
+            returns = {
+                str(c): pd.Series(npz["values"][:, j], index=index, name=str(c))
+                for j, c in enumerate(npz["columns"])
+            }
         outputs.append(TaskOutput(json.loads(path.read_text()), returns, saved=True))
     return outputs
 
@@ -421,7 +555,9 @@ def combine(outputs: Sequence[TaskOutput]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows (one per point) and returns (bars x points) of several task outputs, unsorted."""
     rows = [r for t in outputs for r in t.rows]
     series = [s for t in outputs for s in t.returns.values()]
-    return _as_table(pd.DataFrame(rows)), (pd.concat(series, axis=1, sort=True) if series else pd.DataFrame())
+    return _as_table(pd.DataFrame(rows)), (
+        pd.concat(series, axis=1, sort=True) if series else pd.DataFrame()
+    )
 
 
 def read_chunks(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -433,27 +569,37 @@ def _as_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns mixing numbers and text (e.g. a swept list [30, "auto"]) become text for Parquet."""
     for col in frame.columns:
         if frame[col].dtype == object:
-            kinds = {type(v) for v in frame[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            kinds = {
+                type(v)
+                for v in frame[col]
+                if v is not None and not (isinstance(v, float) and math.isnan(v))
+            }
             if len(kinds) > 1 and not kinds <= {int, float}:
                 frame[col] = frame[col].astype(str)
     return frame
 
 
-def assemble(rows: pd.DataFrame, returns: pd.DataFrame, param_keys: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assemble(
+    rows: pd.DataFrame, returns: pd.DataFrame, param_keys: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy table (sorted by ``point_id``; params, metrics, diagnostics) and the returns matrix."""
     from reports.metrics import METRICS
 
     table = rows.drop_duplicates("point_id", keep="last").sort_values("point_id", kind="mergesort")
     metric_cols = [m for m in METRICS if m in table.columns]
     order = ["point_id", *param_keys, *metric_cols, "error"]
-    table = table.reindex(columns=[c for c in order if c in table.columns]
-                          + [c for c in table.columns if c not in order]).reset_index(drop=True)
+    table = table.reindex(
+        columns=[c for c in order if c in table.columns]
+        + [c for c in table.columns if c not in order]
+    ).reset_index(drop=True)
     if "error" in table:
         table["error"] = table["error"].fillna("").astype(str)
     ran = [p for p in table["point_id"] if p in returns.columns]
     returns = returns.reindex(columns=ran)
     if isinstance(returns.index, pd.DatetimeIndex):
-        returns.index = pd.DatetimeIndex(returns.index, freq=None, name="time")  # as read back from disk
+        returns.index = pd.DatetimeIndex(
+            returns.index, freq=None, name="time"
+        )  # as read back from disk
     return table, returns
 
 
@@ -477,8 +623,11 @@ def _worker_task(task: SweepTask, out: Path) -> TaskOutput:
     return result
 
 
-def _run_serial(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData],
-                done: Callable[[SweepTask, TaskOutput], None]) -> None:
+def _run_serial(
+    tasks: Sequence[SweepTask],
+    markets: Mapping[str, MarketData],
+    done: Callable[[SweepTask, TaskOutput], None],
+) -> None:
     try:
         for task in tasks:
             done(task, execute_task(markets[task.market_key], task.market_key, task.points))
@@ -486,15 +635,24 @@ def _run_serial(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData],
         clear_worker_cache()
 
 
-def _run_processes(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData], jobs: int, out: Path,
-                   done: Callable[[SweepTask, TaskOutput], None]) -> None:
+def _run_processes(
+    tasks: Sequence[SweepTask],
+    markets: Mapping[str, MarketData],
+    jobs: int,
+    out: Path,
+    done: Callable[[SweepTask, TaskOutput], None],
+) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # fork: workers inherit the loaded market and the compiled kernels (no re-import, no cache race)
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method),
-                               initializer=_init_worker, initargs=(dict(markets),))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=mp.get_context(method),
+        initializer=_init_worker,
+        initargs=(dict(markets),),
+    )
     futures = {pool.submit(_worker_task, task, out): task for task in tasks}
     handled = set()
     try:
@@ -503,7 +661,12 @@ def _run_processes(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData]
             handled.add(future)
     except BaseException:
         for future, task in futures.items():  # keep what finished before the failure
-            if future not in handled and future.done() and not future.cancelled() and future.exception() is None:
+            if (
+                future not in handled
+                and future.done()
+                and not future.cancelled()
+                and future.exception() is None
+            ):
                 done(task, future.result())
         workers = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -513,16 +676,27 @@ def _run_processes(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData]
     pool.shutdown(wait=True)
 
 
-def _run_dask(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData], scheduler: str, jobs: int,
-              done: Callable[[SweepTask, TaskOutput], None]) -> None:
+def _run_dask(
+    tasks: Sequence[SweepTask],
+    markets: Mapping[str, MarketData],
+    scheduler: str,
+    jobs: int,
+    done: Callable[[SweepTask, TaskOutput], None],
+) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if scheduler == "local":
         # no dashboard; the scheduler's small HTTP server takes a free port (not 8787)
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="20s")
@@ -532,8 +706,17 @@ def _run_dask(tasks: Sequence[SweepTask], markets: Mapping[str, MarketData], sch
             for address in client.scheduler_info()["workers"]:
                 client.run(warm_kernels, warm, workers=[address])
         remote = {k: client.scatter(m, broadcast=True) for k, m in markets.items()}
-        futures = {client.submit(execute_task, remote[t.market_key], t.market_key, t.points,
-                                 key=f"sweep-{t.task_id}", pure=False): t for t in tasks}
+        futures = {
+            client.submit(
+                execute_task,
+                remote[t.market_key],
+                t.market_key,
+                t.points,
+                key=f"sweep-{t.task_id}",
+                pure=False,
+            ): t
+            for t in tasks
+        }
         try:
             for future in as_completed(futures):
                 done(futures[future], future.result())
@@ -572,11 +755,25 @@ def _check_folder(out: Path, digest: str, resume: bool) -> None:
     finished = list((out / CHUNKS).glob("*.json")) if (out / CHUNKS).is_dir() else []
     if resume:
         if manifest.exists() and json.loads(manifest.read_text()).get("config_hash") != digest:
-            raise ConfigError([("", f"--resume: {out} holds a sweep of a different config (or grid); use "
-                                    "another --out, or remove the folder to start over")])
+            raise ConfigError(
+                [
+                    (
+                        "",
+                        f"--resume: {out} holds a sweep of a different config (or grid); use "
+                        "another --out, or remove the folder to start over",
+                    )
+                ]
+            )
     elif finished or manifest.exists():
-        raise ConfigError([("", f"{out} already holds a sweep ({len(finished)} finished chunks); pass "
-                                "--resume to continue it, or choose another --out")])
+        raise ConfigError(
+            [
+                (
+                    "",
+                    f"{out} already holds a sweep ({len(finished)} finished chunks); pass "
+                    "--resume to continue it, or choose another --out",
+                )
+            ]
+        )
 
 
 def run_sweep(
@@ -619,8 +816,20 @@ def run_sweep(
     digest = _config_hash(data)
     _check_folder(out, digest, resume)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(
-        {"config": str(config), "config_hash": digest, "n_points": len(points), "keys": list(data["sweep"])}, indent=2)))
+    _write_atomic(
+        out / MANIFEST,
+        lambda p: p.write_text(
+            json.dumps(
+                {
+                    "config": str(config),
+                    "config_hash": digest,
+                    "n_points": len(points),
+                    "keys": list(data["sweep"]),
+                },
+                indent=2,
+            )
+        ),
+    )
     import tomli_w
 
     (out / "config.toml").write_text(tomli_w.dumps(base.resolved()))
@@ -632,7 +841,9 @@ def run_sweep(
         dkey = data_key(p.config)
         if dkey not in keys:
             market = load_market(p.config)
-            keys[dkey] = f"{hashlib.sha256(dkey.encode()).hexdigest()[:12]}-{market.fingerprint()[:12]}"
+            keys[dkey] = (
+                f"{hashlib.sha256(dkey.encode()).hexdigest()[:12]}-{market.fingerprint()[:12]}"
+            )
             markets[keys[dkey]] = market
     tasks = plan_tasks(todo, keys)
     n_total, n_done = len(points), len(points) - len(todo)
@@ -650,7 +861,9 @@ def run_sweep(
 
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     route = _route(scheduler, jobs, len(tasks))
-    log.info("sweep: %d points (%d to run) in %d tasks via %s", n_total, len(todo), len(tasks), route)
+    log.info(
+        "sweep: %d points (%d to run) in %d tasks via %s", n_total, len(todo), len(tasks), route
+    )
     try:
         if tasks and route == "serial":
             _run_serial(tasks, markets, done)
@@ -661,26 +874,46 @@ def run_sweep(
             else:
                 _run_dask(tasks, markets, scheduler or "local", jobs, done)
     except Exception as exc:
-        raise RuntimeError(f"the sweep stopped ({type(exc).__name__}: {exc}); {n_done} of {n_total} points are "
-                           f"saved in {out}; rerun with --resume to finish the others") from exc
+        raise RuntimeError(
+            f"the sweep stopped ({type(exc).__name__}: {exc}); {n_done} of {n_total} points are "
+            f"saved in {out}; rerun with --resume to finish the others"
+        ) from exc
     table, returns = assemble(*combine(outputs), list(data["sweep"]))
     _write_atomic(out / TABLE, lambda p: table.to_parquet(p, index=False))
     _write_atomic(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
     _write_atomic(out / RETURNS, returns.to_parquet)
     ppy = next(iter(markets.values())).periods_per_year
-    return SweepResult(table, returns, out, base, list(data["sweep"]), n_total, len(points) - len(todo),
-                       route, ppy, markets)
+    return SweepResult(
+        table,
+        returns,
+        out,
+        base,
+        list(data["sweep"]),
+        n_total,
+        len(points) - len(todo),
+        route,
+        ppy,
+        markets,
+    )
 
 
 def _route(scheduler: str | None, jobs: int, n_tasks: int) -> str:
     if scheduler is not None:
         if scheduler != "local" and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
-            raise ConfigError([("", f"`--scheduler` must be 'local' or a Dask address such as "
-                                    f"'tcp://host:8786'; got {scheduler!r}")])
+            raise ConfigError(
+                [
+                    (
+                        "",
+                        f"`--scheduler` must be 'local' or a Dask address such as "
+                        f"'tcp://host:8786'; got {scheduler!r}",
+                    )
+                ]
+            )
         import importlib.util
 
         if importlib.util.find_spec("distributed") is None:
-            raise ConfigError([("", "`--scheduler` needs Dask: pip install 'alphapulse-backtest[cluster]'")])
+            raise ConfigError(
+                [("", "`--scheduler` needs Dask: pip install 'alphapulse-backtest[cluster]'")]
+            )
         return f"dask:{scheduler}"
     return "serial" if jobs <= 1 or n_tasks <= 1 else "processes"
-

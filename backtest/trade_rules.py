@@ -73,8 +73,14 @@ def _vector(name: str, value: np.ndarray | float | None, n: int, default: float)
     return arr.copy()
 
 
-def _check(units: np.ndarray, prices: np.ndarray, targets: np.ndarray, cash: float,
-           lot_step: np.ndarray, min_notional: np.ndarray) -> None:
+def _check(
+    units: np.ndarray,
+    prices: np.ndarray,
+    targets: np.ndarray,
+    cash: float,
+    lot_step: np.ndarray,
+    min_notional: np.ndarray,
+) -> None:
     n = units.shape[0]
     for name, arr in (("prices", prices), ("target_weights", targets)):
         if arr.shape != (n,):
@@ -88,16 +94,22 @@ def _check(units: np.ndarray, prices: np.ndarray, targets: np.ndarray, cash: flo
         raise EngineError(f"`prices` must be > 0 (NaN = not tradable now); got {prices.tolist()}")
     held_unpriced = (units > 0) & np.isnan(prices)
     if held_unpriced.any():
-        raise EngineError(f"held assets at positions {np.flatnonzero(held_unpriced).tolist()} have no price; "
-                          "pass `val_prices` to value them")
+        raise EngineError(
+            f"held assets at positions {np.flatnonzero(held_unpriced).tolist()} have no price; "
+            "pass `val_prices` to value them"
+        )
     w = targets[np.isfinite(targets)]
     if np.any(w < -1e-12) or np.isinf(targets).any():
-        raise EngineError(f"`target_weights` must be >= 0 (long only; NaN keeps a position); got {targets.tolist()}")
+        raise EngineError(
+            f"`target_weights` must be >= 0 (long only; NaN keeps a position); got {targets.tolist()}"
+        )
     if w.sum() > 1 + 1e-9:
         raise EngineError(f"`target_weights` sum to {w.sum():.6g} > 1 (no leverage)")
     for name, arr in (("lot_step", lot_step), ("min_notional", min_notional)):
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise EngineError(f"`{name}` must be finite and >= 0 for every asset; got {arr.tolist()}")
+            raise EngineError(
+                f"`{name}` must be finite and >= 0 for every asset; got {arr.tolist()}"
+            )
 
 
 def plan_trades(
@@ -171,21 +183,64 @@ def plan_trades(
     order_value = np.zeros(n)
     planned = np.zeros(n)
     sizing = kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET
-    kernels.plan_trades_nb(units, prices, val, targets, cash, lots, mins, costs.min_trade_value, cap, liq,
-                           costs.participation, sig, costs.fee_rate, costs.slippage_rate, costs.impact_coef,
-                           sizing == kernels.SIZING_NET, skipped, order_value, planned)
+    kernels.plan_trades_nb(
+        units,
+        prices,
+        val,
+        targets,
+        cash,
+        lots,
+        mins,
+        costs.min_trade_value,
+        cap,
+        liq,
+        costs.participation,
+        sig,
+        costs.fee_rate,
+        costs.slippage_rate,
+        costs.impact_coef,
+        sizing == kernels.SIZING_NET,
+        skipped,
+        order_value,
+        planned,
+    )
     after = units.copy()
     ledger = np.empty(n, dtype=kernels.TRADE_DTYPE)
     totals = np.zeros(5)
     cash_after, n_trades = kernels.fill_orders_nb(
-        planned, after, prices, cash, costs.fee_rate, costs.slippage_rate, costs.impact_coef, sig, liq,
-        lots, mins, costs.min_trade_value, sizing, order_value, np.zeros(n, dtype=np.int64), 0,
-        kernels.REASON_REBALANCE, ledger, 0, True, totals)
+        planned,
+        after,
+        prices,
+        cash,
+        costs.fee_rate,
+        costs.slippage_rate,
+        costs.impact_coef,
+        sig,
+        liq,
+        lots,
+        mins,
+        costs.min_trade_value,
+        sizing,
+        order_value,
+        np.zeros(n, dtype=np.int64),
+        0,
+        kernels.REASON_REBALANCE,
+        ledger,
+        0,
+        True,
+        totals,
+    )
     ledger = ledger[:n_trades].copy()
     deltas = np.zeros(n)
     np.add.at(deltas, ledger["asset"], ledger["units"])
-    return PlannedTrades(deltas=deltas, planned=planned, skipped=skipped, ledger=ledger,
-                         units_after=after, cash_after=float(cash_after))
+    return PlannedTrades(
+        deltas=deltas,
+        planned=planned,
+        skipped=skipped,
+        ledger=ledger,
+        units_after=after,
+        cash_after=float(cash_after),
+    )
 
 
 def on_grid(value: float, step: float) -> float:
@@ -205,8 +260,9 @@ def floor_to_grid(value: float, step: float) -> float:
     return on_grid(math.floor(value / step + 1e-9) * step, step)
 
 
-def slice_cap(max_slice_value: float | None, max_volume_share: float | None,
-              quote_volume: float | None) -> float | None:
+def slice_cap(
+    max_slice_value: float | None, max_volume_share: float | None, quote_volume: float | None
+) -> float | None:
     """Largest value of one order slice: ``max_slice_value`` and ``max_volume_share * quote_volume``,
     whichever is smaller (None: no limit)."""
     caps = [max_slice_value] if max_slice_value else []
@@ -215,8 +271,9 @@ def slice_cap(max_slice_value: float | None, max_volume_share: float | None,
     return min(caps) if caps else None
 
 
-def split_order(amount: float, price: float, lot_step: float, max_value: float | None,
-                min_value: float = 0.0) -> tuple[float, ...]:
+def split_order(
+    amount: float, price: float, lot_step: float, max_value: float | None, min_value: float = 0.0
+) -> tuple[float, ...]:
     """Split an order of ``amount`` units into slices worth at most ``max_value`` each.
 
     Slices are whole lots and differ by at most one lot; their number is the smallest that respects
@@ -254,7 +311,9 @@ def split_order(amount: float, price: float, lot_step: float, max_value: float |
         while n > 1 and (lots // n) * lot_step * price < min_value:
             n -= 1
         base, extra = divmod(lots, n)
-        return tuple(on_grid((base + 1 if k < extra else base) * lot_step, lot_step) for k in range(n))
+        return tuple(
+            on_grid((base + 1 if k < extra else base) * lot_step, lot_step) for k in range(n)
+        )
     n = math.ceil(amount * price / max_value)
     while n > 1 and amount * price / n < min_value:
         n -= 1

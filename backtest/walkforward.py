@@ -55,18 +55,38 @@ def _relaxed_constraints(constraints: Constraints, n: int) -> tuple[Constraints,
         return constraints, 1.0, None
     except ConstraintError:
         pass
-    lo = np.broadcast_to(np.asarray(constraints.min_weight, dtype=float), (n,)) if np.ndim(constraints.min_weight) == 0 else None
-    hi_total = float(np.sum(np.broadcast_to(np.asarray(constraints.max_weight, dtype=float), (n,)))) if np.ndim(constraints.max_weight) == 0 else 1.0
+    lo = (
+        np.broadcast_to(np.asarray(constraints.min_weight, dtype=float), (n,))
+        if np.ndim(constraints.min_weight) == 0
+        else None
+    )
+    hi_total = (
+        float(np.sum(np.broadcast_to(np.asarray(constraints.max_weight, dtype=float), (n,))))
+        if np.ndim(constraints.max_weight) == 0
+        else 1.0
+    )
     if lo is not None and lo.sum() > 1:
-        return Constraints(0.0, constraints.max_weight), 1.0, (
-            f"universe of {n} assets cannot hold min_weight={constraints.min_weight:g} each: floor dropped"
+        return (
+            Constraints(0.0, constraints.max_weight),
+            1.0,
+            (
+                f"universe of {n} assets cannot hold min_weight={constraints.min_weight:g} each: floor dropped"
+            ),
         )
     if hi_total < 1:
-        return Constraints(0.0, 1.0), hi_total, (
-            f"universe of {n} assets at max_weight={constraints.max_weight:g} each: "
-            f"{1 - hi_total:.0%} held in cash"
+        return (
+            Constraints(0.0, 1.0),
+            hi_total,
+            (
+                f"universe of {n} assets at max_weight={constraints.max_weight:g} each: "
+                f"{1 - hi_total:.0%} held in cash"
+            ),
         )
-    return Constraints(), 1.0, "constraints infeasible for this universe: unconstrained weights used"
+    return (
+        Constraints(),
+        1.0,
+        "constraints infeasible for this universe: unconstrained weights used",
+    )
 
 
 @dataclass
@@ -88,8 +108,9 @@ class SharedWork:
     relaxed: dict[int, tuple[Constraints, float, str | None]] = field(default_factory=dict)
 
 
-def _window_returns(close: np.ndarray, t: int, lookback: int, members: np.ndarray,
-                    shared: SharedWork | None) -> np.ndarray:
+def _window_returns(
+    close: np.ndarray, t: int, lookback: int, members: np.ndarray, shared: SharedWork | None
+) -> np.ndarray:
     if shared is not None and t in shared.windows:
         return shared.windows[t]
     window = close[t - lookback : t + 1, members]
@@ -107,13 +128,21 @@ def _used_previous(allocator: Any, outcome: Any) -> bool:
     return "previous" in outcome.method or any("previous" in note for note in outcome.notes)
 
 
-def _allocate(allocator: Any, returns: np.ndarray, constraints: Constraints, previous: np.ndarray, t: int,
-              shared: SharedWork | None) -> Allocation:
+def _allocate(
+    allocator: Any,
+    returns: np.ndarray,
+    constraints: Constraints,
+    previous: np.ndarray,
+    t: int,
+    shared: SharedWork | None,
+) -> Allocation:
     """``allocator.allocate_detailed``, through the shared memo when one is given."""
     if shared is None:
         return allocator.allocate_detailed(returns, constraints, previous=previous)
     hit = shared.allocations.get(t)
-    if hit is not None and (not _used_previous(allocator, hit[0]) or np.array_equal(hit[1], previous)):
+    if hit is not None and (
+        not _used_previous(allocator, hit[0]) or np.array_equal(hit[1], previous)
+    ):
         outcome = hit[0]
     else:
         try:
@@ -155,7 +184,9 @@ def walk_forward(
     n_bars, n = close.shape
     bars = np.asarray(decision_bars, dtype=np.int64)
     if bars.size and (bars.min() < lookback or bars.max() >= n_bars):
-        raise ValueError(f"decision bars must lie in [{lookback}, {n_bars}); got {bars.min()}..{bars.max()}")
+        raise ValueError(
+            f"decision bars must lie in [{lookback}, {n_bars}); got {bars.min()}..{bars.max()}"
+        )
     valid = window_validity(close, lookback)
     weights = np.zeros((bars.size, n))
     universe = valid[bars] if bars.size else np.zeros((0, n), dtype=bool)
@@ -178,14 +209,19 @@ def walk_forward(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoFreedomWarning)
-                allocation: Allocation = _allocate(allocator, returns, cons, previous[members], int(t), shared)
+                allocation: Allocation = _allocate(
+                    allocator, returns, cons, previous[members], int(t), shared
+                )
             w = np.asarray(allocation.weights, dtype=np.float64) * investable
             method, notes = allocation.method, tuple(allocation.notes)
             if k == bars.size - 1:
                 # what the reports need to draw the last decision (frontier, dendrogram)
-                out.last_extras = {**allocation.extras, "labels": [symbols[j] for j in members],
-                                   "weights": np.asarray(allocation.weights, dtype=np.float64),
-                                   "decision_time_bar": int(t)}
+                out.last_extras = {
+                    **allocation.extras,
+                    "labels": [symbols[j] for j in members],
+                    "weights": np.asarray(allocation.weights, dtype=np.float64),
+                    "decision_time_bar": int(t),
+                }
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
             w = previous[members]

@@ -48,7 +48,7 @@ def _returns() -> dict[int, pd.DataFrame]:
     returns = close.pct_change().iloc[1:]
     last = returns.iloc[-N_OBS:].dropna(axis=1)
     long = returns.iloc[-LONG_OBS:].dropna(axis=1)
-    before = returns.iloc[-2 * LONG_OBS:-LONG_OBS][long.columns]
+    before = returns.iloc[-2 * LONG_OBS : -LONG_OBS][long.columns]
     assert before.notna().all().all(), "the 100-asset matrix needs 400 days of all 50 pairs"
     before.columns = [f"{c} (prior window)" for c in before.columns]
     wide = pd.concat([long, before.set_axis(long.index)], axis=1)
@@ -72,7 +72,9 @@ def max_sharpe_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
         r = frame.to_numpy()
         cons = Constraints(0.0, MAX_WEIGHT[n])
         ours = MPTStrategy(risk_free_rate=RF, periods_per_year=PPY)
-        mu = expected_returns.mean_historical_return(frame, returns_data=True, compounding=False, frequency=PPY)
+        mu = expected_returns.mean_historical_return(
+            frame, returns_data=True, compounding=False, frequency=PPY
+        )
         cov = risk_models.sample_cov(frame, returns_data=True, frequency=PPY)
 
         def peer(mu=mu, cov=cov, n=n):
@@ -82,15 +84,32 @@ def max_sharpe_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
 
         allocation = ours.allocate_detailed(r, cons)
         assert allocation.method == "max_sharpe", allocation.notes
-        s_ours, s_peer = _sharpe(allocation.weights, mu.to_numpy(), cov.to_numpy()), _sharpe(peer(), mu, cov)
-        assert s_ours >= s_peer - 1e-5 * abs(s_peer) and abs(s_ours - s_peer) <= 1e-5 * abs(s_peer), (s_ours, s_peer)
-        t_ours = _per_call(lambda r=r, cons=cons, ours=ours: ours.allocate_detailed(r, cons), 200 if n < 100 else 20)
+        s_ours, s_peer = (
+            _sharpe(allocation.weights, mu.to_numpy(), cov.to_numpy()),
+            _sharpe(peer(), mu, cov),
+        )
+        assert s_ours >= s_peer - 1e-5 * abs(s_peer) and abs(s_ours - s_peer) <= 1e-5 * abs(
+            s_peer
+        ), (s_ours, s_peer)
+        t_ours = _per_call(
+            lambda r=r, cons=cons, ours=ours: ours.allocate_detailed(r, cons),
+            200 if n < 100 else 20,
+        )
         t_peer = _per_call(peer, 3)
         target = ">= 30x and < 0.3 ms" if n == 20 else "report"
-        rows.append(row(f"max Sharpe, {n} assets, {len(frame)} days, max_weight {MAX_WEIGHT[n]}", t_ours,
-                        "PyPortfolioOpt EfficientFrontier.max_sharpe", t_peer, target))
+        rows.append(
+            row(
+                f"max Sharpe, {n} assets, {len(frame)} days, max_weight {MAX_WEIGHT[n]}",
+                t_ours,
+                "PyPortfolioOpt EfficientFrontier.max_sharpe",
+                t_peer,
+                target,
+            )
+        )
         if n == 20:
-            rows.append(_skfolio_max_sharpe(r, allocation.weights, mu.to_numpy(), cov.to_numpy(), t_ours))
+            rows.append(
+                _skfolio_max_sharpe(r, allocation.weights, mu.to_numpy(), cov.to_numpy(), t_ours)
+            )
     return rows
 
 
@@ -99,13 +118,23 @@ def _skfolio_max_sharpe(r, weights, mu, cov, t_ours) -> dict:
     from skfolio.optimization import MeanRisk, ObjectiveFunction
 
     def peer():
-        model = MeanRisk(objective_function=ObjectiveFunction.MAXIMIZE_RATIO, risk_measure=RiskMeasure.VARIANCE,
-                         max_weights=MAX_WEIGHT[20], risk_free_rate=RF / PPY)
+        model = MeanRisk(
+            objective_function=ObjectiveFunction.MAXIMIZE_RATIO,
+            risk_measure=RiskMeasure.VARIANCE,
+            max_weights=MAX_WEIGHT[20],
+            risk_free_rate=RF / PPY,
+        )
         return model.fit(r).weights_
 
     s_ours, s_peer = _sharpe(weights, mu, cov), _sharpe(peer(), mu, cov)
     assert s_ours >= s_peer - 1e-5 * abs(s_peer), (s_ours, s_peer)
-    return row("max Sharpe, 20 assets", t_ours, "skfolio MeanRisk(MAXIMIZE_RATIO)", _per_call(peer, 3), "report")
+    return row(
+        "max Sharpe, 20 assets",
+        t_ours,
+        "skfolio MeanRisk(MAXIMIZE_RATIO)",
+        _per_call(peer, 3),
+        "report",
+    )
 
 
 def min_volatility_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
@@ -127,9 +156,19 @@ def min_volatility_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
         w = ours.allocate(r, cons)
         v_ours, v_peer = np.sqrt(w @ cov @ w), np.sqrt(peer() @ cov @ peer())
         assert v_ours <= v_peer * (1 + 1e-5), (v_ours, v_peer)
-        t_ours = _per_call(lambda r=r, cons=cons, ours=ours: ours.allocate_detailed(r, cons), 200 if n < 100 else 20)
-        rows.append(row(f"min volatility, {n} assets, {len(frame)} days", t_ours,
-                        "PyPortfolioOpt EfficientFrontier.min_volatility", _per_call(peer, 3), "report"))
+        t_ours = _per_call(
+            lambda r=r, cons=cons, ours=ours: ours.allocate_detailed(r, cons),
+            200 if n < 100 else 20,
+        )
+        rows.append(
+            row(
+                f"min volatility, {n} assets, {len(frame)} days",
+                t_ours,
+                "PyPortfolioOpt EfficientFrontier.min_volatility",
+                _per_call(peer, 3),
+                "report",
+            )
+        )
     return rows
 
 
@@ -149,10 +188,19 @@ def hrp_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
 
         expected = pd.Series(peer())[frame.columns].to_numpy()
         np.testing.assert_allclose(ours.allocate(r), expected, rtol=0, atol=1e-10)
-        t_ours = _per_call(lambda r=r, ours=ours: ours.allocate_detailed(r), 500 if n < 100 else 100)
+        t_ours = _per_call(
+            lambda r=r, ours=ours: ours.allocate_detailed(r), 500 if n < 100 else 100
+        )
         target = ">= 100x and < 0.3 ms" if n == 20 else "report"
-        rows.append(row(f"HRP single linkage, {n} assets, {len(frame)} days", t_ours, "PyPortfolioOpt HRPOpt",
-                        _per_call(peer, 3), target))
+        rows.append(
+            row(
+                f"HRP single linkage, {n} assets, {len(frame)} days",
+                t_ours,
+                "PyPortfolioOpt HRPOpt",
+                _per_call(peer, 3),
+                target,
+            )
+        )
         if n == 20:
             rows.append(_skfolio_hrp(r, expected, t_ours))
     return rows
@@ -168,16 +216,26 @@ def _skfolio_hrp(r, expected, t_ours) -> dict:
 
     def peer():
         clustering = HierarchicalClustering(linkage_method=LinkageMethod.SINGLE)
-        return HierarchicalRiskParity(
-            prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
-            distance_estimator=PearsonDistance(),
-            seriation_estimator=HierarchicalSeriation(hierarchical_clustering_estimator=clustering,
-                                                      optimal_ordering=False),
-        ).fit(r).weights_
+        return (
+            HierarchicalRiskParity(
+                prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
+                distance_estimator=PearsonDistance(),
+                seriation_estimator=HierarchicalSeriation(
+                    hierarchical_clustering_estimator=clustering, optimal_ordering=False
+                ),
+            )
+            .fit(r)
+            .weights_
+        )
 
     np.testing.assert_allclose(peer(), expected, rtol=0, atol=1e-10)
-    return row("HRP single linkage, 20 assets", t_ours, "skfolio HierarchicalRiskParity", _per_call(peer, 3),
-               "report")
+    return row(
+        "HRP single linkage, 20 assets",
+        t_ours,
+        "skfolio HierarchicalRiskParity",
+        _per_call(peer, 3),
+        "report",
+    )
 
 
 def main() -> list[dict]:

@@ -32,9 +32,28 @@ from backtest.simulate import prepare_market, simulate
 from datasets import load_csv, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-HOURLY_20 = ["BTC/USDT", "ETH/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "LTC/USDT", "EOS/USDT",
-             "ETC/USDT", "TRX/USDT", "XLM/USDT", "VET/USDT", "LINK/USDT", "XMR/USDT", "ATOM/USDT",
-             "MATIC/USDT", "ALGO/USDT", "DOGE/USDT", "BCH/USDT", "SOL/USDT", "DOT/USDT"]
+HOURLY_20 = [
+    "BTC/USDT",
+    "ETH/USDT",
+    "BNB/USDT",
+    "XRP/USDT",
+    "ADA/USDT",
+    "LTC/USDT",
+    "EOS/USDT",
+    "ETC/USDT",
+    "TRX/USDT",
+    "XLM/USDT",
+    "VET/USDT",
+    "LINK/USDT",
+    "XMR/USDT",
+    "ATOM/USDT",
+    "MATIC/USDT",
+    "ALGO/USDT",
+    "DOGE/USDT",
+    "BCH/USDT",
+    "SOL/USDT",
+    "DOT/USDT",
+]
 DAILY_20 = [*HOURLY_20[:18], "ZEC/USDT", "THETA/USDT"]
 
 
@@ -60,18 +79,37 @@ def kernel_job() -> list[dict]:
     sched = Schedule(every="1D")
 
     def ours():
-        return simulate(arrays, targets, costs=costs, risk=risk, schedule=sched, initial_cash=1e5,
-                        execution="close", order_rows=daily)
+        return simulate(
+            arrays,
+            targets,
+            costs=costs,
+            risk=risk,
+            schedule=sched,
+            initial_cash=1e5,
+            execution="close",
+            order_rows=daily,
+        )
 
     import vectorbt as vbt
 
     close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(close_df.notna())
+    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
+        close_df.notna()
+    )
 
     def peer():
-        return vbt.Portfolio.from_orders(close_df, size=size, size_type="targetpercent", fees=0.001,
-                                         slippage=0.0005, init_cash=1e5, cash_sharing=True,
-                                         group_by=True, call_seq="auto", freq="1h")
+        return vbt.Portfolio.from_orders(
+            close_df,
+            size=size,
+            size_type="targetpercent",
+            fees=0.001,
+            slippage=0.0005,
+            init_cash=1e5,
+            cash_sharing=True,
+            group_by=True,
+            call_seq="auto",
+            freq="1h",
+        )
 
     ours_eq = ours().equity
     peer_eq = peer().value().to_numpy()
@@ -86,10 +124,21 @@ def kernel_job() -> list[dict]:
     t_peer = median_time(peer, repeats=5)
     t_floor = median_time(floor, repeats=15)
     return [
-        row(f"kernel, {n} assets x {n_bars} hourly bars, daily rebalance", t_ours,
-            "vectorbt from_orders", t_peer, target=">= 50x, < 3 ms"),
-        row("kernel vs bare numba fees+slippage loop", t_ours, "numba floor", t_floor,
-            ratio=t_ours / t_floor, target="<= 3x (ratio = ours / floor)"),
+        row(
+            f"kernel, {n} assets x {n_bars} hourly bars, daily rebalance",
+            t_ours,
+            "vectorbt from_orders",
+            t_peer,
+            target=">= 50x, < 3 ms",
+        ),
+        row(
+            "kernel vs bare numba fees+slippage loop",
+            t_ours,
+            "numba floor",
+            t_floor,
+            ratio=t_ours / t_floor,
+            target="<= 3x (ratio = ours / floor)",
+        ),
     ]
 
 
@@ -112,10 +161,21 @@ def _peer_walk_forward(market, bars, lookback, allocate) -> np.ndarray:
         w[members] = allocate(pd.DataFrame(rets, columns=[market.symbols[j] for j in members]))
         targets[t] = w
     close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(close_df.notna())
-    pf = vbt.Portfolio.from_orders(close_df, size=size, size_type="targetpercent", fees=0.001,
-                                   slippage=0.0005, init_cash=1e5, cash_sharing=True, group_by=True,
-                                   call_seq="auto", freq="1D")
+    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
+        close_df.notna()
+    )
+    pf = vbt.Portfolio.from_orders(
+        close_df,
+        size=size,
+        size_type="targetpercent",
+        fees=0.001,
+        slippage=0.0005,
+        init_cash=1e5,
+        cash_sharing=True,
+        group_by=True,
+        call_seq="auto",
+        freq="1D",
+    )
     return pf.value().to_numpy()
 
 
@@ -142,8 +202,11 @@ def walk_forward_jobs() -> list[dict]:
 
         model = HierarchicalRiskParity(
             risk_measure="variance",
-            hierarchical_clustering_estimator=HierarchicalClustering(linkage_method=LinkageMethod.SINGLE),
-            distance_estimator=PearsonDistance())
+            hierarchical_clustering_estimator=HierarchicalClustering(
+                linkage_method=LinkageMethod.SINGLE
+            ),
+            distance_estimator=PearsonDistance(),
+        )
         return model.fit(frame.to_numpy()).weights_
 
     def pypfopt_hrp(frame):
@@ -153,14 +216,17 @@ def walk_forward_jobs() -> list[dict]:
     lookback = int(res.meta["lookback_bars"])
     peer_eq = _peer_walk_forward(market, bars, lookback, pypfopt_hrp)
     ours_eq = res.equity.to_numpy()
-    np.testing.assert_allclose(ours_eq, peer_eq[-len(ours_eq):], rtol=1e-7)
+    np.testing.assert_allclose(ours_eq, peer_eq[-len(ours_eq) :], rtol=1e-7)
     t_ours = median_time(lambda: ours(hrp, "1M"), repeats=9)
     t_sk = median_time(lambda: _peer_walk_forward(market, bars, lookback, skfolio_hrp), repeats=3)
     t_pp = median_time(lambda: _peer_walk_forward(market, bars, lookback, pypfopt_hrp), repeats=3)
     label = f"walk-forward, {market.n_assets} assets x {market.n_bars} daily bars, 90d lookback, monthly HRP"
     out.append(row(label, t_ours, "skfolio HRP + vectorbt", t_sk, target=">= 20x, < 50 ms"))
     out.append(row(label, t_ours, "PyPortfolioOpt HRPOpt + vectorbt", t_pp, target=">= 100x"))
-    for name, strategy in [("weekly HRP", hrp), ("weekly max Sharpe", MPTStrategy(lookback_days=90, max_weight=0.3))]:
+    for name, strategy in [
+        ("weekly HRP", hrp),
+        ("weekly max Sharpe", MPTStrategy(lookback_days=90, max_weight=0.3)),
+    ]:
         t = median_time(lambda s=strategy: ours(s, "1W"), repeats=5)
         out.append(row(f"walk-forward, {name}", t, "-", None, target="reported"))
     return out
@@ -180,13 +246,20 @@ def cli_jobs() -> list[dict]:
         cold = _process_seconds(cmd, env)
         warm = min(_process_seconds(cmd, env) for _ in range(3))
         peer_env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "numba-vbt"))
-        code = ("import numpy as np, pandas as pd, vectorbt as vbt; c = pd.DataFrame(np.random.rand(50, 3) + 1); "
-                "vbt.Portfolio.from_orders(c, size=0.3, size_type='targetpercent', cash_sharing=True, "
-                "group_by=True, call_seq='auto').value()")
+        code = (
+            "import numpy as np, pandas as pd, vectorbt as vbt; c = pd.DataFrame(np.random.rand(50, 3) + 1); "
+            "vbt.Portfolio.from_orders(c, size=0.3, size_type='targetpercent', cash_sharing=True, "
+            "group_by=True, call_seq='auto').value()"
+        )
         peer = _process_seconds([sys.executable, "-c", code], peer_env)
     return [
-        row("`backtest run examples/demo.toml`, empty numba cache", cold, "vectorbt first simulation, empty cache",
-            peer, target="< 10 s"),
+        row(
+            "`backtest run examples/demo.toml`, empty numba cache",
+            cold,
+            "vectorbt first simulation, empty cache",
+            peer,
+            target="< 10 s",
+        ),
         row("`backtest run examples/demo.toml`, warm cache", warm, "-", None, target="< 3 s"),
     ]
 
@@ -202,12 +275,22 @@ def memory_job() -> list[dict]:
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+    )
     seconds = time.perf_counter() - t0
     peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
     assert resource  # (ru_maxrss is in KiB on Linux)
-    return [row(f"50 assets x 50,000 hourly bars, daily IV: peak memory {peak_mb:.0f} MB", seconds, "-", None,
-                target="< 1 GB", note=f"(peak RSS {peak_mb:.0f} MB)")]
+    return [
+        row(
+            f"50 assets x 50,000 hourly bars, daily IV: peak memory {peak_mb:.0f} MB",
+            seconds,
+            "-",
+            None,
+            target="< 1 GB",
+            note=f"(peak RSS {peak_mb:.0f} MB)",
+        )
+    ]
 
 
 def main() -> list[dict]:

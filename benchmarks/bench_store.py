@@ -61,9 +61,13 @@ def main() -> list[dict]:
         assert market.symbols == reference.symbols and len(symbols) == 24
         assert market.index.equals(reference.index)
         for field in ("open", "high", "low", "close", "volume"):
-            assert np.array_equal(market.values(field), reference.values(field), equal_nan=True), field
+            assert np.array_equal(market.values(field), reference.values(field), equal_nan=True), (
+                field
+            )
         n_rows = int(np.isfinite(market.values("close")).sum())
-        print(f"parity: {n_rows:,} candles, panel {market.n_bars} x {market.n_assets}, identical to the CSV")
+        print(
+            f"parity: {n_rows:,} candles, panel {market.n_bars} x {market.n_assets}, identical to the CSV"
+        )
 
         ours_s = median_time(ours, repeats=15, warmup=2)
         read_s = median_time(peer_read, repeats=5)
@@ -72,11 +76,30 @@ def main() -> list[dict]:
         n_files = sum(1 for _ in store.root.rglob("*.parquet"))
     gz_bytes = path.stat().st_size
     rows = [
-        row("load 24 x 1h (810k candles) -> panel", ours_s, "pandas.read_csv(gz)", read_s,
-            target=">= 5x and < 0.5 s", note=f"({n_files} year files)"),
-        row("load 24 x 1h -> panel (end to end)", ours_s, "read_csv + from_long", panel_s, target=">= 5x"),
-        row("bytes on disk", None, "gzipped CSV", None, target="store smaller", ratio=gz_bytes / store_bytes,
-            note=f"(store {store_bytes / 1e6:.2f} MB vs gz {gz_bytes / 1e6:.2f} MB)"),
+        row(
+            "load 24 x 1h (810k candles) -> panel",
+            ours_s,
+            "pandas.read_csv(gz)",
+            read_s,
+            target=">= 5x and < 0.5 s",
+            note=f"({n_files} year files)",
+        ),
+        row(
+            "load 24 x 1h -> panel (end to end)",
+            ours_s,
+            "read_csv + from_long",
+            panel_s,
+            target=">= 5x",
+        ),
+        row(
+            "bytes on disk",
+            None,
+            "gzipped CSV",
+            None,
+            target="store smaller",
+            ratio=gz_bytes / store_bytes,
+            note=f"(store {store_bytes / 1e6:.2f} MB vs gz {gz_bytes / 1e6:.2f} MB)",
+        ),
     ]
     rows[-1].update(ours_bytes=store_bytes, peer_bytes=gz_bytes)
     return rows

@@ -88,10 +88,13 @@ def _skfolio_hrp(returns: np.ndarray) -> np.ndarray:
 
     clustering = HierarchicalClustering(linkage_method=LinkageMethod.SINGLE)
     model = HierarchicalRiskParity(
-        risk_measure=RiskMeasure.VARIANCE, distance_estimator=PearsonDistance(),
+        risk_measure=RiskMeasure.VARIANCE,
+        distance_estimator=PearsonDistance(),
         prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
-        seriation_estimator=HierarchicalSeriation(hierarchical_clustering_estimator=clustering,
-                                                  optimal_ordering=False))
+        seriation_estimator=HierarchicalSeriation(
+            hierarchical_clustering_estimator=clustering, optimal_ordering=False
+        ),
+    )
     return model.fit(returns).weights_
 
 
@@ -107,7 +110,9 @@ def _pypfopt_max_sharpe(returns: np.ndarray) -> np.ndarray:
         ef = EfficientFrontier(mu, cov, weight_bounds=(0, 1))
         try:
             ef.max_sharpe(risk_free_rate=0.02)
-        except Exception:  # no asset above the risk-free rate: ours falls back to min volatility too
+        except (
+            Exception
+        ):  # no asset above the risk-free rate: ours falls back to min volatility too
             ef = EfficientFrontier(mu, cov, weight_bounds=(0, 1))
             ef.min_volatility()
     return np.array([ef.weights[i] for i in range(len(mu))])
@@ -118,8 +123,11 @@ def _numpy_inverse_vol(returns: np.ndarray) -> np.ndarray:
     return inv / inv.sum()
 
 
-PEERS = {"hrp": ("skfolio HRP", _skfolio_hrp), "max_sharpe": ("PyPortfolioOpt max Sharpe", _pypfopt_max_sharpe),
-         "inverse_volatility": ("NumPy inverse vol", _numpy_inverse_vol)}
+PEERS = {
+    "hrp": ("skfolio HRP", _skfolio_hrp),
+    "max_sharpe": ("PyPortfolioOpt max Sharpe", _pypfopt_max_sharpe),
+    "inverse_volatility": ("NumPy inverse vol", _numpy_inverse_vol),
+}
 
 
 def peer_backtest(market, strategy: str, lookback: int, every: str) -> pd.Series:
@@ -138,10 +146,22 @@ def peer_backtest(market, strategy: str, lookback: int, every: str) -> pd.Series
         w[members] = allocate(sub[1:] / sub[:-1] - 1.0)
         targets[t] = w
     close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(close_df.notna())
-    pf = vbt.Portfolio.from_orders(close_df, size=size, size_type="targetpercent", fees=FEE, slippage=SLIPPAGE,
-                                   init_cash=CASH, cash_sharing=True, group_by=True, call_seq="auto", freq="1D")
-    return pd.Series(pf.value().to_numpy(), index=market.index).iloc[int(bars[0]):]
+    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
+        close_df.notna()
+    )
+    pf = vbt.Portfolio.from_orders(
+        close_df,
+        size=size,
+        size_type="targetpercent",
+        fees=FEE,
+        slippage=SLIPPAGE,
+        init_cash=CASH,
+        cash_sharing=True,
+        group_by=True,
+        call_seq="auto",
+        freq="1D",
+    )
+    return pd.Series(pf.value().to_numpy(), index=market.index).iloc[int(bars[0]) :]
 
 
 def _window_returns(market, every: str, lookback: int):
@@ -164,19 +184,30 @@ def _check_parity(result, market) -> None:
         pid = table.loc[(strategy, PEER_LOOKBACK, "1M"), "point_id"]
         ours = result.returns[pid].dropna()
         peer = peer_backtest(market, strategy, PEER_LOOKBACK, "1M").pct_change().dropna()
-        np.testing.assert_allclose(ours.to_numpy(), peer.loc[ours.index].to_numpy(), atol=tol,
-                                   err_msg=f"{strategy}: ours and the peer route disagree")
+        np.testing.assert_allclose(
+            ours.to_numpy(),
+            peer.loc[ours.index].to_numpy(),
+            atol=tol,
+            err_msg=f"{strategy}: ours and the peer route disagree",
+        )
     mpt, same, n = MPTStrategy(lookback_days=PEER_LOOKBACK), 0, 0
     for returns in _window_returns(market, "1M", PEER_LOOKBACK):
         mu, cov = returns.mean(axis=0) * 365, np.cov(returns, rowvar=False, ddof=1) * 365
         ours, peer = mpt.allocate(returns), _pypfopt_max_sharpe(returns)
         sharpe = [(w @ mu - 0.02) / np.sqrt(w @ cov @ w) for w in (ours, peer)]
-        assert sharpe[0] >= sharpe[1] - 1e-6 * abs(sharpe[1]), f"max Sharpe below the peer's: {sharpe}"
+        assert sharpe[0] >= sharpe[1] - 1e-6 * abs(sharpe[1]), (
+            f"max Sharpe below the peer's: {sharpe}"
+        )
         same += bool(np.abs(ours - peer).max() < 1e-4)
         n += 1
-    assert same >= n - 3, f"max Sharpe weights differ from PyPortfolioOpt's on {n - same} of {n} rebalances"
-    print(f"parity: HRP and inverse volatility equal the peer route at every bar; max Sharpe >= "
-          f"PyPortfolioOpt's Sharpe at all {n} rebalances, same weights (1e-4) at {same}", flush=True)
+    assert same >= n - 3, (
+        f"max Sharpe weights differ from PyPortfolioOpt's on {n - same} of {n} rebalances"
+    )
+    print(
+        f"parity: HRP and inverse volatility equal the peer route at every bar; max Sharpe >= "
+        f"PyPortfolioOpt's Sharpe at all {n} rebalances, same weights (1e-4) at {same}",
+        flush=True,
+    )
 
 
 def main() -> list[dict]:
@@ -195,7 +226,9 @@ def main() -> list[dict]:
         first = ours(jobs=2)  # warm-up (numba cache) and the parity reference
         n = len(first.table)
         errors = first.table["error"].ne("").sum()
-        assert n == 60 and errors == 0, f"{errors} of {n} points failed: {first.table['error'].unique()}"
+        assert n == 60 and errors == 0, (
+            f"{errors} of {n} points failed: {first.table['error'].unique()}"
+        )
         _check_parity(first, market)
         t_ours = median_time(lambda: ours(jobs=2), repeats=3, warmup=0)
         t_serial = median_time(lambda: ours(jobs=1), repeats=3, warmup=0)
@@ -209,23 +242,58 @@ def main() -> list[dict]:
         t_dask = median_time(lambda: ours(scheduler="local", jobs=2), repeats=2, warmup=0)
         from dask.distributed import LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=":0", scheduler_kwargs={"dashboard": False}) as cluster:
+        with LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+        ) as cluster:
             ours(scheduler=cluster.scheduler_address)  # workers import and load the kernels
-            t_running = median_time(lambda: ours(scheduler=cluster.scheduler_address), repeats=3, warmup=0)
+            t_running = median_time(
+                lambda: ours(scheduler=cluster.scheduler_address), repeats=3, warmup=0
+            )
     label = f"sweep of 60 backtests, {market.n_assets} assets x {market.n_bars} daily bars (real, ragged)"
-    note = (f"ours {n / t_ours:.1f} backtests/s, peer {n / t_peer:.2f} backtests/s; peer timed on "
-            f"{len(peer_times)} of 60 points (lookback {PEER_LOOKBACK} d, every strategy x frequency), extrapolated")
+    note = (
+        f"ours {n / t_ours:.1f} backtests/s, peer {n / t_peer:.2f} backtests/s; peer timed on "
+        f"{len(peer_times)} of 60 points (lookback {PEER_LOOKBACK} d, every strategy x frequency), extrapolated"
+    )
     return [
-        row(f"{label}, --jobs 2", t_ours, "skfolio HRP / PyPortfolioOpt / NumPy + vectorbt, extrapolated", t_peer,
-            target="< 5 s, >= 50x", note=f"({note})"),
-        row("same grid, --jobs 1 (one process)", t_serial, "-", None, target="reported",
-            note=f"({n / t_serial:.1f} backtests/s)"),
-        row("same grid, Dask LocalCluster (2 workers), start-up included", t_dask, "--jobs 2", t_ours,
-            ratio=t_dask / t_ours, target="reported (ratio = Dask / local)",
-            note=f"(overhead {t_dask - t_ours:.2f} s)"),
-        row("same grid, Dask cluster already running", t_running, "--jobs 2", t_ours, ratio=t_running / t_ours,
-            target="reported (ratio = Dask / local)", note=f"(overhead {t_running - t_ours:.2f} s)"),
+        row(
+            f"{label}, --jobs 2",
+            t_ours,
+            "skfolio HRP / PyPortfolioOpt / NumPy + vectorbt, extrapolated",
+            t_peer,
+            target="< 5 s, >= 50x",
+            note=f"({note})",
+        ),
+        row(
+            "same grid, --jobs 1 (one process)",
+            t_serial,
+            "-",
+            None,
+            target="reported",
+            note=f"({n / t_serial:.1f} backtests/s)",
+        ),
+        row(
+            "same grid, Dask LocalCluster (2 workers), start-up included",
+            t_dask,
+            "--jobs 2",
+            t_ours,
+            ratio=t_dask / t_ours,
+            target="reported (ratio = Dask / local)",
+            note=f"(overhead {t_dask - t_ours:.2f} s)",
+        ),
+        row(
+            "same grid, Dask cluster already running",
+            t_running,
+            "--jobs 2",
+            t_ours,
+            ratio=t_running / t_ours,
+            target="reported (ratio = Dask / local)",
+            note=f"(overhead {t_running - t_ours:.2f} s)",
+        ),
     ]
 
 

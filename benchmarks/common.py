@@ -30,14 +30,30 @@ def fmt_seconds(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
-def row(job: str, ours_s: float | None, peer: str, peer_s: float | None, target: str = "",
-        ratio: float | None = None, note: str = "") -> dict[str, Any]:
+def row(
+    job: str,
+    ours_s: float | None,
+    peer: str,
+    peer_s: float | None,
+    target: str = "",
+    ratio: float | None = None,
+    note: str = "",
+) -> dict[str, Any]:
     """A result row; ``ratio`` defaults to peer time / our time (how many times faster we are)."""
     if ratio is None and ours_s and peer_s:
         ratio = peer_s / ours_s
-    out = {"job": job, "ours_s": ours_s, "peer": peer, "peer_s": peer_s, "ratio": ratio, "target": target,
-           "note": note}
+    out = {
+        "job": job,
+        "ours_s": ours_s,
+        "peer": peer,
+        "peer_s": peer_s,
+        "ratio": ratio,
+        "target": target,
+        "note": note,
+    }
     ratio_text = f"{ratio:.1f}x" if ratio is not None else "-"
-    print(f"{job} | {fmt_seconds(ours_s)} | {peer}: {fmt_seconds(peer_s)} | {ratio_text} | {target} {note}".rstrip(),
-          flush=True)
+    print(
+        f"{job} | {fmt_seconds(ours_s)} | {peer}: {fmt_seconds(peer_s)} | {ratio_text} | {target} {note}".rstrip(),
+        flush=True,
+    )
     return out

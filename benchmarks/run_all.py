@@ -32,7 +32,16 @@ def _versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     parts = []
-    for name in ("numpy", "pandas", "numba", "scipy", "vectorbt", "PyPortfolioOpt", "skfolio", "pyarrow"):
+    for name in (
+        "numpy",
+        "pandas",
+        "numba",
+        "scipy",
+        "vectorbt",
+        "PyPortfolioOpt",
+        "skfolio",
+        "pyarrow",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             parts.append(f"{name} {version(name)}")
     return ", ".join(parts)
@@ -54,8 +63,10 @@ def main(names: list[str]) -> int:
     ]
     for r in rows:
         ratio = f"{r['ratio']:.1f}x" if r.get("ratio") is not None else "-"
-        lines.append(f"| {r['script']} | {r['job']} | {fmt_seconds(r['ours_s'])} | {r['peer']} | "
-                     f"{fmt_seconds(r['peer_s'])} | {ratio} | {r.get('target', '')} {r.get('note', '')} |")
+        lines.append(
+            f"| {r['script']} | {r['job']} | {fmt_seconds(r['ours_s'])} | {r['peer']} | "
+            f"{fmt_seconds(r['peer_s'])} | {ratio} | {r.get('target', '')} {r.get('note', '')} |"
+        )
     readme = HERE / "README.md"
     text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     if START in text and END in text and not names:

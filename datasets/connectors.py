@@ -127,7 +127,11 @@ def parse_market_rules(market: dict, precision_mode: int | None = None) -> Marke
     ``limits`` and ``precision`` are used (``precision_mode`` is the exchange's ``precisionMode``:
     with ccxt's ``DECIMAL_PLACES`` a precision of 3 means a step of 0.001).
     """
-    filters = {f.get("filterType"): f for f in (market.get("info") or {}).get("filters") or [] if isinstance(f, dict)}
+    filters = {
+        f.get("filterType"): f
+        for f in (market.get("info") or {}).get("filters") or []
+        if isinstance(f, dict)
+    }
     limits = market.get("limits") or {}
     precision = market.get("precision") or {}
 
@@ -137,19 +141,32 @@ def parse_market_rules(market: dict, precision_mode: int | None = None) -> Marke
             return 0.0
         decimal_places = 2  # ccxt.DECIMAL_PLACES; TICK_SIZE (4) gives the step itself
         if precision_mode == decimal_places and float(v).is_integer():
-            return 10.0 ** -v
+            return 10.0**-v
         return v
 
-    lot = _num((filters.get("LOT_SIZE") or {}).get("stepSize"), 0.0) or step(precision.get("amount"))
-    min_amount = _num((filters.get("LOT_SIZE") or {}).get("minQty"), 0.0) or _num((limits.get("amount") or {}).get("min"), 0.0)
+    lot = _num((filters.get("LOT_SIZE") or {}).get("stepSize"), 0.0) or step(
+        precision.get("amount")
+    )
+    min_amount = _num((filters.get("LOT_SIZE") or {}).get("minQty"), 0.0) or _num(
+        (limits.get("amount") or {}).get("min"), 0.0
+    )
     notional_filter = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
-    min_notional = _num(notional_filter.get("minNotional", notional_filter.get("notional")), 0.0) \
-        or _num((limits.get("cost") or {}).get("min"), 0.0)
-    tick = _num((filters.get("PRICE_FILTER") or {}).get("tickSize"), 0.0) or step(precision.get("price"))
-    return MarketRules(symbol=market["symbol"], base=market.get("base") or market["symbol"].split("/")[0],
-                       quote=market.get("quote") or market["symbol"].split("/")[-1], lot_step=lot,
-                       min_amount=min_amount, min_notional=min_notional, tick_size=tick,
-                       taker_fee=_num(market.get("taker")))
+    min_notional = _num(
+        notional_filter.get("minNotional", notional_filter.get("notional")), 0.0
+    ) or _num((limits.get("cost") or {}).get("min"), 0.0)
+    tick = _num((filters.get("PRICE_FILTER") or {}).get("tickSize"), 0.0) or step(
+        precision.get("price")
+    )
+    return MarketRules(
+        symbol=market["symbol"],
+        base=market.get("base") or market["symbol"].split("/")[0],
+        quote=market.get("quote") or market["symbol"].split("/")[-1],
+        lot_step=lot,
+        min_amount=min_amount,
+        min_notional=min_notional,
+        tick_size=tick,
+        taker_fee=_num(market.get("taker")),
+    )
 
 
 class ExchangeConnector:
@@ -180,9 +197,17 @@ class ExchangeConnector:
 
     default_config: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, exchange_id: str, api_key: str | None = None, api_secret: str | None = None, *,
-                 read_only: bool = True, quote: str = "USDT", sandbox: bool = False,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        exchange_id: str,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        read_only: bool = True,
+        quote: str = "USDT",
+        sandbox: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.exchange_id = check_exchange_id(exchange_id)
         if not isinstance(quote, str) or not quote.isalnum():
             raise ExchangeError(f"`quote` must be a currency code such as 'USDT'; got {quote!r}")
@@ -198,15 +223,23 @@ class ExchangeConnector:
 
     # ------------------------------------------------------------------ construction and secrets
     def _build(self, api_key: str | None, api_secret: str | None) -> Any:
-        exchange = make_exchange(self.exchange_id, api_key, api_secret, async_=True, config=self._config)
+        exchange = make_exchange(
+            self.exchange_id, api_key, api_secret, async_=True, config=self._config
+        )
         if self.sandbox:
             exchange.set_sandbox_mode(True)
         exchange.log = self._ccxt_log  # ccxt's `verbose` output goes to logging, masked (not print)
         return exchange
 
     def _secrets(self) -> list[str]:
-        return [s for s in (getattr(self._exchange, "apiKey", None), getattr(self._exchange, "secret", None))
-                if isinstance(s, str) and s]
+        return [
+            s
+            for s in (
+                getattr(self._exchange, "apiKey", None),
+                getattr(self._exchange, "secret", None),
+            )
+            if isinstance(s, str) and s
+        ]
 
     def redact(self, text: str) -> str:
         """``text`` with the API key and secret replaced by ``***``."""
@@ -224,8 +257,10 @@ class ExchangeConnector:
 
     def __repr__(self) -> str:
         keys = "set" if self.has_credentials else "absent"
-        return (f"{type(self).__name__}(exchange_id={self.exchange_id!r}, quote={self.quote!r}, "
-                f"read_only={self.read_only}, sandbox={self.sandbox}, keys={keys})")
+        return (
+            f"{type(self).__name__}(exchange_id={self.exchange_id!r}, quote={self.quote!r}, "
+            f"read_only={self.read_only}, sandbox={self.sandbox}, keys={keys})"
+        )
 
     __str__ = __repr__
 
@@ -238,7 +273,8 @@ class ExchangeConnector:
         if not self.has_credentials:
             raise MissingCredentialsError(
                 f"{what} needs API keys: set {KEY_ENV} and {SECRET_ENV} in the environment or pass "
-                f"api_key= and api_secret= to {type(self).__name__} (keys never go in config files)")
+                f"api_key= and api_secret= to {type(self).__name__} (keys never go in config files)"
+            )
 
     async def _client(self) -> Any:
         """The ccxt exchange, rebuilt when called from a different event loop than before."""
@@ -247,7 +283,9 @@ class ExchangeConnector:
             old = self._exchange
             if not self._closed:
                 old.session = None  # bound to a finished loop: it cannot be closed from this one
-            self._exchange = self._build(getattr(old, "apiKey", None) or "", getattr(old, "secret", None) or "")
+            self._exchange = self._build(
+                getattr(old, "apiKey", None) or "", getattr(old, "secret", None) or ""
+            )
             self._closed = False
         self._loop = loop
         return self._exchange
@@ -264,15 +302,18 @@ class ExchangeConnector:
             error = ExchangeAuthError(
                 f"{self.exchange_id} rejected the API keys during {what} ({type(exc).__name__}: "
                 f"{self.redact(str(exc))[:300]}); check {KEY_ENV} / {SECRET_ENV}, the key's permissions "
-                "and its IP whitelist")
+                "and its IP whitelist"
+            )
         except ccxt.NetworkError as exc:
             error = ExchangeUnavailableError(
                 f"{self.exchange_id} {what} failed: {type(exc).__name__}: {self.redact(str(exc))[:300]} "
-                "(network or exchange outage; try again later)")
+                "(network or exchange outage; try again later)"
+            )
         except ccxt.BaseError as exc:
             error = ExchangeError(
                 f"{self.exchange_id} {what}: the exchange refused the request: {type(exc).__name__}: "
-                f"{self.redact(str(exc))[:300]}")
+                f"{self.redact(str(exc))[:300]}"
+            )
         # raised outside the handler: the ccxt exception (whose text may echo request details) is not
         # chained as __context__, so no traceback can show it
         raise error
@@ -335,10 +376,13 @@ class ExchangeConnector:
         if self._exchange.has.get("fetchTickers"):
             raw = await self._call("fetch_tickers", lambda ex: ex.fetch_tickers(symbols))
         else:
+
             def one(symbol: str) -> Callable[[Any], Awaitable[Any]]:
                 return lambda ex: ex.fetch_ticker(symbol)
 
-            items = await asyncio.gather(*(self._call(f"fetch_ticker {s}", one(s)) for s in symbols))
+            items = await asyncio.gather(
+                *(self._call(f"fetch_ticker {s}", one(s)) for s in symbols)
+            )
             raw = dict(zip(symbols, items, strict=True))
         out = {}
         for symbol in symbols:
@@ -346,8 +390,14 @@ class ExchangeConnector:
             if t is None:
                 raise ExchangeError(f"{self.exchange_id} returned no ticker for {symbol!r}")
             ts = t.get("timestamp")
-            out[symbol] = Ticker(symbol, _num(t.get("last"), _num(t.get("close"))), _num(t.get("bid")),
-                                 _num(t.get("ask")), _num(t.get("quoteVolume")), int(ts) if ts else None)
+            out[symbol] = Ticker(
+                symbol,
+                _num(t.get("last"), _num(t.get("close"))),
+                _num(t.get("bid")),
+                _num(t.get("ask")),
+                _num(t.get("quoteVolume")),
+                int(ts) if ts else None,
+            )
         return out
 
     async def fetch_prices(self, symbols: Sequence[str]) -> dict[str, float]:
@@ -356,7 +406,9 @@ class ExchangeConnector:
         out = {}
         for symbol, ticker in tickers.items():
             if not ticker.price > 0:
-                raise ExchangeError(f"{self.exchange_id} reports no price for {symbol!r} (no last trade, bid or ask)")
+                raise ExchangeError(
+                    f"{self.exchange_id} reports no price for {symbol!r} (no last trade, bid or ask)"
+                )
             out[symbol] = ticker.price
         return out
 
@@ -376,8 +428,14 @@ class ExchangeConnector:
         totals = raw.get("total") or {}
         return {asset: float(v) for asset, v in totals.items() if _num(v, 0.0) > 0}
 
-    async def create_limit_order(self, symbol: str, side: Literal["buy", "sell"], amount: float, price: float,
-                                 params: dict[str, Any] | None = None) -> OrderStatus:
+    async def create_limit_order(
+        self,
+        symbol: str,
+        side: Literal["buy", "sell"],
+        amount: float,
+        price: float,
+        params: dict[str, Any] | None = None,
+    ) -> OrderStatus:
         """Place a good-till-cancelled limit order; amount and price are rounded to the market's
         precision (amount toward zero) by ccxt.
 
@@ -388,28 +446,56 @@ class ExchangeConnector:
         MissingCredentialsError, ExchangeAuthError, ExchangeError
         """
         if self.read_only:
-            raise ReadOnlyError(f"{self!r} is read-only: build it with read_only=False to place orders")
+            raise ReadOnlyError(
+                f"{self!r} is read-only: build it with read_only=False to place orders"
+            )
         self.require_keys("placing orders")
         if side not in ("buy", "sell"):
             raise ExchangeError(f"`side` must be 'buy' or 'sell'; got {side!r}")
         if not (_num(amount) > 0 and _num(price) > 0):
-            raise ExchangeError(f"`amount` and `price` must be > 0; got amount={amount}, price={price}")
+            raise ExchangeError(
+                f"`amount` and `price` must be > 0; got amount={amount}, price={price}"
+            )
         await self.fetch_markets([symbol])
         import ccxt
 
         ex = self._exchange
         try:
-            amount_text, price_text = ex.amount_to_precision(symbol, amount), ex.price_to_precision(symbol, price)
+            amount_text, price_text = (
+                ex.amount_to_precision(symbol, amount),
+                ex.price_to_precision(symbol, price),
+            )
         except ccxt.InvalidOrder:
             amount_text = "0"
         if not float(amount_text) > 0:
-            raise ExchangeError(f"{side} {amount} {symbol} rounds to 0 at the market's lot step; nothing sent")
-        order = await self._call(f"create_order {side} {symbol}", lambda e: e.create_order(
-            symbol, "limit", side, float(amount_text), float(price_text), params or {}))
-        status = OrderStatus(id=order.get("id"), symbol=symbol, side=side, amount=float(amount_text),
-                             price=float(price_text), status=str(order.get("status") or "unknown"),
-                             filled=_num(order.get("filled"), 0.0), client_order_id=order.get("clientOrderId"))
-        log.info("limit %s %s %s @ %s: order %s %s", side, amount_text, symbol, price_text, status.id, status.status)
+            raise ExchangeError(
+                f"{side} {amount} {symbol} rounds to 0 at the market's lot step; nothing sent"
+            )
+        order = await self._call(
+            f"create_order {side} {symbol}",
+            lambda e: e.create_order(
+                symbol, "limit", side, float(amount_text), float(price_text), params or {}
+            ),
+        )
+        status = OrderStatus(
+            id=order.get("id"),
+            symbol=symbol,
+            side=side,
+            amount=float(amount_text),
+            price=float(price_text),
+            status=str(order.get("status") or "unknown"),
+            filled=_num(order.get("filled"), 0.0),
+            client_order_id=order.get("clientOrderId"),
+        )
+        log.info(
+            "limit %s %s %s @ %s: order %s %s",
+            side,
+            amount_text,
+            symbol,
+            price_text,
+            status.id,
+            status.status,
+        )
         return status
 
 
@@ -421,10 +507,31 @@ class BinanceConnector(ExchangeConnector):
     >>> exchange = BinanceConnector()  # keys from EXCHANGE_API_KEY / EXCHANGE_API_SECRET  # doctest: +SKIP
     """
 
-    default_config: ClassVar[dict[str, Any]] = {"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]},
-                                                  "fetchCurrencies": False, "fetchMargins": False}}
+    default_config: ClassVar[dict[str, Any]] = {
+        "options": {
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+        }
+    }
 
-    def __init__(self, api_key: str | None = None, api_secret: str | None = None, *, read_only: bool = True,
-                 quote: str = "USDT", sandbox: bool = False, config: dict[str, Any] | None = None) -> None:
-        super().__init__("binance", api_key, api_secret, read_only=read_only, quote=quote, sandbox=sandbox,
-                         config=config)
+    def __init__(
+        self,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        read_only: bool = True,
+        quote: str = "USDT",
+        sandbox: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            "binance",
+            api_key,
+            api_secret,
+            read_only=read_only,
+            quote=quote,
+            sandbox=sandbox,
+            config=config,
+        )

@@ -23,15 +23,26 @@ from datasets.validate import split_invalid
 
 log = logging.getLogger(__name__)
 
-_TIMEFRAME_BY_STEP = {60_000: "1m", 300_000: "5m", 900_000: "15m", 1_800_000: "30m",
-                      3_600_000: "1h", 14_400_000: "4h", 86_400_000: "1d", 604_800_000: "1w"}
+_TIMEFRAME_BY_STEP = {
+    60_000: "1m",
+    300_000: "5m",
+    900_000: "15m",
+    1_800_000: "30m",
+    3_600_000: "1h",
+    14_400_000: "4h",
+    86_400_000: "1d",
+    604_800_000: "1w",
+}
 
 
 def shared_data_dir() -> Path | None:
     """The folder with the project's reference data: ``$ALPHAPULSE_SHARED_DATA`` or ``../shared/data``."""
     env = os.environ.get("ALPHAPULSE_SHARED_DATA")
     candidates = [Path(env)] if env else []
-    candidates += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"]
+    candidates += [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+    ]
     return next((c for c in candidates if c.is_dir()), None)
 
 
@@ -43,22 +54,34 @@ def resolve_csv_path(path: str | os.PathLike[str]) -> Path:
     shared = shared_data_dir()
     if shared is not None and not p.is_absolute() and (shared / p).exists():
         return shared / p
-    raise DataError(f"CSV file not found: {str(path)!r} (looked here and in the shared data folder {shared})")
+    raise DataError(
+        f"CSV file not found: {str(path)!r} (looked here and in the shared data folder {shared})"
+    )
 
 
-def read_long_csv(path: str | os.PathLike[str], symbols: Sequence[str] | None = None) -> pd.DataFrame:
+def read_long_csv(
+    path: str | os.PathLike[str], symbols: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Read a long CSV into a DataFrame (float64 prices, int64 ``timestamp_ms``), optionally filtered."""
     p = resolve_csv_path(path)
     try:
-        table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(
-            column_types={"symbol": pa.string(), "timestamp_ms": pa.int64()}))
+        table = pacsv.read_csv(
+            p,
+            convert_options=pacsv.ConvertOptions(
+                column_types={"symbol": pa.string(), "timestamp_ms": pa.int64()}
+            ),
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read {p}: {exc}") from exc
     missing = {"symbol", "timestamp_ms", "close"} - set(table.column_names)
     if missing:
-        raise DataError(f"{p} lacks column(s) {sorted(missing)}; expected symbol,timestamp_ms,open,high,low,close,volume")
+        raise DataError(
+            f"{p} lacks column(s) {sorted(missing)}; expected symbol,timestamp_ms,open,high,low,close,volume"
+        )
     if symbols is not None:
-        table = table.filter(pc.is_in(table["symbol"], value_set=pa.array(list(symbols), pa.string())))
+        table = table.filter(
+            pc.is_in(table["symbol"], value_set=pa.array(list(symbols), pa.string()))
+        )
     frame = table.to_pandas()
     for col in ("open", "high", "low", "close", "volume"):
         if col in frame.columns:
@@ -70,7 +93,9 @@ def infer_timeframe(frame: pd.DataFrame) -> str:
     """The most common step between consecutive timestamps of one symbol, as a ccxt timeframe."""
     steps = frame.groupby("symbol")["timestamp_ms"].diff().dropna()
     if steps.empty:
-        raise DataError("cannot infer the timeframe from a single candle per symbol; pass `timeframe`")
+        raise DataError(
+            "cannot infer the timeframe from a single candle per symbol; pass `timeframe`"
+        )
     step = int(steps.mode().iloc[0])
     if step in _TIMEFRAME_BY_STEP:
         return _TIMEFRAME_BY_STEP[step]
@@ -124,8 +149,9 @@ def load_csv(
     calendar = calendar or ("observed" if close_only else "continuous")
     timeframe = timeframe or ("1d" if close_only else infer_timeframe(frame))
     valid, invalid = split_invalid(frame)
-    market = MarketData.from_long(valid, timeframe, symbols=symbols, calendar=calendar,
-                                  source=f"csv:{Path(path).name}")
+    market = MarketData.from_long(
+        valid, timeframe, symbols=symbols, calendar=calendar, source=f"csv:{Path(path).name}"
+    )
     if len(invalid):
         note = f"{len(invalid)} invalid candles kept out of the panel ({', '.join(sorted(set(invalid['reason'])))})"
         log.warning(note)

@@ -137,7 +137,9 @@ def make_exchange(
         _protect(key, secret)
         settings.update(apiKey=key, secret=secret)
     exchange = getattr(module, exchange_id)(settings)
-    log.debug("created ccxt exchange %s (async=%s, keys=%s)", exchange_id, async_, "yes" if key else "no")
+    log.debug(
+        "created ccxt exchange %s (async=%s, keys=%s)", exchange_id, async_, "yes" if key else "no"
+    )
     return exchange
 
 

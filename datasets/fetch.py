@@ -72,16 +72,24 @@ class FetchReport:
     retries: int = 0
     invalid: int = 0
     dropped_open: int = 0
-    frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["timestamp_ms", *FIELDS]))
+    frame: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["timestamp_ms", *FIELDS])
+    )
 
     @property
     def rows(self) -> int:
         return len(self.frame)
 
     def __str__(self) -> str:
-        span = f"{fmt_ms(int(self.frame['timestamp_ms'].iloc[0]))} .. {fmt_ms(int(self.frame['timestamp_ms'].iloc[-1]))}" if self.rows else "nothing new"
-        return (f"{self.exchange} {self.symbol} {self.timeframe}: {self.rows} candles ({span}), "
-                f"{self.requests} requests, {self.retries} retries, {self.invalid} invalid")
+        span = (
+            f"{fmt_ms(int(self.frame['timestamp_ms'].iloc[0]))} .. {fmt_ms(int(self.frame['timestamp_ms'].iloc[-1]))}"
+            if self.rows
+            else "nothing new"
+        )
+        return (
+            f"{self.exchange} {self.symbol} {self.timeframe}: {self.rows} candles ({span}), "
+            f"{self.requests} requests, {self.retries} retries, {self.invalid} invalid"
+        )
 
 
 def page_limit(exchange: Any, market_type: str = "spot") -> int:
@@ -93,9 +101,16 @@ def page_limit(exchange: Any, market_type: str = "spot") -> int:
     return int(limit) if limit else DEFAULT_PAGE_LIMIT
 
 
-def call_with_retries(call: Callable[[], Any], *, what: str, max_retries: int = 5, backoff_s: float = 1.0,
-                      max_backoff_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
-                      on_retry: Callable[[BaseException], None] | None = None) -> Any:
+def call_with_retries(
+    call: Callable[[], Any],
+    *,
+    what: str,
+    max_retries: int = 5,
+    backoff_s: float = 1.0,
+    max_backoff_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> Any:
     """Run ``call``; on a ccxt ``NetworkError`` (timeouts, exchange unavailable, rate limits) wait
     ``backoff_s * 2**attempt`` seconds (at most ``max_backoff_s``) and try again, ``max_retries`` times.
 
@@ -111,13 +126,22 @@ def call_with_retries(call: Callable[[], Any], *, what: str, max_retries: int = 
                 log.error("%s failed after %d retries: %s", what, max_retries, exc)
                 raise
             delay = min(max_backoff_s, backoff_s * 2**attempt)
-            log.warning("%s: %s: %s; retry %d/%d in %.1f s", what, type(exc).__name__, exc, attempt + 1,
-                        max_retries, delay)
+            log.warning(
+                "%s: %s: %s; retry %d/%d in %.1f s",
+                what,
+                type(exc).__name__,
+                exc,
+                attempt + 1,
+                max_retries,
+                delay,
+            )
             if on_retry is not None:
                 on_retry(exc)
             sleep(delay)
         except ccxt.BaseError as exc:
-            raise ExchangeError(f"{what}: the exchange refused the request: {type(exc).__name__}: {exc}") from exc
+            raise ExchangeError(
+                f"{what}: the exchange refused the request: {type(exc).__name__}: {exc}"
+            ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -185,16 +209,23 @@ def fetch_ohlcv(
     if until_ms is not None and start > until_ms:
         raise DataError(f"`since` ({fmt_ms(start)}) must not be after `until` ({fmt_ms(until_ms)})")
     step = timeframe_to_ms(timeframe)
-    retry: dict[str, Any] = {"max_retries": max_retries, "backoff_s": backoff_s, "max_backoff_s": max_backoff_s,
-                             "sleep": sleep}
+    retry: dict[str, Any] = {
+        "max_retries": max_retries,
+        "backoff_s": backoff_s,
+        "max_backoff_s": max_backoff_s,
+        "sleep": sleep,
+    }
     exchange = prepare_exchange(exchange, [symbol], timeframe, **retry)
     now = int(exchange.milliseconds())
     stop = min(until_ms if until_ms is not None else now, now - step)  # closed bars only
     report = FetchReport(exchange.id, symbol, timeframe)
     if start > stop:
         return report
-    report.ranges = (store.missing_ranges(exchange.id, timeframe, symbol, start, stop) if store is not None
-                     else [(start, stop)])
+    report.ranges = (
+        store.missing_ranges(exchange.id, timeframe, symbol, start, stop)
+        if store is not None
+        else [(start, stop)]
+    )
     page = limit or page_limit(exchange, (exchange.markets.get(symbol) or {}).get("type") or "spot")
     received: list[np.ndarray] = []
     pending: list[np.ndarray] = []
@@ -212,12 +243,16 @@ def fetch_ohlcv(
         for lo, hi in report.ranges:
             cursor, complete = lo, False
             while cursor <= hi:
+
                 def request(since_ms: int = cursor) -> Any:
                     return exchange.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=page)
 
                 candles = call_with_retries(
-                    request, what=f"{exchange.id} fetch_ohlcv {symbol} {timeframe} since {fmt_ms(cursor)}",
-                    on_retry=count_retry, **retry)
+                    request,
+                    what=f"{exchange.id} fetch_ohlcv {symbol} {timeframe} since {fmt_ms(cursor)}",
+                    on_retry=count_retry,
+                    **retry,
+                )
                 report.requests += 1
                 rows = _rows(candles)
                 if not len(rows) or rows[:, 0].max() < cursor:
@@ -230,21 +265,37 @@ def fetch_ohlcv(
                 pending.append(keep)
                 cursor = int(rows[:, 0].max()) + step
                 if progress is not None:
-                    progress(FetchProgress(symbol, timeframe, report.ranges[0][0], stop, min(cursor, stop),
-                                           sum(len(r) for r in received), report.requests))
+                    progress(
+                        FetchProgress(
+                            symbol,
+                            timeframe,
+                            report.ranges[0][0],
+                            stop,
+                            min(cursor, stop),
+                            sum(len(r) for r in received),
+                            report.requests,
+                        )
+                    )
                 if sum(len(r) for r in pending) >= flush_rows:
                     flush()
             complete = complete or cursor > hi
             if store is not None and complete:
-                _record_coverage(store, exchange.id, timeframe, symbol, lo, hi, received, report.ranges)
+                _record_coverage(
+                    store, exchange.id, timeframe, symbol, lo, hi, received, report.ranges
+                )
     finally:
         flush()
     frame = _frame(np.concatenate(received) if received else np.empty((0, 6)))
     report.frame = frame
     report.invalid = int(invalid_candle_mask(frame)[0].sum()) if len(frame) else 0
     if report.invalid:
-        log.warning("%s %s %s: %d invalid candles received (kept in the store, kept out of panels)",
-                    exchange.id, symbol, timeframe, report.invalid)
+        log.warning(
+            "%s %s %s: %d invalid candles received (kept in the store, kept out of panels)",
+            exchange.id,
+            symbol,
+            timeframe,
+            report.invalid,
+        )
     log.info("%s", report)
     return report
 
@@ -258,12 +309,22 @@ def _rows(candles: Any) -> np.ndarray:
 
 def _frame(rows: np.ndarray) -> pd.DataFrame:
     """Sorted, de-duplicated (last wins) candle frame from an (n, 6) array."""
-    ts, values = dedupe(rows[:, 0].astype(np.int64), {c: rows[:, k + 1] for k, c in enumerate(FIELDS)})
+    ts, values = dedupe(
+        rows[:, 0].astype(np.int64), {c: rows[:, k + 1] for k, c in enumerate(FIELDS)}
+    )
     return pd.DataFrame({"timestamp_ms": ts, **values})
 
 
-def _record_coverage(store: OHLCVStore, exchange_id: str, timeframe: str, symbol: str, lo: int, hi: int,
-                     received: list[np.ndarray], ranges: list[tuple[int, int]]) -> None:
+def _record_coverage(
+    store: OHLCVStore,
+    exchange_id: str,
+    timeframe: str,
+    symbol: str,
+    lo: int,
+    hi: int,
+    received: list[np.ndarray],
+    ranges: list[tuple[int, int]],
+) -> None:
     """Remember what the exchange confirmed: nothing before the first candle since ``lo`` (when this
     range started before any stored data) and nothing newer up to ``hi`` (the last range)."""
     got = [r[:, 0] for r in received if len(r)]
@@ -321,9 +382,22 @@ def ensure_history(
     end_ms = to_utc_ms(end, "end") if end is not None else int(time.time() * 1000) - step
     if start_ms > end_ms:
         raise DataError(f"`start` ({fmt_ms(start_ms)}) must not be after `end` ({fmt_ms(end_ms)})")
-    missing = [s for s in symbols if store.missing_ranges(exchange_id, timeframe, s, start_ms, end_ms)]
+    missing = [
+        s for s in symbols if store.missing_ranges(exchange_id, timeframe, s, start_ms, end_ms)
+    ]
     if missing:
         exchange = exchange if exchange is not None else make_exchange(exchange_id)
         for symbol in missing:
-            fetch_ohlcv(exchange, symbol, timeframe, start_ms, end_ms, store=store, progress=progress, **fetch_options)
-    return store.load(exchange_id, symbols, timeframe, start_ms, end_ms, max_fill_bars=max_fill_bars)
+            fetch_ohlcv(
+                exchange,
+                symbol,
+                timeframe,
+                start_ms,
+                end_ms,
+                store=store,
+                progress=progress,
+                **fetch_options,
+            )
+    return store.load(
+        exchange_id, symbols, timeframe, start_ms, end_ms, max_fill_bars=max_fill_bars
+    )

@@ -66,8 +66,16 @@ from datasets.store_format import (
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import invalid_candle_mask, split_invalid
 
-__all__ = ["FIELDS", "FILE_NAME", "SCHEMA_VERSION", "SERIES_META", "OHLCVStore", "decode_symbol", "encode_symbol",
-           "to_utc_ms"]
+__all__ = [
+    "FIELDS",
+    "FILE_NAME",
+    "SCHEMA_VERSION",
+    "SERIES_META",
+    "OHLCVStore",
+    "decode_symbol",
+    "encode_symbol",
+    "to_utc_ms",
+]
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +135,26 @@ class OHLCVStore:
             return files
         for entry in entries:
             year = entry.name.removeprefix("year=")
-            if entry.name.startswith("year=") and year.isdigit() and os.path.isfile(path := Path(entry.path, FILE_NAME)):
+            if (
+                entry.name.startswith("year=")
+                and year.isdigit()
+                and os.path.isfile(path := Path(entry.path, FILE_NAME))
+            ):
                 files[int(year)] = path
         return dict(sorted(files.items()))
 
     # ------------------------------------------------------------------ catalogue
     def exchanges(self) -> list[str]:
-        return sorted(p.name.removeprefix("exchange=") for p in self.root.glob("exchange=*") if p.is_dir())
+        return sorted(
+            p.name.removeprefix("exchange=") for p in self.root.glob("exchange=*") if p.is_dir()
+        )
 
     def timeframes(self, exchange: str) -> list[str]:
         base = self.root / f"exchange={exchange}"
-        return sorted((p.name.removeprefix("timeframe=") for p in base.glob("timeframe=*") if p.is_dir()),
-                      key=lambda tf: (timeframe_to_ms(tf) if re.fullmatch(r"\d+[smhdw]", tf) else 0, tf))
+        return sorted(
+            (p.name.removeprefix("timeframe=") for p in base.glob("timeframe=*") if p.is_dir()),
+            key=lambda tf: (timeframe_to_ms(tf) if re.fullmatch(r"\d+[smhdw]", tf) else 0, tf),
+        )
 
     def symbols(self, exchange: str, timeframe: str) -> list[str]:
         """Stored symbols (with at least one partition file), sorted."""
@@ -178,7 +194,9 @@ class OHLCVStore:
             last = max((int(s.max) for s in stats), default=None)
             return md.num_rows, first, last
         except (OSError, pa.ArrowException) as exc:
-            raise StoreCorruptError(f"corrupt store file {path}: {str(exc).splitlines()[0]}; {REPAIR_HINT}") from exc
+            raise StoreCorruptError(
+                f"corrupt store file {path}: {str(exc).splitlines()[0]}; {REPAIR_HINT}"
+            ) from exc
 
     def first_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
         """Open time (UTC ms) of the first stored candle, or None."""
@@ -198,11 +216,22 @@ class OHLCVStore:
                 for symbol in self.symbols(exchange, timeframe):
                     files = self._year_files(self.series_dir(exchange, timeframe, symbol))
                     spans = [self._file_span(p) for p in files.values()]
-                    rows.append((exchange, timeframe, symbol,
-                                 pd.Timestamp(spans[0][1], unit="ms", tz="UTC"),
-                                 pd.Timestamp(spans[-1][2], unit="ms", tz="UTC"),
-                                 sum(s[0] for s in spans), len(files), sum(p.stat().st_size for p in files.values())))
-        return pd.DataFrame(rows, columns=["exchange", "timeframe", "symbol", "first", "last", "rows", "files", "bytes"])
+                    rows.append(
+                        (
+                            exchange,
+                            timeframe,
+                            symbol,
+                            pd.Timestamp(spans[0][1], unit="ms", tz="UTC"),
+                            pd.Timestamp(spans[-1][2], unit="ms", tz="UTC"),
+                            sum(s[0] for s in spans),
+                            len(files),
+                            sum(p.stat().st_size for p in files.values()),
+                        )
+                    )
+        return pd.DataFrame(
+            rows,
+            columns=["exchange", "timeframe", "symbol", "first", "last", "rows", "files", "bytes"],
+        )
 
     # ------------------------------------------------------------------ coverage hints
     def coverage(self, exchange: str, timeframe: str, symbol: str) -> dict:
@@ -215,10 +244,16 @@ class OHLCVStore:
             log.warning("ignoring unreadable %s", path)
             return {}
 
-    def update_coverage(self, exchange: str, timeframe: str, symbol: str, **hints: int | None) -> None:
+    def update_coverage(
+        self, exchange: str, timeframe: str, symbol: str, **hints: int | None
+    ) -> None:
         series = self.series_dir(exchange, timeframe, symbol)
         with partition_lock(series):
-            meta = {**self.coverage(exchange, timeframe, symbol), "symbol": symbol, "schema_version": SCHEMA_VERSION}
+            meta = {
+                **self.coverage(exchange, timeframe, symbol),
+                "symbol": symbol,
+                "schema_version": SCHEMA_VERSION,
+            }
             for key, value in hints.items():
                 if value is None:
                     meta.pop(key, None)
@@ -230,7 +265,9 @@ class OHLCVStore:
             tmp.write_text(json.dumps(meta, indent=1))
             os.replace(tmp, series / SERIES_META)
 
-    def missing_ranges(self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int) -> builtins.list[tuple[int, int]]:
+    def missing_ranges(
+        self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int
+    ) -> builtins.list[tuple[int, int]]:
         """Bar-open ranges ``[a, b]`` (UTC ms, inclusive) that the store lacks within ``[start_ms, end_ms]``:
         before the first candle, whole missing year partitions inside, after the last candle.
         Exchange outages inside a year are not refetched (they are missing at the exchange too)."""
@@ -242,7 +279,11 @@ class OHLCVStore:
         first = self._file_span(files[min(files)])[1]
         last = self._file_span(files[max(files)])[2]
         ranges = []
-        if first is not None and start_ms < first and hints.get("history_start_ms", first) > start_ms:
+        if (
+            first is not None
+            and start_ms < first
+            and hints.get("history_start_ms", first) > start_ms
+        ):
             ranges.append((start_ms, min(first - step, end_ms)))
         for year in range(min(files) + 1, max(files)):
             lo, hi = year_bounds(year)
@@ -257,7 +298,15 @@ class OHLCVStore:
         return [(a, b) for a, b in ranges if a <= b]
 
     # ------------------------------------------------------------------ write
-    def write(self, exchange: str, timeframe: str, symbol: str, frame: pd.DataFrame, *, source: str = "unknown") -> int:
+    def write(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbol: str,
+        frame: pd.DataFrame,
+        *,
+        source: str = "unknown",
+    ) -> int:
         """Merge candles into the store; rows with a stored timestamp replace the stored row.
 
         Parameters
@@ -277,8 +326,15 @@ class OHLCVStore:
         ts, values = candles_from_frame(frame)
         return self._write_candles(exchange, timeframe, symbol, ts, values, source)
 
-    def _write_candles(self, exchange: str, timeframe: str, symbol: str, ts: np.ndarray,
-                       values: dict[str, np.ndarray], source: str) -> int:
+    def _write_candles(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbol: str,
+        ts: np.ndarray,
+        values: dict[str, np.ndarray],
+        source: str,
+    ) -> int:
         if not len(ts):
             return 0
         series = self.series_dir(exchange, timeframe, symbol)
@@ -287,11 +343,21 @@ class OHLCVStore:
         with partition_lock(series):
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
                 part = (ts[lo:hi], {c: v[lo:hi] for c, v in values.items()})
-                self._merge_year(series, int(years[lo]), part, (exchange, timeframe, symbol), source)
+                self._merge_year(
+                    series, int(years[lo]), part, (exchange, timeframe, symbol), source
+                )
         return len(bounds) + 1
 
-    def _merge_year(self, series: Path, year: int, new: Candles, names: tuple[str, str, str], source: str,
-                    *, replace_existing: bool = False) -> None:
+    def _merge_year(
+        self,
+        series: Path,
+        year: int,
+        new: Candles,
+        names: tuple[str, str, str],
+        source: str,
+        *,
+        replace_existing: bool = False,
+    ) -> None:
         path = series / f"year={year}" / FILE_NAME
         sources = {source}
         if path.exists() and not replace_existing:
@@ -299,9 +365,16 @@ class OHLCVStore:
             sources |= set(self._file_meta(path).get("source", "").split(",")) - {""}
         ts, values = new
         invalid = int(invalid_candle_mask(pd.DataFrame(values))[0].sum())
-        meta = {"schema_version": SCHEMA_VERSION, "exchange": names[0], "timeframe": names[1], "symbol": names[2],
-                "source": ",".join(sorted(sources)), "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "rows": len(ts), "invalid": invalid}
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "exchange": names[0],
+            "timeframe": names[1],
+            "symbol": names[2],
+            "source": ",".join(sorted(sources)),
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "rows": len(ts),
+            "invalid": invalid,
+        }
         atomic_write(make_table(ts, values, meta), path)
 
     @staticmethod
@@ -314,10 +387,14 @@ class OHLCVStore:
 
     def file_metadata(self, exchange: str, timeframe: str, symbol: str, year: int) -> dict:
         """The metadata written into one partition file (schema version, source, fetched_at, rows)."""
-        return self._file_meta(self.series_dir(exchange, timeframe, symbol) / f"year={year}" / FILE_NAME)
+        return self._file_meta(
+            self.series_dir(exchange, timeframe, symbol) / f"year={year}" / FILE_NAME
+        )
 
     # ------------------------------------------------------------------ read
-    def read(self, exchange: str, timeframe: str, symbol: str, start: object = None, end: object = None) -> pd.DataFrame:
+    def read(
+        self, exchange: str, timeframe: str, symbol: str, start: object = None, end: object = None
+    ) -> pd.DataFrame:
         """Stored candles of one symbol as a frame ``timestamp_ms, open, high, low, close, volume``."""
         self._check_stored(exchange, timeframe, [symbol])
         ts, values = self._read_series([symbol], exchange, timeframe, *self._bounds(start, end))[0]
@@ -331,8 +408,15 @@ class OHLCVStore:
             raise DataError(f"`start` ({fmt_ms(lo)}) must not be after `end` ({fmt_ms(hi)})")
         return lo, hi
 
-    def _read_columns(self, symbols: Sequence[str], exchange: str, timeframe: str, lo: int | None,
-                      hi: int | None, fields: Sequence[str] = FIELDS) -> _Columns:
+    def _read_columns(
+        self,
+        symbols: Sequence[str],
+        exchange: str,
+        timeframe: str,
+        lo: int | None,
+        hi: int | None,
+        fields: Sequence[str] = FIELDS,
+    ) -> _Columns:
         """Candles of ``symbols`` within ``[lo, hi]``, concatenated in symbol order, then time order.
 
         Only the year files that overlap the bounds are read. Two passes over one batch of files per
@@ -352,7 +436,9 @@ class OHLCVStore:
             for i in range(k, len(tasks), workers):
                 table, meta = read_table(tasks[i][1], columns)
                 ts = table.column("timestamp_ms").to_numpy()
-                a = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))  # files are sorted
+                a = (
+                    0 if lo is None else int(np.searchsorted(ts, lo, side="left"))
+                )  # files are sorted
                 b = len(ts) if hi is None else int(np.searchsorted(ts, hi, side="right"))
                 opened[i] = (table, ts, a, b, meta)
 
@@ -375,15 +461,35 @@ class OHLCVStore:
         owners = np.array([j for j, _ in tasks], dtype=np.int64)
         return _Columns(owners, sizes, ts_all, values, [o[4] for o in opened])
 
-    def _read_series(self, symbols: Sequence[str], exchange: str, timeframe: str, lo: int | None,
-                     hi: int | None, fields: Sequence[str] = FIELDS) -> builtins.list[Candles]:
+    def _read_series(
+        self,
+        symbols: Sequence[str],
+        exchange: str,
+        timeframe: str,
+        lo: int | None,
+        hi: int | None,
+        fields: Sequence[str] = FIELDS,
+    ) -> builtins.list[Candles]:
         cols = self._read_columns(symbols, exchange, timeframe, lo, hi, fields)
-        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(symbols)).astype(np.int64)
+        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(symbols)).astype(
+            np.int64
+        )
         edges = np.concatenate([[0], np.cumsum(per_symbol)])
-        return [(cols.ts[a:b], {c: v[a:b] for c, v in cols.values.items()}) for a, b in itertools.pairwise(edges)]
+        return [
+            (cols.ts[a:b], {c: v[a:b] for c, v in cols.values.items()})
+            for a, b in itertools.pairwise(edges)
+        ]
 
-    def load(self, exchange: str, symbols: Sequence[str] | str | None, timeframe: str, start: object = None,
-             end: object = None, *, max_fill_bars: int = 0) -> MarketData:
+    def load(
+        self,
+        exchange: str,
+        symbols: Sequence[str] | str | None,
+        timeframe: str,
+        start: object = None,
+        end: object = None,
+        *,
+        max_fill_bars: int = 0,
+    ) -> MarketData:
         """Load stored candles into an aligned :class:`MarketData` panel.
 
         Parameters
@@ -407,10 +513,15 @@ class OHLCVStore:
             Invalid candles are kept out and reported in ``notes``.
         """
         lo, hi = self._bounds(start, end)
-        names = self.symbols(exchange, timeframe) if symbols is None else (
-            [symbols] if isinstance(symbols, str) else list(symbols))
+        names = (
+            self.symbols(exchange, timeframe)
+            if symbols is None
+            else ([symbols] if isinstance(symbols, str) else list(symbols))
+        )
         if symbols is None and not names:
-            raise DataError(f"no {timeframe} candles from {exchange} in the store {self.root} (see `backtest data list`)")
+            raise DataError(
+                f"no {timeframe} candles from {exchange} in the store {self.root} (see `backtest data list`)"
+            )
         if not names or len(set(names)) != len(names):
             raise DataError(f"`symbols` must be a non-empty list of distinct symbols; got {names}")
         self._check_stored(exchange, timeframe, names)
@@ -418,14 +529,24 @@ class OHLCVStore:
         per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(names))
         empty = [s for s, n in zip(names, per_symbol, strict=True) if n == 0]
         if empty:
-            raise DataError(f"no stored {timeframe} candles for {', '.join(empty)} between {fmt_ms(lo)} and "
-                            f"{fmt_ms(hi)} (see `backtest data list`)")
+            raise DataError(
+                f"no stored {timeframe} candles for {', '.join(empty)} between {fmt_ms(lo)} and "
+                f"{fmt_ms(hi)} (see `backtest data list`)"
+            )
         codes = np.repeat(cols.owners.astype(np.int8 if len(names) < 128 else np.int32), cols.sizes)
-        frame = pd.DataFrame({"symbol": pd.Categorical.from_codes(codes, categories=names),
-                              "timestamp_ms": cols.ts, **cols.values}, copy=False)
+        frame = pd.DataFrame(
+            {
+                "symbol": pd.Categorical.from_codes(codes, categories=names),
+                "timestamp_ms": cols.ts,
+                **cols.values,
+            },
+            copy=False,
+        )
         # each file records how many invalid candles it holds (counted when written): skip the
         # check when every file read says none
-        if all(m.get("invalid") == 0 and m.get("schema_version") == SCHEMA_VERSION for m in cols.metas):
+        if all(
+            m.get("invalid") == 0 and m.get("schema_version") == SCHEMA_VERSION for m in cols.metas
+        ):
             valid, invalid = frame, frame.iloc[:0]
         else:
             valid, invalid = split_invalid(frame)
@@ -433,26 +554,42 @@ class OHLCVStore:
         if len(invalid):
             counts = invalid["symbol"].value_counts()
             per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())
-            note = (f"{len(invalid)} invalid candles kept out of the panel ({per}; "
-                    f"{', '.join(sorted(set(invalid['reason'])))})")
+            note = (
+                f"{len(invalid)} invalid candles kept out of the panel ({per}; "
+                f"{', '.join(sorted(set(invalid['reason'])))})"
+            )
             log.warning(note)
             market = replace(market, notes=(*market.notes, note))
         return market.fill_gaps(max_fill_bars)
 
-    def gaps(self, exchange: str, timeframe: str, symbols: Sequence[str] | None = None,
-             start: object = None, end: object = None) -> pd.DataFrame:
+    def gaps(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbols: Sequence[str] | None = None,
+        start: object = None,
+        end: object = None,
+    ) -> pd.DataFrame:
         """Missing bars inside each stored series: columns ``symbol, start, end, n_bars`` (bar open times)."""
         lo, hi = self._bounds(start, end)
         names = self.symbols(exchange, timeframe) if symbols is None else list(symbols)
         self._check_stored(exchange, timeframe, names)
         step = timeframe_to_ms(timeframe)
         rows = []
-        for symbol, (ts, _) in zip(names, self._read_series(names, exchange, timeframe, lo, hi, ()), strict=True):
+        for symbol, (ts, _) in zip(
+            names, self._read_series(names, exchange, timeframe, lo, hi, ()), strict=True
+        ):
             jumps = np.flatnonzero(np.diff(ts) > step)
             for k in jumps:
                 first, last = ts[k] + step, ts[k + 1] - step
-                rows.append((symbol, pd.Timestamp(first, unit="ms", tz="UTC"), pd.Timestamp(last, unit="ms", tz="UTC"),
-                             int((last - first) // step + 1)))
+                rows.append(
+                    (
+                        symbol,
+                        pd.Timestamp(first, unit="ms", tz="UTC"),
+                        pd.Timestamp(last, unit="ms", tz="UTC"),
+                        int((last - first) // step + 1),
+                    )
+                )
         return pd.DataFrame(rows, columns=["symbol", "start", "end", "n_bars"])
 
     def verify(self, repair: bool = False) -> pd.DataFrame:

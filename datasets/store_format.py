@@ -32,10 +32,16 @@ META_KEY = b"alphapulse"
 REPAIR_HINT = "run `backtest data verify --repair`"
 MAX_SCALE = 12
 _EXACT_INT = 2**53
-_WRITE_OPTIONS = {"use_dictionary": False, "store_decimal_as_integer": True, "write_statistics": ["timestamp_ms"]}
+_WRITE_OPTIONS = {
+    "use_dictionary": False,
+    "store_decimal_as_integer": True,
+    "write_statistics": ["timestamp_ms"],
+}
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 
-Candles = tuple[np.ndarray, dict[str, np.ndarray]]  # (timestamp_ms int64 (n,), field -> float64 (n,))
+Candles = tuple[
+    np.ndarray, dict[str, np.ndarray]
+]  # (timestamp_ms int64 (n,), field -> float64 (n,))
 
 
 # ---------------------------------------------------------------------------------- names and times
@@ -50,8 +56,12 @@ def encode_symbol(symbol: str) -> str:
     'BTC_USDT%3AUSDT'
     """
     bad = (
-        not isinstance(symbol, str) or not symbol or len(symbol) > 100 or ".." in symbol
-        or symbol[0] in "/." or any(ord(c) < 32 or c == "\\" for c in symbol)
+        not isinstance(symbol, str)
+        or not symbol
+        or len(symbol) > 100
+        or ".." in symbol
+        or symbol[0] in "/."
+        or any(ord(c) < 32 or c == "\\" for c in symbol)
     )
     if bad:
         raise DataError(f"`symbol` must be a market symbol such as 'BTC/USDT'; got {symbol!r}")
@@ -73,7 +83,9 @@ def decode_symbol(name: str) -> str:
     'BTC/USDT'
     """
     try:
-        symbol = unquote(name.replace("_", "/"), errors="strict") if _ENCODED.fullmatch(name) else None
+        symbol = (
+            unquote(name.replace("_", "/"), errors="strict") if _ENCODED.fullmatch(name) else None
+        )
     except UnicodeDecodeError:
         symbol = None
     if symbol is None or encode_symbol(symbol) != name:
@@ -88,7 +100,9 @@ def to_utc_ms(value: object, name: str = "time") -> int:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"`{name}` must be a date such as '2020-01-01' or '2020-01-01 12:00'; got {value!r}") from exc
+        raise DataError(
+            f"`{name}` must be a date such as '2020-01-01' or '2020-01-01 12:00'; got {value!r}"
+        ) from exc
     if ts is pd.NaT:
         raise DataError(f"`{name}` must be a date such as '2020-01-01'; got {value!r}")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
@@ -117,7 +131,9 @@ def encode_column(values: np.ndarray) -> pa.Array:
             if peak * 10.0**scale >= _EXACT_INT:
                 break
             ints = np.rint(values * 10.0**scale)
-            if np.array_equal((ints / 10.0**scale).view(np.int64), values.view(np.int64)):  # bits, so -0.0 too
+            if np.array_equal(
+                (ints / 10.0**scale).view(np.int64), values.view(np.int64)
+            ):  # bits, so -0.0 too
                 buf = pa.py_buffer(ints.astype(np.int64))
                 return pa.Array.from_buffers(pa.decimal64(18, scale), len(values), [None, buf])
     return pa.array(values, pa.float64())
@@ -129,8 +145,12 @@ def _single_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column
 
 
-def decode_column(column: pa.ChunkedArray | pa.Array, lo: int = 0, hi: int | None = None,
-                   out: np.ndarray | None = None) -> np.ndarray:
+def decode_column(
+    column: pa.ChunkedArray | pa.Array,
+    lo: int = 0,
+    hi: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """float64 values ``[lo:hi]`` of a stored column, written into ``out`` when given.
 
     Decimal columns decode as ``integer / 10**scale``: the exact inverse of :func:`encode_column`,
@@ -153,7 +173,10 @@ def decode_column(column: pa.ChunkedArray | pa.Array, lo: int = 0, hi: int | Non
 
 def make_table(ts: np.ndarray, values: dict[str, np.ndarray], meta: dict) -> pa.Table:
     arrays = [pa.array(ts, pa.int64())] + [encode_column(values[c]) for c in FIELDS]
-    fields = [pa.field(n, a.type, nullable=False) for n, a in zip(("timestamp_ms", *FIELDS), arrays, strict=True)]
+    fields = [
+        pa.field(n, a.type, nullable=False)
+        for n, a in zip(("timestamp_ms", *FIELDS), arrays, strict=True)
+    ]
     schema = pa.schema(fields, metadata={META_KEY: json.dumps(meta).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -163,7 +186,10 @@ def write_options(schema: pa.Schema) -> dict:
     costs ~40% of the read time). float64 fallback columns: byte-stream-split + zstd."""
     packed = {f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_decimal(f.type)}
     return {
-        "column_encoding": {f.name: "DELTA_BINARY_PACKED" if f.name in packed else "BYTE_STREAM_SPLIT" for f in schema},
+        "column_encoding": {
+            f.name: "DELTA_BINARY_PACKED" if f.name in packed else "BYTE_STREAM_SPLIT"
+            for f in schema
+        },
         "compression": {f.name: "none" if f.name in packed else "zstd" for f in schema},
         **_WRITE_OPTIONS,
     }
@@ -193,7 +219,11 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> tuple[pa.Tab
         table = handle.read(columns=columns, use_threads=False)
         for name in columns or ("timestamp_ms", *FIELDS):
             kind = table.schema.field(name).type
-            ok = kind == pa.int64() if name == "timestamp_ms" else (pa.types.is_decimal(kind) or pa.types.is_floating(kind))
+            ok = (
+                kind == pa.int64()
+                if name == "timestamp_ms"
+                else (pa.types.is_decimal(kind) or pa.types.is_floating(kind))
+            )
             if not ok:
                 raise TypeError(f"column {name} has type {kind}")
         return table, json.loads((handle.metadata.metadata or {}).get(META_KEY, b"{}"))
@@ -222,7 +252,9 @@ def dedupe(ts: np.ndarray, values: dict[str, np.ndarray]) -> Candles:
 def candles_from_frame(frame: pd.DataFrame) -> Candles:
     missing = [c for c in ("timestamp_ms", *FIELDS) if c not in frame.columns]
     if missing:
-        raise DataError(f"candle frame lacks column(s) {missing}; expected timestamp_ms, {', '.join(FIELDS)}")
+        raise DataError(
+            f"candle frame lacks column(s) {missing}; expected timestamp_ms, {', '.join(FIELDS)}"
+        )
     ts = frame["timestamp_ms"].to_numpy()
     if not np.issubdtype(ts.dtype, np.integer):
         raise DataError(f"`timestamp_ms` must hold integer milliseconds; got dtype {ts.dtype}")

@@ -60,12 +60,17 @@ def verify_store(store: OHLCVStore, repair: bool = False) -> pd.DataFrame:
             continue
         for tf_dir in sorted(ex_dir.iterdir()):
             timeframe = tf_dir.name.removeprefix("timeframe=")
-            if not (tf_dir.is_dir() and tf_dir.name.startswith("timeframe=") and _valid_timeframe(timeframe)):
+            if not (
+                tf_dir.is_dir()
+                and tf_dir.name.startswith("timeframe=")
+                and _valid_timeframe(timeframe)
+            ):
                 problems.append((str(tf_dir), "not a timeframe partition", "left alone"))
                 continue
             for series in sorted(tf_dir.iterdir()):
-                problems += _check_series(store, ex_dir.name.removeprefix("exchange="), timeframe, series,
-                                          repair, stamp)
+                problems += _check_series(
+                    store, ex_dir.name.removeprefix("exchange="), timeframe, series, repair, stamp
+                )
     for path, problem, action in problems:
         log.warning("%s: %s (%s)", path, problem, action)
     return pd.DataFrame(problems, columns=COLUMNS)
@@ -79,8 +84,9 @@ def _valid_timeframe(timeframe: str) -> bool:
     return True
 
 
-def _check_series(store: OHLCVStore, exchange: str, timeframe: str, series: Path, repair: bool,
-                  stamp: str) -> list[tuple[str, str, str]]:
+def _check_series(
+    store: OHLCVStore, exchange: str, timeframe: str, series: Path, repair: bool, stamp: str
+) -> list[tuple[str, str, str]]:
     try:
         if not (series.is_dir() and series.name.startswith("symbol=")):
             raise DataError("not a symbol partition")
@@ -90,14 +96,25 @@ def _check_series(store: OHLCVStore, exchange: str, timeframe: str, series: Path
     found: list[tuple[str, str, str]] = []
     with partition_lock(series) if repair else contextlib.nullcontext():
         for tmp in sorted(series.rglob(".*.tmp")):
-            found.append((str(tmp), "temporary file left by an interrupted write",
-                          _act(repair, tmp.unlink, "deleted")))
+            found.append(
+                (
+                    str(tmp),
+                    "temporary file left by an interrupted write",
+                    _act(repair, tmp.unlink, "deleted"),
+                )
+            )
         meta_path = series / SERIES_META
         if meta_path.exists():
             try:
                 json.loads(meta_path.read_text())
             except (OSError, ValueError):
-                found.append((str(meta_path), "unreadable coverage hints", _act(repair, meta_path.unlink, "deleted")))
+                found.append(
+                    (
+                        str(meta_path),
+                        "unreadable coverage hints",
+                        _act(repair, meta_path.unlink, "deleted"),
+                    )
+                )
         for entry in sorted(series.iterdir()):
             if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
                 continue
@@ -111,7 +128,9 @@ def _check_series(store: OHLCVStore, exchange: str, timeframe: str, series: Path
                 if item.name != FILE_NAME:
                     found.append((str(item), "unexpected file in a year partition", "left alone"))
                     continue
-                found += _check_file(store, (exchange, timeframe, symbol), item, int(year), repair, stamp)
+                found += _check_file(
+                    store, (exchange, timeframe, symbol), item, int(year), repair, stamp
+                )
     return found
 
 
@@ -122,8 +141,9 @@ def _act(repair: bool, fix, done: str) -> str:
     return done
 
 
-def _check_file(store: OHLCVStore, names: tuple[str, str, str], path: Path, year: int, repair: bool,
-                stamp: str) -> list[tuple[str, str, str]]:
+def _check_file(
+    store: OHLCVStore, names: tuple[str, str, str], path: Path, year: int, repair: bool, stamp: str
+) -> list[tuple[str, str, str]]:
     try:
         ts, values, meta = read_file(path)
     except StoreCorruptError as exc:
@@ -133,12 +153,18 @@ def _check_file(store: OHLCVStore, names: tuple[str, str, str], path: Path, year
             dest = store.root / QUARANTINE / stamp / path.relative_to(store.root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
-            (path.parent.parent / SERIES_META).unlink(missing_ok=True)  # coverage hints no longer hold
+            (path.parent.parent / SERIES_META).unlink(
+                missing_ok=True
+            )  # coverage hints no longer hold
             with contextlib.suppress(OSError):
                 path.parent.rmdir()
 
-        action = _act(repair, quarantine, f"moved to {QUARANTINE}/{stamp}/; refetch with `backtest data fetch "
-                                           f"--exchange {names[0]} --symbols {names[2]} --timeframe {names[1]}`")
+        action = _act(
+            repair,
+            quarantine,
+            f"moved to {QUARANTINE}/{stamp}/; refetch with `backtest data fetch "
+            f"--exchange {names[0]} --symbols {names[2]} --timeframe {names[1]}`",
+        )
         return [(str(path), f"unreadable: {reason}", action)]
     issues = []
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
@@ -146,7 +172,11 @@ def _check_file(store: OHLCVStore, names: tuple[str, str, str], path: Path, year
     years = years_of(ts)
     if (years != year).any():
         issues.append(f"{int((years != year).sum())} rows belong to other years")
-    if meta.get("schema_version") != SCHEMA_VERSION or meta.get("symbol") != names[2] or meta.get("rows") != len(ts):
+    if (
+        meta.get("schema_version") != SCHEMA_VERSION
+        or meta.get("symbol") != names[2]
+        or meta.get("rows") != len(ts)
+    ):
         issues.append("file metadata disagrees with the data")
     if not issues:
         return []
@@ -158,12 +188,24 @@ def _check_file(store: OHLCVStore, names: tuple[str, str, str], path: Path, year
         series = path.parent.parent
         own = clean_years == year
         if own.any():
-            store._merge_year(series, year, (clean_ts[own], {c: v[own] for c, v in clean.items()}), names, source,
-                              replace_existing=True)
+            store._merge_year(
+                series,
+                year,
+                (clean_ts[own], {c: v[own] for c, v in clean.items()}),
+                names,
+                source,
+                replace_existing=True,
+            )
         else:
             path.unlink()
         for other in np.unique(clean_years[~own]):
             sel = clean_years == other
-            store._merge_year(series, int(other), (clean_ts[sel], {c: v[sel] for c, v in clean.items()}), names, source)
+            store._merge_year(
+                series,
+                int(other),
+                (clean_ts[sel], {c: v[sel] for c, v in clean.items()}),
+                names,
+                source,
+            )
 
     return [(str(path), "; ".join(issues), _act(repair, rewrite, "rewritten"))]

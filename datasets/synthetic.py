@@ -15,8 +15,14 @@ from datasets.panel import FIELDS, MarketData
 from datasets.timeframe import bars_per_day, timeframe_to_ms
 
 
-def _garch_shocks(rng: np.random.Generator, n_bars: int, n_series: int, daily_vol: np.ndarray,
-                  bars_day: float, dof: float) -> np.ndarray:
+def _garch_shocks(
+    rng: np.random.Generator,
+    n_bars: int,
+    n_series: int,
+    daily_vol: np.ndarray,
+    bars_day: float,
+    dof: float,
+) -> np.ndarray:
     """GARCH(1,1) paths of Student-t shocks with long-run per-bar vol ``daily_vol / sqrt(bars_day)``."""
     alpha, beta = 0.08, 0.90
     long_var = (daily_vol**2) / bars_day
@@ -101,7 +107,9 @@ def synthetic_market(
 
     step = timeframe_to_ms(timeframe)
     t0 = pd.Timestamp(start, tz="UTC").value // 1_000_000
-    index = pd.DatetimeIndex(pd.to_datetime(t0 + step * np.arange(n_bars), unit="ms", utc=True), name="time")
+    index = pd.DatetimeIndex(
+        pd.to_datetime(t0 + step * np.arange(n_bars), unit="ms", utc=True), name="time"
+    )
     arrays = dict(zip(FIELDS, (open_, high, low, close, volume), strict=True))
     return MarketData(
         index=index,

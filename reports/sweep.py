@@ -87,53 +87,77 @@ def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
 def read_dsr(dsr: Mapping[str, Any]) -> str:
     """Plain-language reading of a Deflated Sharpe Ratio summary (``dsr``, ``n_trials``, annual Sharpes)."""
     p, n = float(dsr["dsr"]), int(dsr["n_trials"])
-    head = (f"The best of {n} points has an annualised Sharpe ratio of {_fmt(dsr['sharpe_annual'])}; the best of "
-            f"{n} strategies with no skill at all would be expected to reach {_fmt(dsr['benchmark_annual'])}. ")
+    head = (
+        f"The best of {n} points has an annualised Sharpe ratio of {_fmt(dsr['sharpe_annual'])}; the best of "
+        f"{n} strategies with no skill at all would be expected to reach {_fmt(dsr['benchmark_annual'])}. "
+    )
     if p >= 0.95:
-        return head + (f"With a DSR of {p:.0%}, the best point's edge is statistically significant even after "
-                       f"accounting for the {n} trials and the shape of its returns.")
+        return head + (
+            f"With a DSR of {p:.0%}, the best point's edge is statistically significant even after "
+            f"accounting for the {n} trials and the shape of its returns."
+        )
     if p >= 0.5:
-        return head + (f"The DSR of {p:.0%} is below the usual 95% bar: there is a {1 - p:.0%} chance that the "
-                       "best point only looks good because it was picked from many; treat it as unproven.")
-    return head + (f"The DSR of {p:.0%} says the best point's Sharpe ratio is about what picking the luckiest of "
-                   f"{n} trials gives: most likely luck, not skill.")
+        return head + (
+            f"The DSR of {p:.0%} is below the usual 95% bar: there is a {1 - p:.0%} chance that the "
+            "best point only looks good because it was picked from many; treat it as unproven."
+        )
+    return head + (
+        f"The DSR of {p:.0%} says the best point's Sharpe ratio is about what picking the luckiest of "
+        f"{n} trials gives: most likely luck, not skill."
+    )
 
 
 def read_pbo(pbo: Mapping[str, Any]) -> str:
     """Plain-language reading of a PBO summary (``pbo``, ``n_combinations``, ``prob_oos_loss``)."""
     p = float(pbo["pbo"])
-    head = (f"In {p:.0%} of {pbo['n_combinations']} ways to split the history into an in-sample and an "
-            "out-of-sample half, the point that was best in sample ranked in the bottom half out of sample. ")
+    head = (
+        f"In {p:.0%} of {pbo['n_combinations']} ways to split the history into an in-sample and an "
+        "out-of-sample half, the point that was best in sample ranked in the bottom half out of sample. "
+    )
     if p < 0.1:
         verdict = "That is low: the ranking of parameter sets carries over to unseen data."
     elif p < 0.5:
-        verdict = "Some of the ranking carries over, but choosing the top cell is partly fitting noise."
+        verdict = (
+            "Some of the ranking carries over, but choosing the top cell is partly fitting noise."
+        )
     else:
-        verdict = ("That is no better than choosing a parameter set at random: the backtest ranking does not "
-                   "predict out-of-sample performance.")
-    return head + verdict + f" The in-sample best lost money out of sample in {float(pbo['prob_oos_loss']):.0%} of the splits."
+        verdict = (
+            "That is no better than choosing a parameter set at random: the backtest ranking does not "
+            "predict out-of-sample performance."
+        )
+    return (
+        head
+        + verdict
+        + f" The in-sample best lost money out of sample in {float(pbo['prob_oos_loss']):.0%} of the splits."
+    )
 
 
 def read_walk_forward(wf: Mapping[str, Any]) -> str:
     """Plain-language reading of walk-forward tuning (``oos_sharpe``, ``hindsight_oos_sharpe``, windows)."""
     n = len(wf.get("windows", []))
-    return (f"Choosing the best point on each training window and holding it over the next test window "
-            f"({n} windows) gave an out-of-sample Sharpe ratio of {_fmt(wf['oos_sharpe'])}, against "
-            f"{_fmt(wf['hindsight_oos_sharpe'])} for the point that is best over the whole period "
-            f"({_fmt(wf['hindsight_sharpe'])} in sample), which could only be picked with hindsight. "
-            "The walk-forward figure is the honest estimate of what tuning this grid delivers.")
+    return (
+        f"Choosing the best point on each training window and holding it over the next test window "
+        f"({n} windows) gave an out-of-sample Sharpe ratio of {_fmt(wf['oos_sharpe'])}, against "
+        f"{_fmt(wf['hindsight_oos_sharpe'])} for the point that is best over the whole period "
+        f"({_fmt(wf['hindsight_sharpe'])} in sample), which could only be picked with hindsight. "
+        "The walk-forward figure is the honest estimate of what tuning this grid delivers."
+    )
 
 
 def _ordered(table: pd.DataFrame, orders: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     table = table.copy()
     for col, order in orders.items():
         if col in table:
-            cats = [v for v in order if v in set(table[col])] + sorted(set(table[col]) - set(order), key=str)
+            cats = [v for v in order if v in set(table[col])] + sorted(
+                set(table[col]) - set(order), key=str
+            )
             table[col] = pd.Categorical(table[col], categories=cats, ordered=True)
     return table
 
 
-def _heatmaps(table: pd.DataFrame, x: str, y: str, facet: str | None, metrics: Sequence[str]) -> tuple[list[tuple[str, Any]], str]:
+def _heatmaps(
+    table: pd.DataFrame, x: str, y: str, facet: str | None, metrics: Sequence[str]
+) -> tuple[list[tuple[str, Any]], str]:
     from reports.figures import sweep_heatmap
 
     keys = [c for c in (facet, x, y) if c is not None]
@@ -141,8 +165,10 @@ def _heatmaps(table: pd.DataFrame, x: str, y: str, facet: str | None, metrics: S
     agg, note = None, ""
     if (counts > 1).any():
         agg = "median"
-        note = (f"Each cell is the median over the other swept parameters ({int(counts.max())} points per cell); "
-                "the top table lists every point.")
+        note = (
+            f"Each cell is the median over the other swept parameters ({int(counts.max())} points per cell); "
+            "the top table lists every point."
+        )
     figures = []
     for metric in metrics:
         sub = table[np.isfinite(table[metric].to_numpy(dtype=np.float64))]
@@ -154,11 +180,20 @@ def _heatmaps(table: pd.DataFrame, x: str, y: str, facet: str | None, metrics: S
 def _logit_figure(logits: np.ndarray) -> Any:
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Histogram(x=np.asarray(logits, dtype=np.float64), nbinsx=40, marker={"color": "#1f77b4"}))
+    fig = go.Figure(
+        go.Histogram(x=np.asarray(logits, dtype=np.float64), nbinsx=40, marker={"color": "#1f77b4"})
+    )
     fig.add_vline(x=0.0, line={"color": "#b42318", "dash": "dash"})
-    fig.update_layout(title={"text": "Out-of-sample rank logit of the in-sample best (left of 0: below the median)",
-                             "x": 0.01}, height=320, xaxis={"title": {"text": "logit"}},
-                      yaxis={"title": {"text": "splits"}}, template="plotly_white")
+    fig.update_layout(
+        title={
+            "text": "Out-of-sample rank logit of the in-sample best (left of 0: below the median)",
+            "x": 0.01,
+        },
+        height=320,
+        xaxis={"title": {"text": "logit"}},
+        yaxis={"title": {"text": "splits"}},
+        template="plotly_white",
+    )
     return fig
 
 
@@ -224,38 +259,69 @@ def write_sweep_report(
     need = [c for c in ("point_id", x, y, metric, facet) if c is not None]
     missing = [c for c in need if c not in table.columns]
     if missing:
-        raise ValueError(f"`table` must have columns {need}; missing {missing} (got {list(table.columns)})")
+        raise ValueError(
+            f"`table` must have columns {need}; missing {missing} (got {list(table.columns)})"
+        )
     ok = table[table.get("error", pd.Series("", index=table.index)).fillna("") == ""]
     shown = _ordered(ok, orders or {})
-    figures, heat_note = _heatmaps(shown, x, y, facet, [metric] + [m for m in ("max_drawdown",) if m != metric])
+    figures, heat_note = _heatmaps(
+        shown, x, y, facet, [metric] + [m for m in ("max_drawdown",) if m != metric]
+    )
     stats = dict(statistics or {})
     if logits is not None and len(logits):
         figures.append(("logits", _logit_figure(logits)))
     if walk_forward_equity:
         figures.append(("walk_forward", equity_overlay_figure(dict(walk_forward_equity))))
     ranked = ok.sort_values(metric, ascending=False, kind="mergesort").head(top)
-    cols = [(p, p, True) for p in params] + [(m, METRICS[m].label if m in METRICS else m, False) for m in
-                                             dict.fromkeys((metric, "cagr", "volatility", "max_drawdown", "turnover", "cost_drag_bps"))
-                                             if m in table.columns] + [("point_id", "point_id", True)]
+    cols = (
+        [(p, p, True) for p in params]
+        + [
+            (m, METRICS[m].label if m in METRICS else m, False)
+            for m in dict.fromkeys(
+                (metric, "cagr", "volatility", "max_drawdown", "turnover", "cost_drag_bps")
+            )
+            if m in table.columns
+        ]
+        + [("point_id", "point_id", True)]
+    )
     top_rows = [[_cell(r[c], c) for c, _, _ in cols] for _, r in ranked.iterrows()]
     context = {
         "title": str(meta.get("title") or "Parameter sweep"),
         "subtitle": str(meta.get("subtitle") or f"{len(table)} grid points"),
-        "synthetic": bool(meta.get("synthetic", False)), "n_points": len(table),
+        "synthetic": bool(meta.get("synthetic", False)),
+        "n_points": len(table),
         "metric_label": METRICS[metric].label if metric in METRICS else metric,
-        "x_label": x, "y_label": y, "heatmap_note": heat_note,
-        "top_columns": [{"label": label, "text": text} for _, label, text in cols], "top_rows": top_rows,
-        "period_text": _period_text(stats), "dsr": _dsr_context(stats.get("dsr"), labels),
-        "pbo": _pbo_context(stats.get("pbo")), "wf": _wf_context(stats.get("walk_forward"), labels),
-        "stat_notes": list(stats.get("notes") or []), "notes": list(meta.get("notes") or []),
+        "x_label": x,
+        "y_label": y,
+        "heatmap_note": heat_note,
+        "top_columns": [{"label": label, "text": text} for _, label, text in cols],
+        "top_rows": top_rows,
+        "period_text": _period_text(stats),
+        "dsr": _dsr_context(stats.get("dsr"), labels),
+        "pbo": _pbo_context(stats.get("pbo")),
+        "wf": _wf_context(stats.get("walk_forward"), labels),
+        "stat_notes": list(stats.get("notes") or []),
+        "notes": list(meta.get("notes") or []),
         "figures": base._figure_blocks(figures),
     }
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader([jinja2.DictLoader({"sweep.html.j2": _TEMPLATE}),
-                                                         jinja2.FileSystemLoader(str(base._TEMPLATES))]),
-                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.DictLoader({"sweep.html.j2": _TEMPLATE}),
+                jinja2.FileSystemLoader(str(base._TEMPLATES)),
+            ]
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     page = env.get_template("sweep.html.j2").render(
-        plotly_js=Markup(base._plotly_js()), versions=base._versions(),
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), **context)
+        plotly_js=Markup(base._plotly_js()),
+        versions=base._versions(),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **context,
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / filename
@@ -276,30 +342,49 @@ def _period_text(stats: Mapping[str, Any]) -> str:
     period = stats.get("period") or {}
     if not period.get("n_obs"):
         return "No period is common to every grid point."
-    return (f"Computed on the {period['n_obs']} bars every grid point shares ({str(period['start'])[:10]} to "
-            f"{str(period['end'])[:10]}), so the best point here may differ from the top row above.")
+    return (
+        f"Computed on the {period['n_obs']} bars every grid point shares ({str(period['start'])[:10]} to "
+        f"{str(period['end'])[:10]}), so the best point here may differ from the top row above."
+    )
 
 
 def _dsr_context(dsr: Mapping[str, Any] | None, labels: Mapping[str, str]) -> dict[str, Any] | None:
     if not dsr:
         return None
     best = labels.get(str(dsr.get("best")), str(dsr.get("best")))
-    return {"dsr_text": f"{dsr['dsr']:.1%}", "sharpe_text": _fmt(dsr["sharpe_annual"]),
-            "benchmark_text": _fmt(dsr["benchmark_annual"]), "n_trials": dsr["n_trials"],
-            "reading": f"Best point: {best}. " + read_dsr(dsr)}
+    return {
+        "dsr_text": f"{dsr['dsr']:.1%}",
+        "sharpe_text": _fmt(dsr["sharpe_annual"]),
+        "benchmark_text": _fmt(dsr["benchmark_annual"]),
+        "n_trials": dsr["n_trials"],
+        "reading": f"Best point: {best}. " + read_dsr(dsr),
+    }
 
 
 def _pbo_context(pbo: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not pbo:
         return None
-    return {"pbo_text": f"{pbo['pbo']:.1%}", "loss_text": f"{pbo['prob_oos_loss']:.1%}",
-            "n_combinations": pbo["n_combinations"], "n_splits": pbo["n_splits"], "reading": read_pbo(pbo)}
+    return {
+        "pbo_text": f"{pbo['pbo']:.1%}",
+        "loss_text": f"{pbo['prob_oos_loss']:.1%}",
+        "n_combinations": pbo["n_combinations"],
+        "n_splits": pbo["n_splits"],
+        "reading": read_pbo(pbo),
+    }
 
 
 def _wf_context(wf: Mapping[str, Any] | None, labels: Mapping[str, str]) -> dict[str, Any] | None:
     if not wf:
         return None
-    windows = [{"train_start": str(w["train_start"])[:10], "test_start": str(w["test_start"])[:10],
-                "test_end": str(w["test_end"])[:10], "chosen": labels.get(str(w["chosen"]), str(w["chosen"])),
-                "train_sharpe": _fmt(w["train_sharpe"]), "test_sharpe": _fmt(w["test_sharpe"])} for w in wf["windows"]]
+    windows = [
+        {
+            "train_start": str(w["train_start"])[:10],
+            "test_start": str(w["test_start"])[:10],
+            "test_end": str(w["test_end"])[:10],
+            "chosen": labels.get(str(w["chosen"]), str(w["chosen"])),
+            "train_sharpe": _fmt(w["train_sharpe"]),
+            "test_sharpe": _fmt(w["test_sharpe"]),
+        }
+        for w in wf["windows"]
+    ]
     return {"windows": windows, "reading": read_walk_forward(wf)}

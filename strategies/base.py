@@ -60,7 +60,9 @@ class Constraints:
                     f"unknown constraint key(s) {sorted(unknown)}; allowed: min_weight, max_weight, groups, A, b"
                 )
             return cls(**value)
-        raise ConstraintError(f"`constraints` must be a Constraints or a dict; got {type(value).__name__}")
+        raise ConstraintError(
+            f"`constraints` must be a Constraints or a dict; got {type(value).__name__}"
+        )
 
     @property
     def has_linear(self) -> bool:
@@ -78,7 +80,9 @@ class Constraints:
         if isinstance(self.min_weight, float | int) and isinstance(self.max_weight, float | int):
             lo_s, hi_s = float(self.min_weight), float(self.max_weight)
             if 0 <= lo_s <= hi_s <= 1 and n_assets * lo_s < 1 - 1e-9 and n_assets * hi_s > 1 + 1e-9:
-                return np.full(n_assets, lo_s), np.full(n_assets, hi_s)  # fast path: valid, with freedom
+                return np.full(n_assets, lo_s), np.full(
+                    n_assets, hi_s
+                )  # fast path: valid, with freedom
         lo = _broadcast(self.min_weight, n_assets, "min_weight")
         hi = _broadcast(self.max_weight, n_assets, "max_weight")
         if np.any(lo < 0) or np.any(hi > 1 + _TOL):
@@ -122,9 +126,13 @@ class Constraints:
                 ) from None
             idx = np.asarray(list(members), dtype=np.int64)
             if idx.size == 0 or idx.min() < 0 or idx.max() >= n_assets:
-                raise ConstraintError(f"group {name!r} members must be indices in [0, {n_assets}); got {list(members)}")
+                raise ConstraintError(
+                    f"group {name!r} members must be indices in [0, {n_assets}); got {list(members)}"
+                )
             if not 0 <= gmin <= gmax <= 1:
-                raise ConstraintError(f"group {name!r} needs 0 <= min_total <= max_total <= 1; got {gmin}, {gmax}")
+                raise ConstraintError(
+                    f"group {name!r} needs 0 <= min_total <= max_total <= 1; got {gmin}, {gmax}"
+                )
             row = np.zeros(n_assets)
             row[idx] = 1.0
             rows += [row, -row]
@@ -149,7 +157,9 @@ def _broadcast(value: float | Sequence[float], n_assets: int, name: str) -> np.n
     if arr.ndim == 0:
         return np.full(n_assets, float(arr))
     if arr.shape != (n_assets,):
-        raise ConstraintError(f"per-asset `{name}` must have length {n_assets}; got {arr.shape[0] if arr.ndim else 0}")
+        raise ConstraintError(
+            f"per-asset `{name}` must have length {n_assets}; got {arr.shape[0] if arr.ndim else 0}"
+        )
     return arr.copy()
 
 
@@ -165,7 +175,9 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
 
     close = difflib.get_close_matches(str(value), list(allowed), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; got {value!r}{hint}")
+    raise ValueError(
+        f"`{name}` must be one of {', '.join(map(repr, allowed))}; got {value!r}{hint}"
+    )
 
 
 def check_positive(**values: float) -> None:
@@ -184,7 +196,9 @@ def validate_returns(returns: np.ndarray, symbols: Sequence[str] | None = None) 
     """
     arr = np.ascontiguousarray(returns, dtype=np.float64)
     if arr.ndim != 2:
-        raise InputError(f"`returns` must be a 2-D array of shape (n_obs, n_assets); got shape {arr.shape}")
+        raise InputError(
+            f"`returns` must be a 2-D array of shape (n_obs, n_assets); got shape {arr.shape}"
+        )
     if arr.shape[1] == 0:
         raise InputError("`returns` has no assets (shape (n_obs, 0))")
     if arr.shape[0] < 2:
@@ -201,7 +215,9 @@ def validate_returns(returns: np.ndarray, symbols: Sequence[str] | None = None) 
     if (arr <= -1).any():
         j = int(np.flatnonzero((arr <= -1).any(axis=0))[0])
         name = symbols[j] if symbols is not None else f"asset {j}"
-        raise InputError(f"`returns` are simple returns and must be > -1; {name} has {arr[:, j].min():g}")
+        raise InputError(
+            f"`returns` are simple returns and must be > -1; {name} has {arr[:, j].min():g}"
+        )
     return arr
 
 
@@ -254,7 +270,9 @@ class BaseAllocator:
     name: ClassVar[str] = "base"
     lookback_days: float
 
-    def allocate(self, returns: np.ndarray, constraints: Constraints | Mapping[str, Any] | None = None) -> np.ndarray:
+    def allocate(
+        self, returns: np.ndarray, constraints: Constraints | Mapping[str, Any] | None = None
+    ) -> np.ndarray:
         """Weights of shape ``(n_assets,)`` for ``returns`` of shape ``(n_obs, n_assets)``."""
         return self.allocate_detailed(returns, constraints).weights
 
@@ -284,18 +302,24 @@ class BaseAllocator:
         cons = Constraints.coerce(constraints)
         return self._allocate(arr, cons, previous)
 
-    def allocate_frame(self, returns: Any, constraints: Constraints | Mapping[str, Any] | None = None) -> Any:
+    def allocate_frame(
+        self, returns: Any, constraints: Constraints | Mapping[str, Any] | None = None
+    ) -> Any:
         """pandas wrapper: a DataFrame of returns (columns = assets) -> a Series of weights."""
         import pandas as pd
 
         weights = self.allocate_detailed(returns, constraints).weights
         return pd.Series(weights, index=returns.columns, name=self.name)
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         raise NotImplementedError
 
 
-def project_to_bounds(weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int = 100) -> np.ndarray:
+def project_to_bounds(
+    weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int = 100
+) -> np.ndarray:
     """Closest-in-spirit feasible weights: clip to ``[lo, hi]`` and redistribute the excess.
 
     Iteratively clips and spreads the surplus (or deficit) over the assets that still have room, in

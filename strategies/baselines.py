@@ -25,7 +25,9 @@ class EqualWeight(BaseAllocator):
     lookback_days: float = 30
     name: ClassVar[str] = "equal_weight"
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         return Allocation(_constrained(np.full(n, 1.0 / n), lo, hi, constraints), self.name)
@@ -42,23 +44,32 @@ class InverseVolatility(BaseAllocator):
     lookback_days: float = 30
     name: ClassVar[str] = "inverse_volatility"
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         vol = returns.std(axis=0, ddof=1)
         notes: tuple[str, ...] = ()
         zero = vol <= 1e-300
         if zero.all():
-            return Allocation(_constrained(np.full(n, 1.0 / n), lo, hi, constraints), "equal_weight",
-                              ("all assets have zero variance: equal weight",))
+            return Allocation(
+                _constrained(np.full(n, 1.0 / n), lo, hi, constraints),
+                "equal_weight",
+                ("all assets have zero variance: equal weight",),
+            )
         if zero.any():
             vol = np.where(zero, vol[~zero].min(), vol)
-            notes = (f"{int(zero.sum())} zero-variance asset(s) weighted like the least volatile one",)
+            notes = (
+                f"{int(zero.sum())} zero-variance asset(s) weighted like the least volatile one",
+            )
         inv = 1.0 / vol
         return Allocation(_constrained(inv / inv.sum(), lo, hi, constraints), self.name, notes)
 
 
-def _constrained(weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: Constraints) -> np.ndarray:
+def _constrained(
+    weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: Constraints
+) -> np.ndarray:
     """Weights clipped to the bounds (excess redistributed), then projected onto linear constraints."""
     weights = project_to_bounds(weights, lo, hi)
     if not constraints.has_linear:

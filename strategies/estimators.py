@@ -284,15 +284,19 @@ def condition_covariance(
     if zero.size:
         reason = f"zero-variance asset(s) at column(s) {zero.tolist()}"
     elif tiny.size:
-        reason = (f"near-zero variance at column(s) {tiny.tolist()} (below {ILL_CONDITIONED_RATIO:g} times "
-                  "the largest)")
+        reason = (
+            f"near-zero variance at column(s) {tiny.tolist()} (below {ILL_CONDITIONED_RATIO:g} times "
+            "the largest)"
+        )
     elif n_obs <= n_assets:
         reason = f"fewer observations ({n_obs}) than assets ({n_assets})"
     else:
         reason = f"ill-conditioned covariance (pivot ratio {ratio:.2g} < {ILL_CONDITIONED_RATIO:g})"
     delta = max(ledoit_wolf_nb(np.ascontiguousarray(returns))[1], MIN_REPAIR_SHRINKAGE)
     repaired = (1.0 - delta) * cov + delta * variances.mean() * np.eye(n_assets)
-    return repaired, (f"{reason}: covariance shrunk towards its average variance (intensity {delta:.3g})",)
+    return repaired, (
+        f"{reason}: covariance shrunk towards its average variance (intensity {delta:.3g})",
+    )
 
 
 __all__ = [

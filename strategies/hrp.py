@@ -32,7 +32,15 @@ from strategies.estimators import COVARIANCE_METHODS, ILL_CONDITIONED_RATIO, cov
 from strategies.portfolio_qp import feasible_weights
 
 LinkageMethod = Literal["single", "complete", "average", "weighted", "centroid", "median", "ward"]
-LINKAGE_METHODS: tuple[str, ...] = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+LINKAGE_METHODS: tuple[str, ...] = (
+    "single",
+    "complete",
+    "average",
+    "weighted",
+    "centroid",
+    "median",
+    "ward",
+)
 
 
 @nb.njit(cache=True)
@@ -148,7 +156,9 @@ def _cluster_variance(cov: np.ndarray, items: np.ndarray) -> float:
 
 
 @nb.njit(cache=True)
-def recursive_bisection_nb(cov: np.ndarray, order: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def recursive_bisection_nb(
+    cov: np.ndarray, order: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     """HRP weights for a leaf order; bounds clamp each split factor as skfolio does."""
     n = order.shape[0]
     w = np.ones(n)
@@ -237,8 +247,9 @@ def recursive_bisection(
     n = cov.shape[0]
     lo = np.zeros(n) if lo is None else np.asarray(lo, dtype=np.float64)
     hi = np.ones(n) if hi is None else np.asarray(hi, dtype=np.float64)
-    return recursive_bisection_nb(np.ascontiguousarray(cov, dtype=np.float64),
-                                  np.asarray(order, dtype=np.int64), lo, hi)
+    return recursive_bisection_nb(
+        np.ascontiguousarray(cov, dtype=np.float64), np.asarray(order, dtype=np.int64), lo, hi
+    )
 
 
 def hrp_weights(
@@ -295,8 +306,10 @@ def repair_zero_variance(cov: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     repaired[:, zero] = 0.0
     idx = np.flatnonzero(zero)
     repaired[idx, idx] = var[~zero].min()
-    return repaired, (f"zero-variance asset(s) at column(s) {idx.tolist()} given the smallest positive "
-                      "variance and no correlation",)
+    return repaired, (
+        f"zero-variance asset(s) at column(s) {idx.tolist()} given the smallest positive "
+        "variance and no correlation",
+    )
 
 
 @dataclass
@@ -342,34 +355,55 @@ class HRPStrategy(BaseAllocator):
     def __post_init__(self) -> None:
         check_choice("linkage", self.linkage, LINKAGE_METHODS)
         check_choice("covariance", self.covariance, COVARIANCE_METHODS)
-        check_positive(periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span)
+        check_positive(
+            periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span
+        )
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
         return hrp_allocation(cov, lo, hi, constraints, self.linkage)
 
 
-def hrp_allocation(cov: np.ndarray, lo: np.ndarray, hi: np.ndarray, constraints: Constraints,
-                   linkage: LinkageMethod = "single") -> Allocation:
+def hrp_allocation(
+    cov: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    constraints: Constraints,
+    linkage: LinkageMethod = "single",
+) -> Allocation:
     """HRP with the documented repair rules, as an :class:`Allocation` (also the MPT fallback)."""
     n = cov.shape[0]
     if np.all(np.diag(cov) <= 0.0):
         from strategies.base import project_to_bounds
 
-        return Allocation(project_to_bounds(np.full(n, 1.0 / n), lo, hi), "equal_weight",
-                          ("all assets have zero variance: equal weight",))
+        return Allocation(
+            project_to_bounds(np.full(n, 1.0 / n), lo, hi),
+            "equal_weight",
+            ("all assets have zero variance: equal weight",),
+        )
     if n == 1:
-        return Allocation(np.ones(1), "hrp", (), {"linkage": np.zeros((0, 4)), "order": np.zeros(1, dtype=np.int64),
-                                                   "covariance": cov})
-    used, notes = repair_zero_variance(cov / np.diag(cov).max())  # HRP is scale-free; avoid underflow
+        return Allocation(
+            np.ones(1),
+            "hrp",
+            (),
+            {"linkage": np.zeros((0, 4)), "order": np.zeros(1, dtype=np.int64), "covariance": cov},
+        )
+    used, notes = repair_zero_variance(
+        cov / np.diag(cov).max()
+    )  # HRP is scale-free; avoid underflow
     weights, Z, order = hrp_weights(used, linkage, lo, hi)
     if constraints.has_linear:
         G, h = constraints.linear(n)
         feasible, projected = feasible_weights(weights, lo, hi, G, h)
         if projected:
             moved = float(np.abs(feasible - weights).sum()) / 2
-            notes = (*notes, f"weights projected onto the group / linear constraints (turnover {moved:.3g})")
+            notes = (
+                *notes,
+                f"weights projected onto the group / linear constraints (turnover {moved:.3g})",
+            )
             weights = feasible
     return Allocation(weights, "hrp", notes, {"linkage": Z, "order": order, "covariance": cov})

@@ -110,19 +110,31 @@ class MPTStrategy(BaseAllocator):
         check_choice("expected_returns", self.expected_returns, RETURNS_METHODS)
         check_choice("covariance", self.covariance, COVARIANCE_METHODS)
         if isinstance(self.fallback, str):
-            raise ValueError(f"`fallback` must be a sequence of method names; got the string {self.fallback!r} "
-                             f"(write [{self.fallback!r}])")
+            raise ValueError(
+                f"`fallback` must be a sequence of method names; got the string {self.fallback!r} "
+                f"(write [{self.fallback!r}])"
+            )
         for method in self.fallback:
             check_choice("fallback", method, FALLBACKS)
         if self.objective == "efficient_return" and self.target_return is None:
-            raise ValueError("`target_return` is required for objective 'efficient_return' "
-                             "(an annualised return such as 0.5 for 50%)")
-        if self.objective == "efficient_risk" and (self.target_volatility is None or self.target_volatility <= 0):
-            raise ValueError("`target_volatility` must be > 0 for objective 'efficient_risk'; got "
-                             f"{self.target_volatility!r} (an annualised volatility such as 0.6)")
-        check_positive(periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span)
+            raise ValueError(
+                "`target_return` is required for objective 'efficient_return' "
+                "(an annualised return such as 0.5 for 50%)"
+            )
+        if self.objective == "efficient_risk" and (
+            self.target_volatility is None or self.target_volatility <= 0
+        ):
+            raise ValueError(
+                "`target_volatility` must be > 0 for objective 'efficient_risk'; got "
+                f"{self.target_volatility!r} (an annualised volatility such as 0.6)"
+            )
+        check_positive(
+            periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span
+        )
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         G, h = constraints.linear(n)
@@ -130,20 +142,32 @@ class MPTStrategy(BaseAllocator):
             _check_linear_feasible(lo, hi, G, h)
         mu = expected_returns(returns, self.expected_returns, self.periods_per_year, self.span)
         cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
-        extras: dict[str, Any] = {"expected_returns": mu, "covariance": cov, "risk_free_rate": self.risk_free_rate}
+        extras: dict[str, Any] = {
+            "expected_returns": mu,
+            "covariance": cov,
+            "risk_free_rate": self.risk_free_rate,
+        }
         fixed = _single_portfolio(lo, hi)
         if fixed is not None:
-            return Allocation(fixed, self.objective,
-                              ("bounds leave a single feasible portfolio: the optimiser has no freedom",), extras)
+            return Allocation(
+                fixed,
+                self.objective,
+                ("bounds leave a single feasible portfolio: the optimiser has no freedom",),
+                extras,
+            )
         if np.all(np.diag(cov) <= 0.0):
             weights = _equal_weight(lo, hi, G, h)
-            return Allocation(weights, "equal_weight", ("all assets have zero variance: equal weight",), extras)
+            return Allocation(
+                weights, "equal_weight", ("all assets have zero variance: equal weight",), extras
+            )
         used, repair = condition_covariance(cov, returns, self.periods_per_year)
         extras["covariance"] = used
         notes = list(repair)
         chain = [self.objective, *(m for m in self.fallback if m != self.objective)]
         for k, method in enumerate(chain):
-            weights, why, extra_notes = self._solve(method, mu, used, cov, lo, hi, G, h, constraints, previous, returns)
+            weights, why, extra_notes = self._solve(
+                method, mu, used, cov, lo, hi, G, h, constraints, previous, returns
+            )
             if weights is not None:
                 return Allocation(weights, method, (*notes, *extra_notes), extras)
             following = chain[k + 1] if k + 1 < len(chain) else "equal_weight"
@@ -158,9 +182,12 @@ class MPTStrategy(BaseAllocator):
             weights, status = max_sharpe_nb(mu, cov, rf, lo, hi, G, h, limit)
             if status == INFEASIBLE:
                 best = float(mu.max())
-                why = (f"no asset's expected return (best {best:.4g}) exceeds the risk-free rate {rf:g}"
-                       if best <= rf else f"no portfolio within the constraints earns more than the "
-                       f"risk-free rate {rf:g}")
+                why = (
+                    f"no asset's expected return (best {best:.4g}) exceeds the risk-free rate {rf:g}"
+                    if best <= rf
+                    else f"no portfolio within the constraints earns more than the "
+                    f"risk-free rate {rf:g}"
+                )
                 return None, why, ()
         elif method == "min_volatility":
             weights, status = min_variance_nb(cov, lo, hi, G, h, limit)
@@ -174,7 +201,11 @@ class MPTStrategy(BaseAllocator):
             weights, status = efficient_risk(mu, cov, target, lo, hi, G, h, limit)
             if status == INFEASIBLE:
                 floor = float(np.sqrt(weights @ cov @ weights))
-                return None, f"target volatility {target:g} is below the minimum volatility {floor:.4g}", ()
+                return (
+                    None,
+                    f"target volatility {target:g} is below the minimum volatility {floor:.4g}",
+                    (),
+                )
         elif method == "hrp":
             allocation = hrp_allocation(raw_cov, lo, hi, constraints)
             return allocation.weights, "", allocation.notes
@@ -182,7 +213,11 @@ class MPTStrategy(BaseAllocator):
             return _previous(previous, lo, hi, G, h, len(mu))
         elif method == "inverse_volatility":
             vol = np.sqrt(np.diag(cov))
-            return _feasible(project_to_bounds((1 / vol) / (1 / vol).sum(), lo, hi), lo, hi, G, h), "", ()
+            return (
+                _feasible(project_to_bounds((1 / vol) / (1 / vol).sum(), lo, hi), lo, hi, G, h),
+                "",
+                (),
+            )
         else:
             return _equal_weight(lo, hi, G, h), "", ()
         if status != OK:
@@ -214,7 +249,11 @@ def _previous(previous, lo, hi, G, h, n):
         return None, "no previous weights", ()
     prev = np.asarray(previous, dtype=np.float64)
     if prev.shape != (n,) or not np.isfinite(prev).all() or np.any(prev < 0) or prev.sum() <= 0:
-        return None, f"previous weights unusable (shape {prev.shape}, need ({n},), finite, >= 0)", ()
+        return (
+            None,
+            f"previous weights unusable (shape {prev.shape}, need ({n},), finite, >= 0)",
+            (),
+        )
     weights = _feasible(project_to_bounds(prev / prev.sum(), lo, hi), lo, hi, G, h)
     return weights, "", ()
 

@@ -218,8 +218,15 @@ def max_return(mu, cov, lo, hi, G, h, max_iter):
         return greedy_max_return_nb(mu, lo, hi), OK
     n = mu.shape[0]
     scale = max(float(np.max(np.abs(mu))), 1e-300)
-    x, status, _ = qp_nb(1e-6 * np.eye(n), -mu / scale, np.ones((1, n)), np.ones(1),
-                         *_budget_rows(lo, hi, G, h, 0), _TOL, max_iter)
+    x, status, _ = qp_nb(
+        1e-6 * np.eye(n),
+        -mu / scale,
+        np.ones((1, n)),
+        np.ones(1),
+        *_budget_rows(lo, hi, G, h, 0),
+        _TOL,
+        max_iter,
+    )
     if status != OK:
         return np.full(n, np.nan), status
     target = float(mu @ x)
@@ -235,6 +242,7 @@ def efficient_risk(mu, cov, target_volatility, lo, hi, G, h, max_iter, tol=1e-12
     returned weights are on the side with volatility <= target. Status ``INFEASIBLE`` when the target
     is below the minimum volatility.
     """
+
     def vol(w):
         return math.sqrt(max(float(w @ cov @ w), 0.0))
 
@@ -303,8 +311,9 @@ def frontier_points(mu, cov, n_points, lo, hi, G, h, max_iter):
     return out
 
 
-def feasible_weights(weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, G: np.ndarray,
-                     h: np.ndarray) -> tuple[np.ndarray, bool]:
+def feasible_weights(
+    weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, G: np.ndarray, h: np.ndarray
+) -> tuple[np.ndarray, bool]:
     """``weights`` (within the bounds, summing to 1) if they meet ``G w <= h``; otherwise their Euclidean
     projection onto ``{sum(w) = 1, lo <= w <= hi, G w <= h}``. Returns ``(weights, projected)``.
 
@@ -315,10 +324,17 @@ def feasible_weights(weights: np.ndarray, lo: np.ndarray, hi: np.ndarray, G: np.
     """
     if G.shape[0] == 0 or np.all(G @ weights <= h + 1e-12):
         return weights, False
-    projected, status = project_nb(np.ascontiguousarray(weights, dtype=np.float64), lo, hi,
-                                   np.ascontiguousarray(G), np.ascontiguousarray(h),
-                                   10 * (len(weights) + len(h)) + 50)
+    projected, status = project_nb(
+        np.ascontiguousarray(weights, dtype=np.float64),
+        lo,
+        hi,
+        np.ascontiguousarray(G),
+        np.ascontiguousarray(h),
+        10 * (len(weights) + len(h)) + 50,
+    )
     if status != OK:
-        raise ConstraintError("the group / `A @ w <= b` constraints admit no portfolio within the weight "
-                              "bounds; relax the group limits or the bounds")
+        raise ConstraintError(
+            "the group / `A @ w <= b` constraints admit no portfolio within the weight "
+            "bounds; relax the group limits or the bounds"
+        )
     return projected, True

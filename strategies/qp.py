@@ -372,7 +372,9 @@ def gi_solve_nb(T, c, A_eq, b_eq, A_in, b_in, x, tol, max_iter):
                     r_norm = 1.0
                     iq = 0
                     for i in range(iq_old):
-                        _ok, iq, r_norm = _add_by_id(T, R, A_eq, A_in, active[i], iq, r_norm, d, z, r)
+                        _ok, iq, r_norm = _add_by_id(
+                            T, R, A_eq, A_in, active[i], iq, r_norm, d, z, r
+                        )
                     inactive[:] = True
                     for i in range(me, iq):
                         inactive[active[i] - me] = False
@@ -463,7 +465,9 @@ def qp_nb(Q, c, A_eq, b_eq, A_in, b_in, tol, max_iter, try_pdas=True):
         return x, NOT_POSITIVE_DEFINITE, 0
     if try_pdas:
         unit, sign = _unit_rows(A_in_n)
-        guess, converged = pdas_nb(Q, c, A_eq_n, b_eq_n, A_in_n, b_in_n, unit, sign, tol, PDAS_STEPS)
+        guess, converged = pdas_nb(
+            Q, c, A_eq_n, b_eq_n, A_in_n, b_in_n, unit, sign, tol, PDAS_STEPS
+        )
         if converged:
             return guess, OK, 0
     status, n_iter = gi_solve_nb(T, c, A_eq_n, b_eq_n, A_in_n, b_in_n, x, tol, max_iter)
@@ -492,6 +496,8 @@ def _rows(A, b, n, name):
     A = np.atleast_2d(np.asarray(A, dtype=np.float64))
     b = np.atleast_1d(np.asarray(b, dtype=np.float64))
     if A.shape[1] != n or b.shape != (A.shape[0],):
-        raise ValueError(f"`{name}` must have shape (m, {n}) with a right-hand side of shape (m,); "
-                         f"got {A.shape} and {b.shape}")
+        raise ValueError(
+            f"`{name}` must have shape (m, {n}) with a right-hand side of shape (m,); "
+            f"got {A.shape} and {b.shape}"
+        )
     return A, b

@@ -40,15 +40,17 @@ class StrategySpec:
         return self.cls(**self.fixed, **params)
 
 
-STRATEGIES: Mapping[str, StrategySpec] = MappingProxyType({
-    "mpt": StrategySpec(MPTStrategy),
-    "max_sharpe": StrategySpec(MPTStrategy, {"objective": "max_sharpe"}),
-    "min_volatility": StrategySpec(MPTStrategy, {"objective": "min_volatility"}),
-    "hrp": StrategySpec(HRPStrategy),
-    "equal_weight": StrategySpec(EqualWeight),
-    "inverse_volatility": StrategySpec(InverseVolatility),
-    "risk_parity": StrategySpec(RiskParity),
-})
+STRATEGIES: Mapping[str, StrategySpec] = MappingProxyType(
+    {
+        "mpt": StrategySpec(MPTStrategy),
+        "max_sharpe": StrategySpec(MPTStrategy, {"objective": "max_sharpe"}),
+        "min_volatility": StrategySpec(MPTStrategy, {"objective": "min_volatility"}),
+        "hrp": StrategySpec(HRPStrategy),
+        "equal_weight": StrategySpec(EqualWeight),
+        "inverse_volatility": StrategySpec(InverseVolatility),
+        "risk_parity": StrategySpec(RiskParity),
+    }
+)
 
 
 def build_strategy(name: str, **params: Any) -> BaseAllocator:
@@ -71,19 +73,27 @@ def build_strategy(name: str, **params: Any) -> BaseAllocator:
     if spec is None:
         close = difflib.get_close_matches(str(name), list(STRATEGIES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown strategy {name!r}{hint}; choose one of {', '.join(map(repr, STRATEGIES))}")
+        raise ValueError(
+            f"unknown strategy {name!r}{hint}; choose one of {', '.join(map(repr, STRATEGIES))}"
+        )
     allowed = spec.parameters
     for key in params:
         if key in allowed:
             continue
         if key in spec.fixed:
-            raise ValueError(f"`{key}` is fixed to {spec.fixed[key]!r} by strategy {name!r}; "
-                             f"use strategy 'mpt' to choose the {key}")
+            raise ValueError(
+                f"`{key}` is fixed to {spec.fixed[key]!r} by strategy {name!r}; "
+                f"use strategy 'mpt' to choose the {key}"
+            )
         if key in CONSTRAINT_KEYS:
-            raise ValueError(f"`{key}` is a constraint, not a parameter of strategy {name!r}; "
-                             "pass it in the constraints (Constraints / the [strategy] constraint keys)")
+            raise ValueError(
+                f"`{key}` is a constraint, not a parameter of strategy {name!r}; "
+                "pass it in the constraints (Constraints / the [strategy] constraint keys)"
+            )
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
-        raise ValueError(f"`{key}` is not a parameter of strategy {name!r}{hint}; its parameters are "
-                         f"{', '.join(allowed) or '(none)'}")
+        raise ValueError(
+            f"`{key}` is not a parameter of strategy {name!r}{hint}; its parameters are "
+            f"{', '.join(allowed) or '(none)'}"
+        )
     return spec(**params)

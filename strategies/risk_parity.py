@@ -124,17 +124,29 @@ class RiskParity(BaseAllocator):
 
     def __post_init__(self) -> None:
         check_choice("covariance", self.covariance, COVARIANCE_METHODS)
-        check_positive(periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span)
-        if self.risk_budget is not None and (np.any(np.asarray(self.risk_budget, dtype=float) <= 0)):
+        check_positive(
+            periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span
+        )
+        if self.risk_budget is not None and (
+            np.any(np.asarray(self.risk_budget, dtype=float) <= 0)
+        ):
             raise ValueError(f"`risk_budget` entries must be > 0; got {list(self.risk_budget)}")
 
-    def _allocate(self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None) -> Allocation:
+    def _allocate(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
+    ) -> Allocation:
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         G, h = constraints.linear(n)
-        budget = np.full(n, 1.0 / n) if self.risk_budget is None else np.asarray(self.risk_budget, dtype=float)
+        budget = (
+            np.full(n, 1.0 / n)
+            if self.risk_budget is None
+            else np.asarray(self.risk_budget, dtype=float)
+        )
         if budget.shape != (n,):
-            raise ValueError(f"`risk_budget` must have one entry per asset ({n}); got {budget.shape[0]}")
+            raise ValueError(
+                f"`risk_budget` must have one entry per asset ({n}); got {budget.shape[0]}"
+            )
         budget = budget / budget.sum()
         cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
         if np.all(np.diag(cov) <= 0.0):
@@ -147,5 +159,7 @@ class RiskParity(BaseAllocator):
             notes.append(f"risk parity did not converge in {steps} Newton steps")
         weights = feasible_weights(project_to_bounds(raw, lo, hi), lo, hi, G, h)[0]
         if np.abs(weights - raw).max() > 1e-12:
-            notes.append("weight bounds or group constraints bind: risk contributions are not equal")
+            notes.append(
+                "weight bounds or group constraints bind: risk contributions are not equal"
+            )
         return Allocation(weights, self.name, tuple(notes), {"covariance": used})

@@ -29,8 +29,10 @@ def test_public_api_names():
 
 def test_light_imports_stay_light():
     """`import strategies` and the CLI entry do not drag in vectorbt, ccxt or dask."""
-    code = ("import sys, strategies, backtest.cli; "
-            "heavy = [m for m in ('vectorbt', 'ccxt', 'dask', 'plotly') if m in sys.modules]; "
-            "print(','.join(heavy))")
+    code = (
+        "import sys, strategies, backtest.cli; "
+        "heavy = [m for m in ('vectorbt', 'ccxt', 'dask', 'plotly') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

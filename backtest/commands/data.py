@@ -12,14 +12,20 @@ from typing import Annotated
 
 import typer
 
-data_app = typer.Typer(help="Fetch, import and inspect market data in the Parquet store.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Fetch, import and inspect market data in the Parquet store.", no_args_is_help=True
+)
 
 RootOpt = Annotated[
     Path | None,
     typer.Option("--root", "--out", help="Store folder (default: $ALPHAPULSE_DATA or ./data)."),
 ]
-ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="ccxt exchange id, e.g. binance.")]
-TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="ccxt timeframe, e.g. 1h or 1d.")]
+ExchangeOpt = Annotated[
+    str, typer.Option("--exchange", "-e", help="ccxt exchange id, e.g. binance.")
+]
+TimeframeOpt = Annotated[
+    str, typer.Option("--timeframe", "-t", help="ccxt timeframe, e.g. 1h or 1d.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,13 +60,25 @@ def _console():
 @data_app.command("fetch")
 def fetch(
     exchange: ExchangeOpt,
-    symbols: Annotated[str, typer.Option("--symbols", "-s", help="Comma-separated ccxt symbols: BTC/USDT,ETH/USDT.")],
+    symbols: Annotated[
+        str,
+        typer.Option("--symbols", "-s", help="Comma-separated ccxt symbols: BTC/USDT,ETH/USDT."),
+    ],
     timeframe: TimeframeOpt = "1d",
-    since: Annotated[str | None, typer.Option(help="First bar (UTC date); default: resume after the last stored bar.")] = None,
-    until: Annotated[str | None, typer.Option(help="Last bar (UTC date); default: the last closed bar.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="First bar (UTC date); default: resume after the last stored bar."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last bar (UTC date); default: the last closed bar.")
+    ] = None,
     root: RootOpt = None,
-    max_retries: Annotated[int, typer.Option(help="Retries per request on network errors and rate limits.")] = 5,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    max_retries: Annotated[
+        int, typer.Option(help="Retries per request on network errors and rate limits.")
+    ] = 5,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
 ) -> None:
     """Download candles with ccxt into the store (only what is missing; resumable)."""
     from datasets.errors import DataError
@@ -78,21 +96,35 @@ def fetch(
     if since_ms is None:
         unstored = [s for s in names if store.last_timestamp(exchange, timeframe, s) is None]
         if unstored:
-            raise DataError(f"`--since` is required: the store has no {timeframe} candles for {', '.join(unstored)} "
-                            f"from {exchange} to resume from (e.g. --since 2020-01-01)")
+            raise DataError(
+                f"`--since` is required: the store has no {timeframe} candles for {', '.join(unstored)} "
+                f"from {exchange} to resume from (e.g. --since 2020-01-01)"
+            )
     ex = prepare_exchange(exchange, names, timeframe, max_retries=max_retries)
     console = _console()
     reports = []
     with _progress_bar(console, enabled=progress) as bar:
         for symbol in names:
             task = bar.add_task(symbol, total=1.0)
-            start = since_ms if since_ms is not None else store.first_timestamp(exchange, timeframe, symbol)
+            start = (
+                since_ms
+                if since_ms is not None
+                else store.first_timestamp(exchange, timeframe, symbol)
+            )
 
             def show(state, task=task) -> None:
                 bar.update(task, completed=state.fraction)
 
-            report = fetch_ohlcv(ex, symbol, timeframe, start, until_ms, store=store, max_retries=max_retries,
-                                 progress=show)
+            report = fetch_ohlcv(
+                ex,
+                symbol,
+                timeframe,
+                start,
+                until_ms,
+                store=store,
+                max_retries=max_retries,
+                progress=show,
+            )
             bar.update(task, completed=1.0)
             reports.append(report)
     for report in reports:
@@ -103,16 +135,28 @@ def fetch(
 def _progress_bar(console, enabled: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description:>14}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                    TimeElapsedColumn(), console=console, disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("{task.description:>14}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
 
 
 @data_app.command("import")
 def import_csv(
-    file: Annotated[Path, typer.Argument(help="Long CSV (symbol,timestamp_ms,open,high,low,close,volume), .gz ok.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="Long CSV (symbol,timestamp_ms,open,high,low,close,volume), .gz ok."),
+    ],
     exchange: ExchangeOpt,
     timeframe: TimeframeOpt,
-    symbols: Annotated[str | None, typer.Option("--symbols", "-s", help="Only these symbols (comma-separated).")] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", "-s", help="Only these symbols (comma-separated).")
+    ] = None,
     root: RootOpt = None,
 ) -> None:
     """Write a long CSV dump into the store (merging with what is there)."""
@@ -124,21 +168,27 @@ def import_csv(
     frame = read_long_csv(path, _symbols(symbols))
     missing = [c for c in FIELDS if c not in frame.columns]
     if missing:
-        raise DataError(f"{path.name} lacks column(s) {missing}; the store needs OHLCV candles "
-                        "(close-only files can be loaded with datasets.load_csv instead)")
+        raise DataError(
+            f"{path.name} lacks column(s) {missing}; the store needs OHLCV candles "
+            "(close-only files can be loaded with datasets.load_csv instead)"
+        )
     if frame.empty:
         raise DataError(f"no rows in {path.name}" + (f" for symbols {symbols}" if symbols else ""))
     found = infer_timeframe(frame)
     if found != timeframe:
-        raise DataError(f"{path.name} holds {found} candles but `--timeframe` is {timeframe}; pass --timeframe {found}")
+        raise DataError(
+            f"{path.name} holds {found} candles but `--timeframe` is {timeframe}; pass --timeframe {found}"
+        )
     store = _store(root)
     total = files = 0
     for symbol, rows in frame.groupby("symbol", sort=True):
         files += store.write(exchange, timeframe, str(symbol), rows, source=f"csv:{path.name}")
         total += len(rows)
     n_symbols = frame["symbol"].nunique()
-    _console().print(f"imported {total} {timeframe} candles of {n_symbols} symbols from {path.name} into "
-                     f"{store.root / f'exchange={exchange}' / f'timeframe={timeframe}'} ({files} year partitions written)")
+    _console().print(
+        f"imported {total} {timeframe} candles of {n_symbols} symbols from {path.name} into "
+        f"{store.root / f'exchange={exchange}' / f'timeframe={timeframe}'} ({files} year partitions written)"
+    )
 
 
 @data_app.command("list")
@@ -150,23 +200,41 @@ def list_store(root: RootOpt = None) -> None:
     listing = store.list()
     console = _console()
     if listing.empty:
-        console.print(f"the store {store.root} is empty; fill it with `backtest data fetch` or `backtest data import`")
+        console.print(
+            f"the store {store.root} is empty; fill it with `backtest data fetch` or `backtest data import`"
+        )
         return
     table = Table(title=f"OHLCV store {store.root}")
     for col in ("exchange", "timeframe", "symbol", "first", "last", "rows", "files", "size"):
         table.add_column(col, justify="right" if col in ("rows", "files", "size") else "left")
     for row in listing.itertuples(index=False):
-        table.add_row(row.exchange, row.timeframe, row.symbol, f"{row.first:%Y-%m-%d %H:%M}", f"{row.last:%Y-%m-%d %H:%M}",
-                      f"{row.rows:,}", str(row.files), f"{row.bytes / 1e6:.2f} MB")
+        table.add_row(
+            row.exchange,
+            row.timeframe,
+            row.symbol,
+            f"{row.first:%Y-%m-%d %H:%M}",
+            f"{row.last:%Y-%m-%d %H:%M}",
+            f"{row.rows:,}",
+            str(row.files),
+            f"{row.bytes / 1e6:.2f} MB",
+        )
     console.print(table)
-    console.print(f"{len(listing)} series, {listing['rows'].sum():,} candles, {listing['bytes'].sum() / 1e6:.1f} MB")
+    console.print(
+        f"{len(listing)} series, {listing['rows'].sum():,} candles, {listing['bytes'].sum() / 1e6:.1f} MB"
+    )
 
 
 @data_app.command("verify")
 def verify(
     root: RootOpt = None,
-    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed (quarantine unreadable files, "
-                                                          "rewrite inconsistent ones, delete leftovers).")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Fix what can be fixed (quarantine unreadable files, "
+            "rewrite inconsistent ones, delete leftovers).",
+        ),
+    ] = False,
 ) -> None:
     """Check every file of the store; exit 2 when problems remain (run again with --repair)."""
     from datasets.errors import StoreCorruptError
@@ -180,8 +248,10 @@ def verify(
         console.print(f"store {store.root}: all files readable and consistent")
     elif not repair:
         first = problems.iloc[0]
-        raise StoreCorruptError(f"{len(problems)} problem(s) in the store {store.root}, first: {first.path}: "
-                                f"{first.problem}; run `backtest data verify --repair`")
+        raise StoreCorruptError(
+            f"{len(problems)} problem(s) in the store {store.root}, first: {first.path}: "
+            f"{first.problem}; run `backtest data verify --repair`"
+        )
     else:
         console.print(f"repaired the store {store.root} ({len(problems)} finding(s) above)")
 
@@ -190,7 +260,9 @@ def verify(
 def gaps(
     exchange: ExchangeOpt,
     timeframe: TimeframeOpt,
-    symbols: Annotated[str | None, typer.Option("--symbols", "-s", help="Comma-separated (default: all stored).")] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", "-s", help="Comma-separated (default: all stored).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="From this UTC date.")] = None,
     end: Annotated[str | None, typer.Option(help="Up to this UTC date.")] = None,
     min_bars: Annotated[int, typer.Option(help="Only gaps of at least this many bars.")] = 1,
@@ -202,9 +274,13 @@ def gaps(
     found = found[found["n_bars"] >= min_bars]
     console = _console()
     for row in found.itertuples(index=False):
-        console.print(f"{row.symbol:>12}  {row.start:%Y-%m-%d %H:%M} .. {row.end:%Y-%m-%d %H:%M}  {row.n_bars} bars")
+        console.print(
+            f"{row.symbol:>12}  {row.start:%Y-%m-%d %H:%M} .. {row.end:%Y-%m-%d %H:%M}  {row.n_bars} bars"
+        )
     summary = found.groupby("symbol")["n_bars"].agg(["count", "sum"]) if len(found) else None
     if summary is None:
         console.print("no gaps")
     else:
-        console.print(f"{len(found)} gaps, {int(summary['sum'].sum())} missing bars in {len(summary)} symbols")
+        console.print(
+            f"{len(found)} gaps, {int(summary['sum'].sum())} missing bars in {len(summary)} symbols"
+        )

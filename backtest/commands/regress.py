@@ -29,15 +29,21 @@ BaselineOption = Annotated[
 ]
 JobsOption = Annotated[
     int,
-    typer.Option("--jobs", "-j", help="Experiments run in parallel (processes); results do not depend on it."),
+    typer.Option(
+        "--jobs", "-j", help="Experiments run in parallel (processes); results do not depend on it."
+    ),
 ]
 
-regress_app = typer.Typer(help="Golden baselines for CI regression on returns (record, check).", no_args_is_help=True)
+regress_app = typer.Typer(
+    help="Golden baselines for CI regression on returns (record, check).", no_args_is_help=True
+)
 
 
 @regress_app.command("record")
 def record(
-    configs: Annotated[list[Path], typer.Argument(help="Experiment configs (TOML) to record.", show_default=False)],
+    configs: Annotated[
+        list[Path], typer.Argument(help="Experiment configs (TOML) to record.", show_default=False)
+    ],
     baseline: BaselineOption,
     jobs: JobsOption = 1,
 ) -> None:
@@ -61,7 +67,9 @@ def check(
     ] = None,
     update: Annotated[
         bool,
-        typer.Option("--update", help="Rewrite the baselines that changed (after an intended change)."),
+        typer.Option(
+            "--update", help="Rewrite the baselines that changed (after an intended change)."
+        ),
     ] = False,
     jobs: JobsOption = 1,
 ) -> None:
@@ -126,11 +134,13 @@ def headline(comp: Comparison) -> str:
     if comp.status == "data_changed":
         return f"[yellow bold]NOT COMPARABLE[/] {escape(comp.experiment)}: {escape(comp.notes[0])} {where}"
     if comp.status == "regression":
-        return (
-            f"[red bold]REGRESSION[/] {escape(comp.experiment)}: {len(comp.failures)} item(s) beyond tolerance {where}"
-        )
+        return f"[red bold]REGRESSION[/] {escape(comp.experiment)}: {len(comp.failures)} item(s) beyond tolerance {where}"
     held = ", ".join(f"{n} {what}" for what, n in comp.compared.items())
-    moved = " (some values moved within tolerance)" if any(c.section != "config" for c in comp.changes) else ""
+    moved = (
+        " (some values moved within tolerance)"
+        if any(c.section != "config" for c in comp.changes)
+        else ""
+    )
     return f"[green bold]ok[/] {escape(comp.experiment)}: {held or 'recorded'} hold{moved} {where}"
 
 
@@ -147,7 +157,9 @@ def change_table(comp: Comparison) -> Any:
     table.add_column("tolerance (abs + rel)", overflow="fold")
     table.add_column("status", overflow="fold")
     for change in comp.changes:
-        item = escape(change.item) + (f"\n  [dim]{escape(change.detail)}[/]" if change.detail else "")
+        item = escape(change.item) + (
+            f"\n  [dim]{escape(change.detail)}[/]" if change.detail else ""
+        )
         table.add_row(
             item,
             escape(_value(change.baseline)),

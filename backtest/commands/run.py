@@ -8,15 +8,23 @@ from typing import Annotated, Any
 
 import typer
 
-OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: out/<experiment name>).")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Output folder (default: out/<experiment name>).")
+]
 
 _HEADLINE = [
-    ("total_return", "Total return", "{:.2%}"), ("cagr", "CAGR", "{:.2%}"),
-    ("volatility", "Volatility (ann.)", "{:.2%}"), ("sharpe", "Sharpe", "{:.2f}"),
-    ("sortino", "Sortino", "{:.2f}"), ("max_drawdown", "Max drawdown", "{:.2%}"),
-    ("calmar", "Calmar", "{:.2f}"), ("turnover", "Turnover (ann.)", "{:.2f}"),
-    ("fees", "Fees paid", "{:,.2f}"), ("total_costs", "All costs", "{:,.2f}"),
-    ("cost_drag_bps", "Cost drag (bps/yr)", "{:.1f}"), ("n_trades", "Trades", "{:.0f}"),
+    ("total_return", "Total return", "{:.2%}"),
+    ("cagr", "CAGR", "{:.2%}"),
+    ("volatility", "Volatility (ann.)", "{:.2%}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("sortino", "Sortino", "{:.2f}"),
+    ("max_drawdown", "Max drawdown", "{:.2%}"),
+    ("calmar", "Calmar", "{:.2f}"),
+    ("turnover", "Turnover (ann.)", "{:.2f}"),
+    ("fees", "Fees paid", "{:,.2f}"),
+    ("total_costs", "All costs", "{:,.2f}"),
+    ("cost_drag_bps", "Cost drag (bps/yr)", "{:.1f}"),
+    ("n_trades", "Trades", "{:.0f}"),
 ]
 
 
@@ -43,8 +51,14 @@ def metrics_table(columns: dict[str, dict[str, float]], title: str) -> Any:
 def _progress_callback(console: Any) -> tuple[Any, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]allocating"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeRemainingColumn(), console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]allocating"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
     task = progress.add_task("decisions", total=None)
 
     def update(done: int, total: int) -> None:
@@ -68,8 +82,10 @@ def run(
     cfg = load_config(config)
     market = load_market(cfg)
     label = "SYNTHETIC data" if market.synthetic else f"data: {market.source}"
-    console.print(f"[bold]{cfg.name}[/]: {cfg.strategy.name} on {market.n_assets} assets x {market.n_bars} "
-                  f"{market.timeframe} bars ({label})")
+    console.print(
+        f"[bold]{cfg.name}[/]: {cfg.strategy.name} on {market.n_assets} assets x {market.n_bars} "
+        f"{market.timeframe} bars ({label})"
+    )
     progress, update = _progress_callback(console)
     with progress:
         result = run_experiment(cfg, market, progress=update)
@@ -78,14 +94,19 @@ def run(
     metrics = json.loads(paths["metrics"].read_text())
     console.print(metrics_table({cfg.strategy.name: metrics}, f"{cfg.name} ({label})"))
     if result.diagnostics["n_fallbacks"]:
-        console.print(f"allocator fallbacks: {result.diagnostics['n_fallbacks']} (see the report's data notes)")
+        console.print(
+            f"allocator fallbacks: {result.diagnostics['n_fallbacks']} (see the report's data notes)"
+        )
     console.print(f"outputs: {folder}")
     if "report" in paths:
         console.print(f"report: {paths['report']}")
 
 
 def compare(
-    configs: Annotated[list[Path], typer.Argument(help="One or more configs; a config's [[compare]] tables add strategies.")],
+    configs: Annotated[
+        list[Path],
+        typer.Argument(help="One or more configs; a config's [[compare]] tables add strategies."),
+    ],
     out: OutOption = None,
 ) -> None:
     """Run several strategies/configs on the same data and write a comparison report."""
@@ -109,11 +130,19 @@ def compare(
             result = run_experiment(cfg, market, strategy_cfg=scfg)
             sub = folder / _slug(label)
             write_outputs(result, cfg.model_copy(update={"strategy": scfg}), sub, html=False)
-            results[label] = {"equity": result.equity, "weights": result.weights, "metrics": result.metrics(),
-                              "meta": report_meta(result), "benchmark": result.benchmark,
-                              "trades": result.trades, "rebalances": result.rebalances}
+            results[label] = {
+                "equity": result.equity,
+                "weights": result.weights,
+                "metrics": result.metrics(),
+                "meta": report_meta(result),
+                "benchmark": result.benchmark,
+                "trades": result.trades,
+                "rebalances": result.rebalances,
+            }
     if len(fingerprints) > 1:
-        console.print("[yellow]warning: the configs load different data; the comparison mixes markets[/]")
+        console.print(
+            "[yellow]warning: the configs load different data; the comparison mixes markets[/]"
+        )
     path = write_comparison(folder, results)
     console.print(metrics_table({k: v["metrics"] for k, v in results.items()}, "comparison"))
     console.print(f"report: {path}")

@@ -9,8 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-_SHOWN = [("sharpe", "Sharpe", "{:.2f}"), ("cagr", "CAGR", "{:.1%}"), ("max_drawdown", "Max DD", "{:.1%}"),
-          ("turnover", "Turnover", "{:.1f}")]
+_SHOWN = [
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("cagr", "CAGR", "{:.1%}"),
+    ("max_drawdown", "Max DD", "{:.1%}"),
+    ("turnover", "Turnover", "{:.1f}"),
+]
 
 
 def _progress(console: Any) -> tuple[Any, Any]:
@@ -23,9 +27,17 @@ def _progress(console: Any) -> tuple[Any, Any]:
         TimeRemainingColumn,
     )
 
-    progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=console)
+    progress = Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("points"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
     task = progress.add_task("points", total=None, rate="")
     state = {"first": None, "done": 0}
 
@@ -44,9 +56,13 @@ def _progress(console: Any) -> tuple[Any, Any]:
 
 
 def _labels(table: Any, keys: list[str]) -> dict[str, str]:
-    varying = [k for k in keys if k in table.columns and table[k].nunique(dropna=False) > 1] or keys[:1]
-    return {str(r["point_id"]): ", ".join(f"{k.split('.')[-1]}={r[k]}" for k in varying)
-            for _, r in table.iterrows()}
+    varying = [
+        k for k in keys if k in table.columns and table[k].nunique(dropna=False) > 1
+    ] or keys[:1]
+    return {
+        str(r["point_id"]): ", ".join(f"{k.split('.')[-1]}={r[k]}" for k in varying)
+        for _, r in table.iterrows()
+    }
 
 
 def _axes(table: Any, keys: list[str], base: Any) -> tuple[Any, str, str, str | None]:
@@ -58,17 +74,38 @@ def _axes(table: Any, keys: list[str], base: Any) -> tuple[Any, str, str, str | 
     y = next((k for k in keys if k.startswith("rebalance")), "rebalance")
     if y not in table:
         table[y] = base.rebalance.schedule().refresh
-    facet = "strategy.name" if "strategy.name" in keys else next(
-        (k for k in keys if k.startswith("strategy.") and k != x), None)
+    facet = (
+        "strategy.name"
+        if "strategy.name" in keys
+        else next((k for k in keys if k.startswith("strategy.") and k != x), None)
+    )
     return table, x, y, facet
 
 
 def sweep(
-    config: Annotated[Path, typer.Argument(help="Experiment config (TOML) with a \\[sweep] table.", show_default=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: out/sweep-<name>).")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores; 1 = in this process).")] = None,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask: 'local' (a LocalCluster) or 'tcp://host:8786'.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a sweep in --out, skipping finished points.")] = False,
+    config: Annotated[
+        Path,
+        typer.Argument(help="Experiment config (TOML) with a \\[sweep] table.", show_default=False),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: out/sweep-<name>).")
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes (default: all cores; 1 = in this process).",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask: 'local' (a LocalCluster) or 'tcp://host:8786'."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a sweep in --out, skipping finished points.")
+    ] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the top-N table.")] = 10,
     no_html: Annotated[bool, typer.Option("--no-html", help="Skip the HTML report.")] = False,
 ) -> None:
@@ -81,17 +118,26 @@ def sweep(
 
     console = Console()
     try:
-        name = tomllib.loads(config.read_text()).get("name", "experiment") if config.is_file() else "experiment"
+        name = (
+            tomllib.loads(config.read_text()).get("name", "experiment")
+            if config.is_file()
+            else "experiment"
+        )
     except tomllib.TOMLDecodeError:
         name = "experiment"
     folder = out or Path("out") / f"sweep-{name}"
     progress, (update, state) = _progress(console)
     try:
         with progress:
-            result = run_sweep(config, folder, jobs=jobs, scheduler=scheduler, resume=resume, progress=update)
+            result = run_sweep(
+                config, folder, jobs=jobs, scheduler=scheduler, resume=resume, progress=update
+            )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: {state['done']} points are saved in {folder}; "
-                      f"`backtest sweep {config} --out {folder} --resume` continues", soft_wrap=True)
+        console.print(
+            f"[yellow]interrupted[/]: {state['done']} points are saved in {folder}; "
+            f"`backtest sweep {config} --out {folder} --resume` continues",
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     if result.n_resumed:
         console.print(f"resumed: {result.n_resumed} points were already done")
@@ -110,20 +156,29 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     label = "SYNTHETIC data" if market.synthetic else f"data: {market.source}"
     console.print(f"[bold]{base.name}[/]: {result.n_points} points ({label}), route {result.route}")
     if len(errors):
-        console.print(f"[yellow]{len(errors)} points failed[/] (see the `error` column), e.g.: {errors['error'].iloc[0]}",
-                      soft_wrap=True)
-    stats = sweep_statistics(result.returns, periods_per_year=result.periods_per_year,
-                             risk_free_rate=base.strategy.risk_free_rate)
+        console.print(
+            f"[yellow]{len(errors)} points failed[/] (see the `error` column), e.g.: {errors['error'].iloc[0]}",
+            soft_wrap=True,
+        )
+    stats = sweep_statistics(
+        result.returns,
+        periods_per_year=result.periods_per_year,
+        risk_free_rate=base.strategy.risk_free_rate,
+    )
     summary = stats.to_dict(result.periods_per_year)
     (result.out / "overfit.json").write_text(json.dumps(_finite(summary), indent=2, default=str))
     labels = _labels(table, result.param_keys)
     console.print(_top_table(table, labels, top))
     for key, read in (("dsr", read_dsr), ("pbo", read_pbo), ("walk_forward", read_walk_forward)):
         if key in summary:
-            console.print(f"[bold]{key.replace('_', '-').upper()}[/]: {read(summary[key])}", soft_wrap=True)  # type: ignore[arg-type]
+            console.print(
+                f"[bold]{key.replace('_', '-').upper()}[/]: {read(summary[key])}", soft_wrap=True
+            )  # type: ignore[arg-type]
     for note in summary["notes"]:  # type: ignore[union-attr]
         console.print(f"note: {note}")
-    console.print(f"table: {result.out / 'sweep.parquet'} (+ sweep.csv, returns.parquet, overfit.json)")
+    console.print(
+        f"table: {result.out / 'sweep.parquet'} (+ sweep.csv, returns.parquet, overfit.json)"
+    )
     if not html:
         return
     from reports.sweep import write_sweep_report
@@ -133,16 +188,33 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     if stats.walk_forward is not None:
         wf = stats.walk_forward
         hind = result.returns[wf.hindsight].loc[wf.oos_returns.index]
-        wf_equity = {"walk-forward (out of sample)": (1 + wf.oos_returns).cumprod(),
-                     f"hindsight best: {labels.get(wf.hindsight, wf.hindsight)}": (1 + hind).cumprod()}
-    orders = {k: [json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v for v in values]
-              for k, values in _sweep_lists(base).items()}
+        wf_equity = {
+            "walk-forward (out of sample)": (1 + wf.oos_returns).cumprod(),
+            f"hindsight best: {labels.get(wf.hindsight, wf.hindsight)}": (1 + hind).cumprod(),
+        }
+    orders = {
+        k: [json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v for v in values]
+        for k, values in _sweep_lists(base).items()
+    }
     path = write_sweep_report(
-        result.out, frame, x=x, y=y, facet=facet, params=[k for k in result.param_keys if frame[k].nunique() > 1],
-        labels=labels, orders=orders, top=top, statistics=summary,
-        logits=stats.pbo.logits if stats.pbo is not None else np.array([]), walk_forward_equity=wf_equity,
-        meta={"title": f"Sweep: {base.name}", "synthetic": bool(market.synthetic),
-              "subtitle": f"{result.n_points} grid points · {label} · {market.timeframe} bars · route {result.route}"})
+        result.out,
+        frame,
+        x=x,
+        y=y,
+        facet=facet,
+        params=[k for k in result.param_keys if frame[k].nunique() > 1],
+        labels=labels,
+        orders=orders,
+        top=top,
+        statistics=summary,
+        logits=stats.pbo.logits if stats.pbo is not None else np.array([]),
+        walk_forward_equity=wf_equity,
+        meta={
+            "title": f"Sweep: {base.name}",
+            "synthetic": bool(market.synthetic),
+            "subtitle": f"{result.n_points} grid points · {label} · {market.timeframe} bars · route {result.route}",
+        },
+    )
     console.print(f"report: {path}")
 
 
@@ -161,7 +233,10 @@ def _top_table(table: Any, labels: dict[str, str], top: int) -> Any:
     for _, head, _ in _SHOWN:
         out.add_column(head, justify="right")
     for i, (_, r) in enumerate(ranked.iterrows(), 1):
-        cells = ["n/a" if not math.isfinite(float(r[k])) else fmt.format(float(r[k])) for k, _, fmt in _SHOWN]
+        cells = [
+            "n/a" if not math.isfinite(float(r[k])) else fmt.format(float(r[k]))
+            for k, _, fmt in _SHOWN
+        ]
         out.add_row(str(i), labels.get(str(r["point_id"]), str(r["point_id"])), *cells)
     return out
 

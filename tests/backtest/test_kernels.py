@@ -14,17 +14,41 @@ from backtest.simulate import prepare_market, simulate
 def _market(close, open_=None, volume=None, symbols=("A", "B")):
     close = np.asarray(close, dtype=float)
     open_ = close if open_ is None else np.asarray(open_, dtype=float)
-    arrays = {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-              "close": close, "volume": np.ones_like(close) * 1e6 if volume is None else volume}
+    arrays = {
+        "open": open_,
+        "high": np.maximum(open_, close),
+        "low": np.minimum(open_, close),
+        "close": close,
+        "volume": np.ones_like(close) * 1e6 if volume is None else volume,
+    }
     return arrays, list(symbols)
 
 
-def _run(close, targets, costs, execution="close", open_=None, schedule=None, risk=None, cash=1000.0, volume=None):
-    arrays, symbols = _market(close, open_, volume, symbols=[f"S{i}" for i in range(np.shape(close)[1])])
+def _run(
+    close,
+    targets,
+    costs,
+    execution="close",
+    open_=None,
+    schedule=None,
+    risk=None,
+    cash=1000.0,
+    volume=None,
+):
+    arrays, symbols = _market(
+        close, open_, volume, symbols=[f"S{i}" for i in range(np.shape(close)[1])]
+    )
     risk = risk or RiskControls()
     market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
-    return simulate(market, np.asarray(targets, dtype=float), costs=costs, risk=risk,
-                    schedule=schedule or Schedule(every="1D"), initial_cash=cash, execution=execution)
+    return simulate(
+        market,
+        np.asarray(targets, dtype=float),
+        costs=costs,
+        risk=risk,
+        schedule=schedule or Schedule(every="1D"),
+        initial_cash=cash,
+        execution=execution,
+    )
 
 
 def test_two_assets_three_bars_by_hand():
@@ -63,7 +87,9 @@ def test_vectorbt_sizing_by_hand():
     """vectorbt's convention: targets of the pre-trade equity, the last buy partially filled."""
     fee = 0.001
     close = [[10.0, 20.0], [11.0, 19.0]]
-    out = _run(close, [[0.4, 0.6], [np.nan, np.nan]], Costs(fee_bps=10, slippage_bps=0, sizing="vectorbt"))
+    out = _run(
+        close, [[0.4, 0.6], [np.nan, np.nan]], Costs(fee_bps=10, slippage_bps=0, sizing="vectorbt")
+    )
     a = 400 / 10  # the smaller order first, in full
     cash_left = 1000 - 400 * (1 + fee)
     b = cash_left / (1 + fee) / 20  # the larger one gets what is left
@@ -109,7 +135,9 @@ def test_cash_never_negative_with_costs():
     targets[::3] = rng.dirichlet(np.ones(5), size=20)
     out = _run(close, targets, Costs(fee_bps=30, slippage_bps=20))
     assert out.cash.min() >= 0
-    np.testing.assert_allclose(out.equity, out.cash + np.nansum(out.units * close, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        out.equity, out.cash + np.nansum(out.units * close, axis=1), rtol=1e-12
+    )
 
 
 def test_stop_loss_exits_at_level_or_gap_open():
@@ -123,8 +151,15 @@ def test_stop_loss_exits_at_level_or_gap_open():
     arrays["high"] = np.maximum(np.asarray(open_), np.asarray(close))
     market = prepare_market(arrays, symbols[:1], 1.0, costs, risk, "next_open")
     targets = np.array([[np.nan], [1.0], [np.nan], [np.nan]])
-    out = simulate(market, targets, costs=costs, risk=risk, schedule=Schedule(every="1D"),
-                   initial_cash=1000.0, execution="next_open")
+    out = simulate(
+        market,
+        targets,
+        costs=costs,
+        risk=risk,
+        schedule=Schedule(every="1D"),
+        initial_cash=1000.0,
+        execution="next_open",
+    )
     # bought at 100 (open of bar 1); the low of bar 2 (89) breaks 90 -> exit at the stop level 90
     assert list(out.trades["reason"]) == [0, 2]
     assert out.trades["price"][1] == pytest.approx(90.0)
@@ -158,14 +193,27 @@ def test_batch_equals_single_scenarios():
     close = np.exp(np.cumsum(rng.normal(0, 0.03, (120, 4)), axis=0)) * 50
     close[:30, 3] = np.nan  # a late listing
     open_ = close * np.exp(rng.normal(0, 0.005, close.shape))
-    arrays = {"open": open_, "high": np.fmax(open_, close) * 1.01, "low": np.fmin(open_, close) * 0.99,
-              "close": close, "volume": rng.uniform(1e3, 1e4, close.shape)}
+    arrays = {
+        "open": open_,
+        "high": np.fmax(open_, close) * 1.01,
+        "low": np.fmin(open_, close) * 0.99,
+        "close": close,
+        "volume": rng.uniform(1e3, 1e4, close.shape),
+    }
     symbols = ["A", "B", "C", "D"]
     risk = RiskControls(stop_loss=0.15)
     scenarios = [
         (Costs(fee_bps=10, slippage_bps=5, impact_coef=0.3), Schedule(every="1D"), 1e4),
-        (Costs(fee_bps=25, slippage_bps=0, impact_coef=0.0, min_trade_value=50), Schedule(every="1D", drift_band=0.04), 5e3),
-        (Costs(fee_bps=0, slippage_bps=20, impact_coef=1.0), Schedule(every="1D", drift_band=0.1), 2e4),
+        (
+            Costs(fee_bps=25, slippage_bps=0, impact_coef=0.0, min_trade_value=50),
+            Schedule(every="1D", drift_band=0.04),
+            5e3,
+        ),
+        (
+            Costs(fee_bps=0, slippage_bps=20, impact_coef=1.0),
+            Schedule(every="1D", drift_band=0.1),
+            2e4,
+        ),
     ]
     market = prepare_market(arrays, symbols, 1.0, Costs(impact_coef=1.0), risk, "next_open")
     targets = []
@@ -175,16 +223,31 @@ def test_batch_equals_single_scenarios():
         w = rng.dirichlet(np.ones(4), size=rows.size)
         t[rows] = w
         targets.append(t)
-    batch = simulate_batch(market, targets, costs=[c for c, _, _ in scenarios], risk=risk,
-                           schedules=[s for _, s, _ in scenarios], initial_cash=[x for _, _, x in scenarios],
-                           execution="next_open")
+    batch = simulate_batch(
+        market,
+        targets,
+        costs=[c for c, _, _ in scenarios],
+        risk=risk,
+        schedules=[s for _, s, _ in scenarios],
+        initial_cash=[x for _, _, x in scenarios],
+        execution="next_open",
+    )
     for (c, s, cash), tgt, got in zip(scenarios, targets, batch, strict=True):
-        one = simulate(market, tgt, costs=c, risk=risk, schedule=s, initial_cash=cash, execution="next_open")
+        one = simulate(
+            market, tgt, costs=c, risk=risk, schedule=s, initial_cash=cash, execution="next_open"
+        )
         np.testing.assert_array_equal(got.equity, one.equity)
         np.testing.assert_array_equal(got.cash, one.cash)
         np.testing.assert_array_equal(got.units, one.units)
         np.testing.assert_array_equal(got.trades, one.trades)
         np.testing.assert_array_equal(got.costs, one.costs)
     with pytest.raises(EngineError, match="share participation"):
-        simulate_batch(market, targets[:2], costs=[Costs(), Costs(participation=0.1)], risk=risk,
-                       schedules=[Schedule(), Schedule()], initial_cash=[1.0, 1.0], execution="next_open")
+        simulate_batch(
+            market,
+            targets[:2],
+            costs=[Costs(), Costs(participation=0.1)],
+            risk=risk,
+            schedules=[Schedule(), Schedule()],
+            initial_cash=[1.0, 1.0],
+            execution="next_open",
+        )

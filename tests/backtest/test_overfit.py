@@ -25,8 +25,9 @@ from backtest.overfit import (
 def test_dsr_reproduces_the_worked_example_of_bailey_and_lopez_de_prado_2014():
     """Annual SR 2.5 over 5 years of daily returns (T = 1250, 250 a year), best of N = 100 trials
     whose annual SRs have variance 1/2, skewness -3, kurtosis 10: SR0 = 0.1132, DSR = 0.9004."""
-    d = deflated_sharpe_ratio(2.5 / math.sqrt(250), n_trials=100, variance=0.5 / 250, n_obs=1250,
-                              skew=-3.0, kurtosis=10.0)
+    d = deflated_sharpe_ratio(
+        2.5 / math.sqrt(250), n_trials=100, variance=0.5 / 250, n_obs=1250, skew=-3.0, kurtosis=10.0
+    )
     assert d.benchmark == pytest.approx(0.1132, abs=5e-5)
     assert d.dsr == pytest.approx(0.9004, abs=5e-5)
     sr, sr0 = d.annual(250)
@@ -40,25 +41,49 @@ def test_dsr_of_one_trial_is_the_probabilistic_sharpe_ratio_against_zero():
     # normal returns: PSR = Phi(SR sqrt(T - 1) / sqrt(1 + SR^2 / 2))
     from scipy.stats import norm
 
-    assert d.dsr == pytest.approx(norm.cdf(0.05 * math.sqrt(499) / math.sqrt(1 + 0.05**2 / 2)), rel=1e-12)
+    assert d.dsr == pytest.approx(
+        norm.cdf(0.05 * math.sqrt(499) / math.sqrt(1 + 0.05**2 / 2)), rel=1e-12
+    )
 
 
 def test_expected_max_sharpe_grows_with_trials_like_the_max_of_normals():
     rng = np.random.default_rng(0)
     simulated = rng.standard_normal((20_000, 50)).max(axis=1).mean()
     assert expected_max_sharpe(50, 1.0) == pytest.approx(simulated, rel=0.02)
-    assert expected_max_sharpe(10, 1.0) < expected_max_sharpe(100, 1.0) < expected_max_sharpe(1000, 1.0)
+    assert (
+        expected_max_sharpe(10, 1.0)
+        < expected_max_sharpe(100, 1.0)
+        < expected_max_sharpe(1000, 1.0)
+    )
 
 
-@pytest.mark.parametrize(("call", "match"), [
-    (lambda: expected_max_sharpe(0, 1.0), r"`n_trials` must be >= 1; got 0"),
-    (lambda: expected_max_sharpe(5, -1.0), r"`variance` of the trials' Sharpe ratios must be >= 0; got -1.0"),
-    (lambda: probabilistic_sharpe_ratio(0.1, 0.0, 1), r"`n_obs` must be >= 2 returns; got 1"),
-    (lambda: probabilistic_sharpe_ratio(2.0, 0.0, 100, skew=5.0, kurtosis=1.0), r"variance term is not positive"),
-    (lambda: probability_of_backtest_overfitting(np.zeros((100, 3)), n_splits=5), r"`n_splits` must be an even number"),
-    (lambda: probability_of_backtest_overfitting(np.zeros((100, 1))), r"\(n_obs >= 4, n_trials >= 2\) matrix"),
-    (lambda: probability_of_backtest_overfitting(np.full((100, 3), np.nan)), r"`returns` must be finite"),
-])
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: expected_max_sharpe(0, 1.0), r"`n_trials` must be >= 1; got 0"),
+        (
+            lambda: expected_max_sharpe(5, -1.0),
+            r"`variance` of the trials' Sharpe ratios must be >= 0; got -1.0",
+        ),
+        (lambda: probabilistic_sharpe_ratio(0.1, 0.0, 1), r"`n_obs` must be >= 2 returns; got 1"),
+        (
+            lambda: probabilistic_sharpe_ratio(2.0, 0.0, 100, skew=5.0, kurtosis=1.0),
+            r"variance term is not positive",
+        ),
+        (
+            lambda: probability_of_backtest_overfitting(np.zeros((100, 3)), n_splits=5),
+            r"`n_splits` must be an even number",
+        ),
+        (
+            lambda: probability_of_backtest_overfitting(np.zeros((100, 1))),
+            r"\(n_obs >= 4, n_trials >= 2\) matrix",
+        ),
+        (
+            lambda: probability_of_backtest_overfitting(np.full((100, 3), np.nan)),
+            r"`returns` must be finite",
+        ),
+    ],
+)
 def test_errors_name_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -69,7 +94,10 @@ def test_best_of_noise_is_deflated_and_a_real_edge_is_not():
     noise = pd.DataFrame(rng.normal(0, 0.01, size=(1000, 40)))
     _, lucky = deflated_sharpe_of_best(noise)
     # undeflated, the luckiest column looks significant; deflated for 40 trials it does not
-    assert probabilistic_sharpe_ratio(lucky.sharpe, 0.0, lucky.n_obs, lucky.skew, lucky.kurtosis) > 0.95
+    assert (
+        probabilistic_sharpe_ratio(lucky.sharpe, 0.0, lucky.n_obs, lucky.skew, lucky.kurtosis)
+        > 0.95
+    )
     assert lucky.dsr < 0.6 and lucky.n_trials == 40
     edge = noise.copy()
     edge[7] += 0.003  # per-period Sharpe about 0.3
@@ -81,7 +109,7 @@ def _pbo_slow(values: np.ndarray, n_splits: int) -> float:
     """The paper's algorithm, literally: every half of the blocks in sample, the rest out of sample."""
     n_obs, n = values.shape
     size = n_obs // n_splits
-    blocks = np.split(values[n_obs - size * n_splits:], n_splits)
+    blocks = np.split(values[n_obs - size * n_splits :], n_splits)
     below = []
     for chosen in combinations(range(n_splits), n_splits // 2):
         train = np.vstack([blocks[i] for i in chosen])
@@ -101,8 +129,12 @@ def test_pbo_equals_the_literal_cscv_algorithm():
 
 
 def test_pbo_of_pure_noise_is_near_one_half():
-    pbos = [probability_of_backtest_overfitting(np.random.default_rng(seed).normal(0, 0.01, size=(1600, 30)),
-                                                n_splits=10).pbo for seed in range(12)]
+    pbos = [
+        probability_of_backtest_overfitting(
+            np.random.default_rng(seed).normal(0, 0.01, size=(1600, 30)), n_splits=10
+        ).pbo
+        for seed in range(12)
+    ]
     assert 0.38 < float(np.mean(pbos)) < 0.62
 
 
@@ -129,13 +161,17 @@ def test_walk_forward_tuning_follows_a_regime_switch_and_stitches_oos_returns():
     chosen = np.repeat(wf.windows["chosen"].to_numpy(), 100)
     expected = [data.iloc[100 + i][c] for i, c in enumerate(chosen)]
     np.testing.assert_array_equal(wf.oos_returns.to_numpy(), expected)
-    assert wf.oos_sharpe == pytest.approx(float(sharpe_ratio(np.asarray(expected))) * math.sqrt(365))
+    assert wf.oos_sharpe == pytest.approx(
+        float(sharpe_ratio(np.asarray(expected))) * math.sqrt(365)
+    )
     assert wf.hindsight in ("a", "b") and wf.oos_sharpe > 0
 
 
 def test_walk_forward_needs_room_for_one_window():
     data = pd.DataFrame(np.zeros((50, 2)), index=pd.date_range("2020", periods=50, tz="UTC"))
-    with pytest.raises(ValueError, match="50 bars cannot hold a 40-bar training window and a 20-bar test window"):
+    with pytest.raises(
+        ValueError, match="50 bars cannot hold a 40-bar training window and a 20-bar test window"
+    ):
         walk_forward_tuning(data, train_bars=40, test_bars=20, periods_per_year=365)
 
 

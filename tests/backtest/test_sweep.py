@@ -35,7 +35,9 @@ min_trade_value = 50
 
 # every grid dimension the planner shares work across: strategies and bounds (own tasks), schedules
 # incl. a drift band and an every-N-bars rule, cost models incl. impact, execution, a stop-loss
-RICH = BASE + """
+RICH = (
+    BASE
+    + """
 [risk]
 stop_loss = 0.2
 [sweep]
@@ -45,6 +47,7 @@ stop_loss = 0.2
 "costs" = [{fee_bps = 10}, {fee_bps = 25, slippage_bps = 10, impact_coef = 0.5}]
 "backtest.execution" = ["next_open", "close"]
 """
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
@@ -62,11 +65,22 @@ def test_point_id_is_a_stable_hash_of_the_params():
 def test_grid_is_the_product_of_the_lists_in_order():
     import tomllib
 
-    data = tomllib.loads(BASE + '[sweep]\n"strategy.lookback_days" = [20, 40]\n"rebalance.every" = ["1W", "1M", "1Q"]\n')
+    data = tomllib.loads(
+        BASE
+        + '[sweep]\n"strategy.lookback_days" = [20, 40]\n"rebalance.every" = ["1W", "1M", "1Q"]\n'
+    )
     points = expand_grid(data)
     assert [(p.params["strategy.lookback_days"], p.params["rebalance.every"]) for p in points] == [
-        (20, "1W"), (20, "1M"), (20, "1Q"), (40, "1W"), (40, "1M"), (40, "1Q")]
-    assert points[4].config.strategy.lookback_days == 40 and points[4].config.rebalance.every == "1M"
+        (20, "1W"),
+        (20, "1M"),
+        (20, "1Q"),
+        (40, "1W"),
+        (40, "1M"),
+        (40, "1Q"),
+    ]
+    assert (
+        points[4].config.strategy.lookback_days == 40 and points[4].config.rebalance.every == "1M"
+    )
     assert points[4].config.costs.min_trade_value == 50  # the rest of the base config is kept
     assert len({p.point_id for p in points}) == 6
 
@@ -74,23 +88,46 @@ def test_grid_is_the_product_of_the_lists_in_order():
 def test_a_table_value_is_merged_into_the_base_table():
     import tomllib
 
-    data = tomllib.loads(BASE + '[sweep]\n"costs" = [{fee_bps = 25}, {fee_bps = 40, slippage_bps = 0}]\n')
+    data = tomllib.loads(
+        BASE + '[sweep]\n"costs" = [{fee_bps = 25}, {fee_bps = 40, slippage_bps = 0}]\n'
+    )
     a, b = expand_grid(data)
-    assert (a.config.costs.fee_bps, a.config.costs.slippage_bps, a.config.costs.min_trade_value) == (25, 5, 50)
+    assert (
+        a.config.costs.fee_bps,
+        a.config.costs.slippage_bps,
+        a.config.costs.min_trade_value,
+    ) == (25, 5, 50)
     assert (b.config.costs.fee_bps, b.config.costs.slippage_bps) == (40, 0)
     assert a.columns()["costs"] == '{"fee_bps": 25}'
 
 
-@pytest.mark.parametrize(("sweep", "match"), [
-    ("", r"sweep: the config has no \[sweep\] table"),
-    ('[sweep]\n"strategy.lookback_days" = []\n', r"sweep.strategy.lookback_days: must be a non-empty list"),
-    ('[sweep]\n"strategy.lookback_days" = 30\n', r"sweep.strategy.lookback_days: Input should be a valid list; got 30"),
-    ('[sweep]\n"strategy.lookback_days" = [30, 60, 30]\n', r"lists 30 more than once"),
-    ('[sweep]\n"strategy.lookbak_days" = [30]\n', r"strategy.lookbak_days: unknown key .*sweep point strategy.lookbak_days=30"),
-    ('[sweep]\n"strategy.name" = ["hrp", "mtp"]\n', r"unknown strategy 'mtp'.*sweep point strategy.name='mtp'"),
-    ('[sweep]\n"strategy.name" = ["hrp", "mpt"]\n"strategy.linkage" = ["ward"]\n',
-     r"strategy: `linkage` is not a parameter of strategy 'mpt'.*\(sweep point strategy.name='mpt', strategy.linkage='ward'\)"),
-])
+@pytest.mark.parametrize(
+    ("sweep", "match"),
+    [
+        ("", r"sweep: the config has no \[sweep\] table"),
+        (
+            '[sweep]\n"strategy.lookback_days" = []\n',
+            r"sweep.strategy.lookback_days: must be a non-empty list",
+        ),
+        (
+            '[sweep]\n"strategy.lookback_days" = 30\n',
+            r"sweep.strategy.lookback_days: Input should be a valid list; got 30",
+        ),
+        ('[sweep]\n"strategy.lookback_days" = [30, 60, 30]\n', r"lists 30 more than once"),
+        (
+            '[sweep]\n"strategy.lookbak_days" = [30]\n',
+            r"strategy.lookbak_days: unknown key .*sweep point strategy.lookbak_days=30",
+        ),
+        (
+            '[sweep]\n"strategy.name" = ["hrp", "mtp"]\n',
+            r"unknown strategy 'mtp'.*sweep point strategy.name='mtp'",
+        ),
+        (
+            '[sweep]\n"strategy.name" = ["hrp", "mpt"]\n"strategy.linkage" = ["ward"]\n',
+            r"strategy: `linkage` is not a parameter of strategy 'mpt'.*\(sweep point strategy.name='mpt', strategy.linkage='ward'\)",
+        ),
+    ],
+)
 def test_bad_sweep_tables_are_config_errors(tmp_path, sweep, match):
     with pytest.raises(ConfigError, match=match):
         load_sweep(write(tmp_path, BASE + sweep))
@@ -110,14 +147,21 @@ def test_every_point_equals_run_experiment(tmp_path):
         reference = run_experiment(p.config, market)
         for name, value in reference.metrics().items():
             got = table.loc[p.point_id, name]
-            assert (math.isnan(value) and math.isnan(got)) or got == pytest.approx(value, rel=1e-12, abs=1e-12), (
-                p.params, name)
+            assert (math.isnan(value) and math.isnan(got)) or got == pytest.approx(
+                value, rel=1e-12, abs=1e-12
+            ), (p.params, name)
         ours = result.returns[p.point_id].dropna()
-        np.testing.assert_allclose(ours.to_numpy(), reference.returns.iloc[1:].to_numpy(), rtol=1e-13, atol=0)
+        np.testing.assert_allclose(
+            ours.to_numpy(), reference.returns.iloc[1:].to_numpy(), rtol=1e-13, atol=0
+        )
 
 
 def test_outputs_table_csv_returns_and_manifest(tmp_path):
-    config = write(tmp_path, BASE + '[sweep]\n"strategy.lookback_days" = [20, 40, 5000]\n"rebalance.every" = ["1W", "1M"]\n')
+    config = write(
+        tmp_path,
+        BASE
+        + '[sweep]\n"strategy.lookback_days" = [20, 40, 5000]\n"rebalance.every" = ["1W", "1M"]\n',
+    )
     result = run_sweep(config, tmp_path / "out", jobs=2)
     out = tmp_path / "out"
     assert (result.table["error"] != "").sum() == 2  # the 5000-day lookback
@@ -129,7 +173,9 @@ def test_outputs_table_csv_returns_and_manifest(tmp_path):
     csv = pd.read_csv(out / "sweep.csv")
     np.testing.assert_array_equal(csv["sharpe"].to_numpy(), table["sharpe"].to_numpy())
     returns = pd.read_parquet(out / "returns.parquet")
-    assert list(returns.columns) == list(table.loc[table["error"] == "", "point_id"])  # points that ran
+    assert list(returns.columns) == list(
+        table.loc[table["error"] == "", "point_id"]
+    )  # points that ran
     assert (out / "sweep.json").exists() and (out / "config.toml").exists()
     assert len(list((out / "chunks").glob("*.json"))) == 3  # one task per lookback
     # the table assembled in memory equals the one rebuilt from the chunks on disk (what --resume reads)
@@ -142,12 +188,18 @@ def test_a_failing_point_gets_an_error_row_and_the_others_run(tmp_path):
     config = write(tmp_path, BASE + '[sweep]\n"strategy.lookback_days" = [20, 5000]\n')
     table = run_sweep(config, tmp_path / "out", jobs=1).table.set_index("strategy.lookback_days")
     assert table.loc[20, "error"] == "" and np.isfinite(table.loc[20, "sharpe"])
-    assert "`lookback_days` = 5000.0 is 5000 bars but the data has only 360 bars" in table.loc[5000, "error"]
+    assert (
+        "`lookback_days` = 5000.0 is 5000 bars but the data has only 360 bars"
+        in table.loc[5000, "error"]
+    )
     assert np.isnan(table.loc[5000, "sharpe"])
 
 
 def test_interrupted_sweep_keeps_finished_points_and_resumes(tmp_path):
-    text = BASE + '[sweep]\n"strategy.lookback_days" = [20, 30, 40]\n"rebalance.every" = ["1W", "1M"]\n'
+    text = (
+        BASE
+        + '[sweep]\n"strategy.lookback_days" = [20, 30, 40]\n"rebalance.every" = ["1W", "1M"]\n'
+    )
     config = write(tmp_path, text)
     reference = run_sweep(config, tmp_path / "ref", jobs=1).table
     calls = []
@@ -161,10 +213,14 @@ def test_interrupted_sweep_keeps_finished_points_and_resumes(tmp_path):
         run_sweep(config, tmp_path / "out", jobs=1, progress=ctrl_c)
     rows, _ = read_chunks(tmp_path / "out")
     assert len(rows) == 2  # the task that finished before Ctrl-C is on disk
-    with pytest.raises(ConfigError, match=r"already holds a sweep \(1 finished chunks\); pass --resume"):
+    with pytest.raises(
+        ConfigError, match=r"already holds a sweep \(1 finished chunks\); pass --resume"
+    ):
         run_sweep(config, tmp_path / "out", jobs=1)
     seen = []
-    result = run_sweep(config, tmp_path / "out", jobs=1, resume=True, progress=lambda d, t: seen.append((d, t)))
+    result = run_sweep(
+        config, tmp_path / "out", jobs=1, resume=True, progress=lambda d, t: seen.append((d, t))
+    )
     assert seen[0] == (2, 6) and seen[-1] == (6, 6) and result.n_resumed == 2
     pd.testing.assert_frame_equal(result.table, reference, check_exact=True)
 
@@ -193,7 +249,9 @@ def test_crashed_worker_keeps_finished_points_and_resume_completes(tmp_path, mon
     config = write(tmp_path, BASE + '[sweep]\n"strategy.lookback_days" = [20, 30, 40]\n')
     reference = run_sweep(config, tmp_path / "ref", jobs=1).table
     monkeypatch.setattr(sw, "_worker_task", _die_on_shortest_lookback)
-    with pytest.raises(RuntimeError, match=r"the sweep stopped \(BrokenProcessPool.*rerun with --resume"):
+    with pytest.raises(
+        RuntimeError, match=r"the sweep stopped \(BrokenProcessPool.*rerun with --resume"
+    ):
         run_sweep(config, tmp_path / "out", jobs=2)
     monkeypatch.undo()
     rows, _ = read_chunks(tmp_path / "out")

@@ -41,13 +41,24 @@ def tables(tmp_path_factory) -> dict[str, Path]:
 
     outs = {}
     # an existing cluster, reached over tcp
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0", scheduler_kwargs={"dashboard": False}) as running:
-        for name, args in {"serial": ["--jobs", "1"], "jobs2": ["--jobs", "2"],
-                           "dask": ["--scheduler", "local", "--jobs", "2"],
-                           "tcp": ["--scheduler", running.scheduler_address]}.items():
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        scheduler_kwargs={"dashboard": False},
+    ) as running:
+        for name, args in {
+            "serial": ["--jobs", "1"],
+            "jobs2": ["--jobs", "2"],
+            "dask": ["--scheduler", "local", "--jobs", "2"],
+            "tcp": ["--scheduler", running.scheduler_address],
+        }.items():
             outs[name] = folder / name
-            assert main(["sweep", str(config), "--out", str(outs[name]), "--no-html", *args]) == 0, name
+            assert (
+                main(["sweep", str(config), "--out", str(outs[name]), "--no-html", *args]) == 0
+            ), name
     return outs
 
 
@@ -57,9 +68,14 @@ def test_serial_processes_and_dask_give_identical_tables(tables):
     for route in ("jobs2", "dask", "tcp"):
         other = pd.read_parquet(tables[route] / "sweep.parquet")
         pd.testing.assert_frame_equal(other, serial, check_exact=True)
-        assert (tables[route] / "sweep.csv").read_bytes() == (tables["serial"] / "sweep.csv").read_bytes()
-        pd.testing.assert_frame_equal(pd.read_parquet(tables[route] / "returns.parquet"),
-                                      pd.read_parquet(tables["serial"] / "returns.parquet"), check_exact=True)
+        assert (tables[route] / "sweep.csv").read_bytes() == (
+            tables["serial"] / "sweep.csv"
+        ).read_bytes()
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tables[route] / "returns.parquet"),
+            pd.read_parquet(tables["serial"] / "returns.parquet"),
+            check_exact=True,
+        )
 
 
 def test_the_route_is_recorded_and_overfitting_statistics_are_written(tables):

@@ -66,13 +66,17 @@ def _same(a, b) -> None:
     assert a.methods == b.methods and a.notes == b.notes
 
 
-@pytest.mark.parametrize("make", [lambda: HRPStrategy(lookback_days=30), PreviousTilt, FailsOnShortUniverse])
+@pytest.mark.parametrize(
+    "make", [lambda: HRPStrategy(lookback_days=30), PreviousTilt, FailsOnShortUniverse]
+)
 def test_shared_walk_forwards_equal_separate_ones(make):
     cons = Constraints(0.0, 0.6)
     shared = SharedWork()
     for every in ("1W", "2W", "1M", "1W"):
         alone = walk_forward(CLOSE, _bars(every), make(), LOOKBACK, cons, MARKET.symbols)
-        together = walk_forward(CLOSE, _bars(every), make(), LOOKBACK, cons, MARKET.symbols, shared=shared)
+        together = walk_forward(
+            CLOSE, _bars(every), make(), LOOKBACK, cons, MARKET.symbols, shared=shared
+        )
         _same(alone, together)
 
 
@@ -82,7 +86,9 @@ def test_allocations_at_common_bars_are_computed_once():
     weekly, fortnightly = _bars("1W"), _bars("2W")
     assert set(fortnightly) <= set(weekly)
     walk_forward(CLOSE, weekly, counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared)
-    walk_forward(CLOSE, fortnightly, counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared)
+    walk_forward(
+        CLOSE, fortnightly, counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared
+    )
     assert len(counting.calls) == len(weekly)  # the fortnightly run reused every weekly allocation
     assert set(shared.windows) == set(weekly)
 
@@ -90,9 +96,13 @@ def test_allocations_at_common_bars_are_computed_once():
 def test_an_allocation_that_used_previous_weights_is_recomputed_for_other_previous_weights():
     counting = Counting(PreviousTilt())
     shared = SharedWork()
-    walk_forward(CLOSE, _bars("1W"), counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared)
+    walk_forward(
+        CLOSE, _bars("1W"), counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared
+    )
     first = len(counting.calls)
-    walk_forward(CLOSE, _bars("2W"), counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared)
+    walk_forward(
+        CLOSE, _bars("2W"), counting, LOOKBACK, Constraints(), MARKET.symbols, shared=shared
+    )
     # reused only where the previous weights agree: the first bar (empty book in both runs) and the
     # second (both runs decided at the first bar just before it); every later one is recomputed
     weekly, fortnightly = list(_bars("1W")), list(_bars("2W"))

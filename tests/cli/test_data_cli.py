@@ -30,7 +30,22 @@ def fake_binance(shared_data: Path, monkeypatch):
 def hourly_store(tmp_path_factory, hourly_csv) -> OHLCVStore:
     """The real 24-pair hourly file imported through the CLI (once for this module)."""
     root = tmp_path_factory.mktemp("hourly") / "store"
-    assert main(["data", "import", str(hourly_csv), "--exchange", "binance", "--timeframe", "1h", "--root", str(root)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                str(hourly_csv),
+                "--exchange",
+                "binance",
+                "--timeframe",
+                "1h",
+                "--root",
+                str(root),
+            ]
+        )
+        == 0
+    )
     return OHLCVStore(root)
 
 
@@ -46,7 +61,10 @@ def test_import_then_load_gives_back_exactly_the_csv(hourly_store, hourly_csv):
     assert market.symbols == reference.symbols and market.index.equals(reference.index)
     for field in ("open", "high", "low", "close", "volume"):
         assert np.array_equal(market.values(field), reference.values(field), equal_nan=True), field
-    assert hourly_store.file_metadata("binance", "1h", "BTC/USDT", 2020)["source"] == "csv:binance_spot_usdt_1h.csv.gz"
+    assert (
+        hourly_store.file_metadata("binance", "1h", "BTC/USDT", 2020)["source"]
+        == "csv:binance_spot_usdt_1h.csv.gz"
+    )
 
 
 def test_list_shows_symbols_ranges_and_rows(hourly_store, capsys):
@@ -59,8 +77,21 @@ def test_list_shows_symbols_ranges_and_rows(hourly_store, capsys):
 
 
 def test_gaps_lists_the_binance_outages(hourly_store, capsys):
-    code, out, _ = _run(capsys, "data", "gaps", "-e", "binance", "-t", "1h", "-s", "BTC/USDT", "--min-bars", "10",
-                        "--root", str(hourly_store.root))
+    code, out, _ = _run(
+        capsys,
+        "data",
+        "gaps",
+        "-e",
+        "binance",
+        "-t",
+        "1h",
+        "-s",
+        "BTC/USDT",
+        "--min-bars",
+        "10",
+        "--root",
+        str(hourly_store.root),
+    )
     assert code == 0
     assert "BTC/USDT  2018-02-08 01:00 .. 2018-02-09 09:00  33 bars" in out
     assert "3 gaps, 53 missing bars in 1 symbols" in out
@@ -68,31 +99,75 @@ def test_gaps_lists_the_binance_outages(hourly_store, capsys):
 
 def test_fetch_with_progress_then_resume(fake_binance, tmp_path, capsys):
     root = str(tmp_path / "s")
-    code, out, err = _run(capsys, "data", "fetch", "--exchange", "binance", "--symbols", "BTC/USDT,ETH/USDT",
-                          "--timeframe", "1d", "--since", "2020-01-01", "--root", root)
+    code, out, err = _run(
+        capsys,
+        "data",
+        "fetch",
+        "--exchange",
+        "binance",
+        "--symbols",
+        "BTC/USDT,ETH/USDT",
+        "--timeframe",
+        "1d",
+        "--since",
+        "2020-01-01",
+        "--root",
+        root,
+    )
     assert code == 0, err
     assert "BTC/USDT" in out and "100.0%" in out  # the progress bar
-    assert "binance BTC/USDT 1d: 1105 candles (2020-01-01 00:00 .. 2023-01-09 00:00), 2 requests" in out
+    assert (
+        "binance BTC/USDT 1d: 1105 candles (2020-01-01 00:00 .. 2023-01-09 00:00), 2 requests"
+        in out
+    )
     fake_binance.now_ms += 2 * 86_400_000
-    code, out, _ = _run(capsys, "data", "fetch", "-e", "binance", "-s", "BTC/USDT", "-t", "1d", "--root", root,
-                        "--no-progress")
+    code, out, _ = _run(
+        capsys,
+        "data",
+        "fetch",
+        "-e",
+        "binance",
+        "-s",
+        "BTC/USDT",
+        "-t",
+        "1d",
+        "--root",
+        root,
+        "--no-progress",
+    )
     assert code == 0 and "binance BTC/USDT 1d: 0 candles (nothing new), 1 requests" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-e", "binanse", "-s", "BTC/USDT", "--since", "2020-01-01"],
-     "error: unknown exchange id 'binanse'; did you mean 'binance'"),
-    (["-e", "binance", "-s", "BTC/USDX", "--since", "2020-01-01"],
-     "error: unknown symbol 'BTC/USDX' on binance; did you mean 'BTC/USDT'"),
-    (["-e", "binance", "-s", "BTC/USDT", "-t", "7m", "--since", "2020-01-01"],
-     "error: `timeframe` '7m' is not offered by binance; choose one of 1s, 1m, 3m, 5m"),
-    (["-e", "binance", "-s", "BTC/USDT", "--since", "2023-01-01", "--until", "2022-01-01"],
-     "error: `--since` 2023-01-01 must not be after `--until` 2022-01-01"),
-    (["-e", "binance", "-s", "BTC/USDT"],
-     "error: `--since` is required: the store has no 1d candles for BTC/USDT"),
-    (["-e", "binance", "-s", "BTC/USDT", "--since", "last tuesday"],
-     "error: `since` must be a date such as '2020-01-01'"),
-], ids=["exchange", "symbol", "timeframe", "since-after-until", "no-since", "bad-date"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-e", "binanse", "-s", "BTC/USDT", "--since", "2020-01-01"],
+            "error: unknown exchange id 'binanse'; did you mean 'binance'",
+        ),
+        (
+            ["-e", "binance", "-s", "BTC/USDX", "--since", "2020-01-01"],
+            "error: unknown symbol 'BTC/USDX' on binance; did you mean 'BTC/USDT'",
+        ),
+        (
+            ["-e", "binance", "-s", "BTC/USDT", "-t", "7m", "--since", "2020-01-01"],
+            "error: `timeframe` '7m' is not offered by binance; choose one of 1s, 1m, 3m, 5m",
+        ),
+        (
+            ["-e", "binance", "-s", "BTC/USDT", "--since", "2023-01-01", "--until", "2022-01-01"],
+            "error: `--since` 2023-01-01 must not be after `--until` 2022-01-01",
+        ),
+        (
+            ["-e", "binance", "-s", "BTC/USDT"],
+            "error: `--since` is required: the store has no 1d candles for BTC/USDT",
+        ),
+        (
+            ["-e", "binance", "-s", "BTC/USDT", "--since", "last tuesday"],
+            "error: `since` must be a date such as '2020-01-01'",
+        ),
+    ],
+    ids=["exchange", "symbol", "timeframe", "since-after-until", "no-since", "bad-date"],
+)
 def test_fetch_bad_input_is_one_line_and_exit_2(fake_binance, tmp_path, capsys, args, message):
     code, _, err = _run(capsys, "data", "fetch", *args, "--root", str(tmp_path / "s"))
     assert code == 2
@@ -108,24 +183,60 @@ def test_corrupt_parquet_is_named_with_the_repair_command(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     code, _, err = _run(capsys, "data", "verify", "--root", str(store.root))
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert err.startswith(f"error: 1 problem(s) in the store {store.root}, first: {bad}: unreadable:")
+    assert err.startswith(
+        f"error: 1 problem(s) in the store {store.root}, first: {bad}: unreadable:"
+    )
     assert err.strip().endswith("run `backtest data verify --repair`")
-    code, _, err = _run(capsys, "data", "gaps", "-e", "binance", "-t", "1d", "--root", str(store.root))
-    assert code == 2 and err.startswith(f"error: corrupt store file {bad}:") and "backtest data verify --repair" in err
+    code, _, err = _run(
+        capsys, "data", "gaps", "-e", "binance", "-t", "1d", "--root", str(store.root)
+    )
+    assert (
+        code == 2
+        and err.startswith(f"error: corrupt store file {bad}:")
+        and "backtest data verify --repair" in err
+    )
     code, out, _ = _run(capsys, "data", "verify", "--repair", "--root", str(store.root))
     assert code == 0 and "moved to _quarantine/" in out
     assert _run(capsys, "data", "verify", "--root", str(store.root))[0] == 0
 
 
 def test_import_checks_the_timeframe(daily_csv, tmp_path, capsys):
-    code, _, err = _run(capsys, "data", "import", str(daily_csv), "-e", "binance", "-t", "1h", "--root", str(tmp_path))
+    code, _, err = _run(
+        capsys,
+        "data",
+        "import",
+        str(daily_csv),
+        "-e",
+        "binance",
+        "-t",
+        "1h",
+        "--root",
+        str(tmp_path),
+    )
     assert code == 2
-    assert err.strip() == "error: binance_spot_usdt_1d.csv.gz holds 1d candles but `--timeframe` is 1h; pass --timeframe 1d"
+    assert (
+        err.strip()
+        == "error: binance_spot_usdt_1d.csv.gz holds 1d candles but `--timeframe` is 1h; pass --timeframe 1d"
+    )
 
 
 def test_import_a_subset_and_list_an_empty_store(daily_csv, tmp_path, capsys):
-    assert _run(capsys, "data", "list", "--root", str(tmp_path / "empty"))[1].startswith("the store")
-    code, out, _ = _run(capsys, "data", "import", str(daily_csv), "-e", "binance", "-t", "1d", "-s", "BTC/USDT,AAVE/USDT",
-                        "--root", str(tmp_path / "s"))
+    assert _run(capsys, "data", "list", "--root", str(tmp_path / "empty"))[1].startswith(
+        "the store"
+    )
+    code, out, _ = _run(
+        capsys,
+        "data",
+        "import",
+        str(daily_csv),
+        "-e",
+        "binance",
+        "-t",
+        "1d",
+        "-s",
+        "BTC/USDT,AAVE/USDT",
+        "--root",
+        str(tmp_path / "s"),
+    )
     assert code == 0 and "imported 2789 1d candles of 2 symbols" in out
     assert OHLCVStore(tmp_path / "s").symbols("binance", "1d") == ["AAVE/USDT", "BTC/USDT"]

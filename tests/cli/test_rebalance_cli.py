@@ -43,16 +43,25 @@ max_slice_value = 200
 SYMBOLS = '["BTC/USDT", "ETH/USDT", "LTC/USDT", "XRP/USDT", "ADA/USDT"]'
 
 
-def _config(tmp_path: Path, exchange: str = "binance", symbols: str = SYMBOLS, live_extra: str = "") -> str:
+def _config(
+    tmp_path: Path, exchange: str = "binance", symbols: str = SYMBOLS, live_extra: str = ""
+) -> str:
     path = tmp_path / "live.toml"
-    path.write_text(CONFIG.format(exchange=exchange, symbols=symbols, store=tmp_path / "store", live_extra=live_extra))
+    path.write_text(
+        CONFIG.format(
+            exchange=exchange, symbols=symbols, store=tmp_path / "store", live_extra=live_extra
+        )
+    )
     return str(path)
 
 
 @pytest.fixture
 def funded_binance(request, exchange_fixtures):
     server = request.getfixturevalue("live_binance")
-    server.route(ACCOUNT_PATH, balance_payload(exchange_fixtures, {"USDT": "200.00000000", "BTC": "0.05000000"}))
+    server.route(
+        ACCOUNT_PATH,
+        balance_payload(exchange_fixtures, {"USDT": "200.00000000", "BTC": "0.05000000"}),
+    )
     return server
 
 
@@ -72,10 +81,19 @@ def test_dry_run_shows_allocation_target_trades_and_cost(funded_binance, tmp_pat
     out_dir = tmp_path / "out"
     code, out, err = _run(capsys, "rebalance", _config(tmp_path), "--out", str(out_dir))
     assert code == 0, err
-    for text in ("live-test: binance account, 1,163.42 USDT", "asset", "current", "target",
-                 "target: mpt (max_sharpe) on 30 1d returns to 2023-01-09", "Sharpe",
-                 "rebalancing trades (sells first)", "│ sell │ BTC/USDT", "rebalancing score", "estimated cost",
-                 "dry run: no orders placed (add --execute to place them)"):
+    for text in (
+        "live-test: binance account, 1,163.42 USDT",
+        "asset",
+        "current",
+        "target",
+        "target: mpt (max_sharpe) on 30 1d returns to 2023-01-09",
+        "Sharpe",
+        "rebalancing trades (sells first)",
+        "│ sell │ BTC/USDT",
+        "rebalancing score",
+        "estimated cost",
+        "dry run: no orders placed (add --execute to place them)",
+    ):
         assert text in out, text
     assert not funded_binance.requests_to(ORDER_PATH)
     saved = json.loads((out_dir / "plan.json").read_text())
@@ -91,12 +109,16 @@ def test_dry_run_shows_allocation_target_trades_and_cost(funded_binance, tmp_pat
 @pytest.mark.usefixtures("keys")
 def test_execute_with_yes_places_every_slice_and_reports_status(funded_binance, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    code, out, err = _run(capsys, "rebalance", _config(tmp_path), "--execute", "--yes", "--out", str(out_dir))
+    code, out, err = _run(
+        capsys, "rebalance", _config(tmp_path), "--execute", "--yes", "--out", str(out_dir)
+    )
     assert code == 0, err
     saved = json.loads((out_dir / "plan.json").read_text())
     n_slices = sum(len(t["slices"]) for t in saved["plan"]["trades"])
     posts = funded_binance.requests_to(ORDER_PATH)
-    assert len(posts) == n_slices > len(saved["plan"]["trades"])  # max_slice_value = 200 splits some
+    assert (
+        len(posts) == n_slices > len(saved["plan"]["trades"])
+    )  # max_slice_value = 200 splits some
     orders = json.loads((out_dir / "orders.json").read_text())
     assert [o["status"] for o in orders] == ["open"] * n_slices
     sides = [o["side"] for o in orders]
@@ -106,7 +128,9 @@ def test_execute_with_yes_places_every_slice_and_reports_status(funded_binance, 
 
 @pytest.mark.parametrize(("answer", "code", "placed"), [("n\n", 1, False), ("y\n", 0, True)])
 @pytest.mark.usefixtures("keys")
-def test_execute_asks_for_confirmation(funded_binance, tmp_path, capsys, monkeypatch, answer, code, placed):
+def test_execute_asks_for_confirmation(
+    funded_binance, tmp_path, capsys, monkeypatch, answer, code, placed
+):
     monkeypatch.setattr("sys.stdin", io.StringIO(answer))
     got, out, err = _run(capsys, "rebalance", _config(tmp_path), "--execute")
     assert got == code
@@ -116,12 +140,21 @@ def test_execute_asks_for_confirmation(funded_binance, tmp_path, capsys, monkeyp
         assert "aborted" in err
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"exchange": "binanse"}, "error: unknown exchange id 'binanse'; did you mean 'binance'"),
-    ({"symbols": '["BTC/USDT", "FOO/USDT"]'}, "error: unknown symbol 'FOO/USDT' on binance"),
-    ({"live_extra": 'api_key = "abc"'}, "error: live: api_key: API keys never go in config files"),
-    ({"live_extra": "max_volume_share = 2"}, "error: live.max_volume_share: Input should be less than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"exchange": "binanse"}, "error: unknown exchange id 'binanse'; did you mean 'binance'"),
+        ({"symbols": '["BTC/USDT", "FOO/USDT"]'}, "error: unknown symbol 'FOO/USDT' on binance"),
+        (
+            {"live_extra": 'api_key = "abc"'},
+            "error: live: api_key: API keys never go in config files",
+        ),
+        (
+            {"live_extra": "max_volume_share = 2"},
+            "error: live.max_volume_share: Input should be less than or equal to 1",
+        ),
+    ],
+)
 @pytest.mark.usefixtures("keys")
 def test_bad_input_is_one_line_and_exit_2(funded_binance, tmp_path, capsys, kwargs, message):
     code, out, err = _run(capsys, "rebalance", _config(tmp_path, **kwargs))
@@ -134,14 +167,18 @@ def test_bad_input_is_one_line_and_exit_2(funded_binance, tmp_path, capsys, kwar
 def test_missing_keys_exit_2(funded_binance, tmp_path, capsys):
     code, _, err = _run(capsys, "rebalance", _config(tmp_path))
     assert code == 2
-    assert err.startswith("error: reading the account's balances needs API keys: set EXCHANGE_API_KEY and "
-                          "EXCHANGE_API_SECRET in the environment")
+    assert err.startswith(
+        "error: reading the account's balances needs API keys: set EXCHANGE_API_KEY and "
+        "EXCHANGE_API_SECRET in the environment"
+    )
     assert not funded_binance.requests
 
 
 @pytest.mark.usefixtures("keys")
 def test_rejected_keys_exit_2_without_showing_them(funded_binance, tmp_path, capsys):
-    funded_binance.route(ACCOUNT_PATH, HttpError(401, {"code": -2015, "msg": f"Invalid API-key {API_KEY}"}))
+    funded_binance.route(
+        ACCOUNT_PATH, HttpError(401, {"code": -2015, "msg": f"Invalid API-key {API_KEY}"})
+    )
     code, out, err = _run(capsys, "rebalance", _config(tmp_path))
     assert code == 2
     assert err.startswith("error: binance rejected the API keys during fetch_balance")

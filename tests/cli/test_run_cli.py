@@ -27,7 +27,9 @@ def test_version(capsys):
 
 
 def test_help_is_fast_and_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "backtest.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "backtest.cli", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0
     for command in ("run", "compare", "report", "data"):
         assert command in out.stdout
@@ -40,11 +42,25 @@ def test_run_demo_writes_report_and_metrics(tmp_path, capsys):
     assert "SYNTHETIC" in printed
     assert str(out) in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"total_return", "cagr", "volatility", "sharpe", "max_drawdown", "turnover", "fees"} <= set(metrics)
+    assert {
+        "total_return",
+        "cagr",
+        "volatility",
+        "sharpe",
+        "max_drawdown",
+        "turnover",
+        "fees",
+    } <= set(metrics)
     assert metrics["fees"] > 0
     html = (out / "report.html").read_text()
     assert "synthetic" in html.lower()
-    for name in ("equity.parquet", "weights.parquet", "trades.parquet", "config.toml", "result.json"):
+    for name in (
+        "equity.parquet",
+        "weights.parquet",
+        "trades.parquet",
+        "config.toml",
+        "result.json",
+    ):
         assert (out / name).exists(), name
     # the resolved config round-trips and records every default
     assert "fee_bps = 10" in (out / "config.toml").read_text()

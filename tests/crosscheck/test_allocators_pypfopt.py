@@ -21,7 +21,10 @@ pypfopt = pytest.importorskip("pypfopt")
 from pypfopt import EfficientFrontier, HRPOpt, risk_models  # noqa: E402
 from pypfopt import expected_returns as pp_returns  # noqa: E402
 
-TIGHT = {"solver": "CLARABEL", "solver_options": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}}
+TIGHT = {
+    "solver": "CLARABEL",
+    "solver_options": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+}
 ENDS = [180, 300, 420, 540, 660, 780, 900, 1020, 1138]  # bar positions in the daily panel
 BOUNDS = [(0.0, 1.0), (0.0, 0.2), (0.02, 0.3)]
 
@@ -33,13 +36,17 @@ def daily_returns(daily_market):
 
 def window(daily_returns, end, n_obs=90, n_assets=20):
     """``n_obs`` daily returns ending at bar ``end`` for the first ``n_assets`` assets listed throughout."""
-    frame = daily_returns.iloc[end - n_obs + 1:end + 1].dropna(axis=1)
-    assert frame.shape[1] >= n_assets, f"only {frame.shape[1]} assets listed in the window ending {end}"
+    frame = daily_returns.iloc[end - n_obs + 1 : end + 1].dropna(axis=1)
+    assert frame.shape[1] >= n_assets, (
+        f"only {frame.shape[1]} assets listed in the window ending {end}"
+    )
     return frame.iloc[:, :n_assets]
 
 
 def peer_frontier(frame, lo, hi):
-    mu = pp_returns.mean_historical_return(frame, returns_data=True, compounding=False, frequency=365)
+    mu = pp_returns.mean_historical_return(
+        frame, returns_data=True, compounding=False, frequency=365
+    )
     cov = risk_models.sample_cov(frame, returns_data=True, frequency=365)
     return mu, cov, EfficientFrontier(mu, cov, weight_bounds=(lo, hi), **TIGHT)
 
@@ -54,7 +61,9 @@ def test_moments_equal_pypfopt(daily_returns):
     mu, cov, _ = peer_frontier(frame, 0, 1)
     np.testing.assert_allclose(expected_returns(r, "mean", 365), mu, rtol=1e-12)
     np.testing.assert_allclose(covariance(r, "sample", 365), cov, rtol=1e-12)
-    ewm = pp_returns.ema_historical_return(frame, returns_data=True, compounding=False, frequency=365, span=30)
+    ewm = pp_returns.ema_historical_return(
+        frame, returns_data=True, compounding=False, frequency=365, span=30
+    )
     np.testing.assert_allclose(expected_returns(r, "ewma", 365, span=30), ewm, rtol=1e-12)
     geo = pp_returns.mean_historical_return(frame, returns_data=True, frequency=365)
     np.testing.assert_allclose(expected_returns(r, "geometric", 365), geo, rtol=1e-12)
@@ -70,7 +79,9 @@ def test_max_sharpe_matches_pypfopt(daily_returns, end, lo, hi):
     frame = window(daily_returns, end)
     mu, cov, ef = peer_frontier(frame, lo, hi)
     rf = 0.02
-    allocation = MPTStrategy(risk_free_rate=rf).allocate_detailed(frame, {"min_weight": lo, "max_weight": hi})
+    allocation = MPTStrategy(risk_free_rate=rf).allocate_detailed(
+        frame, {"min_weight": lo, "max_weight": hi}
+    )
     np.testing.assert_allclose(allocation.extras["covariance"], cov, rtol=1e-12)
     try:
         ef.max_sharpe(risk_free_rate=rf)
@@ -92,7 +103,9 @@ def test_min_volatility_matches_pypfopt(daily_returns, end, lo, hi):
     frame = window(daily_returns, end)
     _, cov, ef = peer_frontier(frame, lo, hi)
     ef.min_volatility()
-    w = MPTStrategy(objective="min_volatility").allocate(frame, {"min_weight": lo, "max_weight": hi})
+    w = MPTStrategy(objective="min_volatility").allocate(
+        frame, {"min_weight": lo, "max_weight": hi}
+    )
     ours, peer = np.sqrt(w @ cov @ w), np.sqrt(ef.weights @ cov @ ef.weights)
     assert ours <= peer * (1 + 1e-6) and ours == pytest.approx(peer, rel=1e-6)
 
@@ -119,7 +132,9 @@ def test_efficient_return_and_risk_match_pypfopt(daily_returns, end):
 
 def test_frontier_points_lie_on_pypfopt_frontier(daily_returns):
     frame = window(daily_returns, 780)
-    frontier = efficient_frontier(frame, n_points=12, constraints={"max_weight": 0.25}, risk_free_rate=0.02)
+    frontier = efficient_frontier(
+        frame, n_points=12, constraints={"max_weight": 0.25}, risk_free_rate=0.02
+    )
     for ret, vol in frontier[["return", "volatility"]].to_numpy()[:-1]:
         _, cov, ef = peer_frontier(frame, 0.0, 0.25)
         ef.efficient_return(float(ret))

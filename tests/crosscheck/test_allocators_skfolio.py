@@ -28,7 +28,7 @@ def daily_returns(daily_market):
 
 
 def window(daily_returns, end, n_obs, n_assets):
-    frame = daily_returns.iloc[end - n_obs + 1:end + 1].dropna(axis=1)
+    frame = daily_returns.iloc[end - n_obs + 1 : end + 1].dropna(axis=1)
     assert frame.shape[1] >= n_assets
     return frame.iloc[:, :n_assets].to_numpy()
 
@@ -39,8 +39,9 @@ def skfolio_hrp(linkage, min_weights=0.0, max_weights=1.0):
         risk_measure=RiskMeasure.VARIANCE,
         prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
         distance_estimator=PearsonDistance(),
-        seriation_estimator=HierarchicalSeriation(hierarchical_clustering_estimator=clustering,
-                                                  optimal_ordering=False),
+        seriation_estimator=HierarchicalSeriation(
+            hierarchical_clustering_estimator=clustering, optimal_ordering=False
+        ),
         min_weights=min_weights,
         max_weights=max_weights,
     )
@@ -60,8 +61,11 @@ def test_hrp_equals_skfolio(daily_returns, end, linkage, lo, hi):
 def test_risk_parity_matches_skfolio_risk_budgeting(daily_returns, end):
     returns = window(daily_returns, end, n_obs=90, n_assets=20)
     tight = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
-    peer = RiskBudgeting(risk_measure=RiskMeasure.VARIANCE, solver_params=tight,
-                         prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance())).fit(returns)
+    peer = RiskBudgeting(
+        risk_measure=RiskMeasure.VARIANCE,
+        solver_params=tight,
+        prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
+    ).fit(returns)
     ours = RiskParity().allocate(returns)
     np.testing.assert_allclose(ours, peer.weights_, atol=1e-6)
     cov = np.cov(returns, rowvar=False)

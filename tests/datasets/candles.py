@@ -14,7 +14,9 @@ def ms(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").value // 1_000_000)
 
 
-def candles(start: str, n: int, step_ms: int = HOUR, seed: int = 0, price: float = 100.0) -> pd.DataFrame:
+def candles(
+    start: str, n: int, step_ms: int = HOUR, seed: int = 0, price: float = 100.0
+) -> pd.DataFrame:
     """``n`` valid candles from ``start`` with 2-decimal prices and 4-decimal volumes."""
     rng = np.random.default_rng(seed)
     t0 = int(pd.Timestamp(start, tz="UTC").value // 1_000_000)
@@ -23,5 +25,13 @@ def candles(start: str, n: int, step_ms: int = HOUR, seed: int = 0, price: float
     high = np.round(np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n)), 2)
     low = np.round(np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n)), 2)
     volume = np.round(rng.uniform(1, 1000, n), 4)
-    return pd.DataFrame({"timestamp_ms": t0 + step_ms * np.arange(n, dtype=np.int64), "open": open_,
-                         "high": high, "low": low, "close": close, "volume": volume})
+    return pd.DataFrame(
+        {
+            "timestamp_ms": t0 + step_ms * np.arange(n, dtype=np.int64),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
+    )

@@ -39,8 +39,32 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-STEP_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
-BINANCE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+STEP_MS = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+BINANCE_INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+)
 DEFAULT_NOW_MS = 1673371800000  # 2023-01-10 17:30 UTC: the 17:00 hourly candle is still open
 
 
@@ -111,8 +135,14 @@ class FakeExchangeServer:
         """Answer the next request that no route matches with a recorded case's ``httpResponse``."""
         self._replays.append(case["httpResponse"])
 
-    def fail(self, error: BaseException | type[BaseException] | HttpError, *, path: str | None = None,
-             after: int = 0, times: int = 1) -> None:
+    def fail(
+        self,
+        error: BaseException | type[BaseException] | HttpError,
+        *,
+        path: str | None = None,
+        after: int = 0,
+        times: int = 1,
+    ) -> None:
         """Fail ``times`` requests to ``path`` (any path if None) after letting ``after`` of them pass.
 
         ``error`` may be a ccxt exception (instance or class), an `HttpError` (ccxt maps the status
@@ -123,7 +153,10 @@ class FakeExchangeServer:
 
     def add_candles(self, market_id: str, interval: str, ts: np.ndarray, ohlcv: np.ndarray) -> None:
         """Serve candles: ``ts`` int64 (n,) bar open times, ``ohlcv`` float64 (n, 5), sorted by time."""
-        self.candles[(market_id, interval)] = (np.asarray(ts, dtype=np.int64), np.asarray(ohlcv, dtype=np.float64))
+        self.candles[(market_id, interval)] = (
+            np.asarray(ts, dtype=np.int64),
+            np.asarray(ohlcv, dtype=np.float64),
+        )
 
     def requests_to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
@@ -131,12 +164,21 @@ class FakeExchangeServer:
     # ------------------------------------------------------------------ serving
     def handle(self, method: str, url: str, headers: dict | None, body: Any) -> Any:
         parts = urlsplit(url)
-        request = Request(method.upper(), url, parts.netloc, parts.path, dict(parse_qsl(parts.query)),
-                          dict(headers or {}), body)
+        request = Request(
+            method.upper(),
+            url,
+            parts.netloc,
+            parts.path,
+            dict(parse_qsl(parts.query)),
+            dict(headers or {}),
+            body,
+        )
         self.requests.append(request)
         failure = self._due_failure(request)
         if failure is not None:
-            request.failed = type(failure).__name__ if not isinstance(failure, type) else failure.__name__
+            request.failed = (
+                type(failure).__name__ if not isinstance(failure, type) else failure.__name__
+            )
             return failure
         answer = self.routes.get((request.method, request.path))
         if answer is None:
@@ -157,12 +199,26 @@ class FakeExchangeServer:
     def _builtin(self, request: Request) -> Any:
         path = request.path
         if path == "/api/v3/exchangeInfo":
-            return {"timezone": "UTC", "serverTime": self.now_ms, "rateLimits": [], "exchangeFilters": [],
-                    "symbols": self.markets}
+            return {
+                "timezone": "UTC",
+                "serverTime": self.now_ms,
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "symbols": self.markets,
+            }
         if path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
-            return {"timezone": "UTC", "serverTime": self.now_ms, "rateLimits": [], "exchangeFilters": [],
-                    "symbols": []}
-        if path in ("/sapi/v1/capital/config/getall", "/sapi/v1/margin/allPairs", "/sapi/v1/margin/isolated/allPairs"):
+            return {
+                "timezone": "UTC",
+                "serverTime": self.now_ms,
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "symbols": [],
+            }
+        if path in (
+            "/sapi/v1/capital/config/getall",
+            "/sapi/v1/margin/allPairs",
+            "/sapi/v1/margin/isolated/allPairs",
+        ):
             return []
         if path == "/api/v3/time":
             return {"serverTime": self.now_ms}
@@ -170,8 +226,10 @@ class FakeExchangeServer:
             return self._klines(request)
         if self._replays:
             return self._replays.pop(0)
-        raise LookupError(f"the fake exchange has no answer for {request.method} {request.host}{path} "
-                          f"{request.params}; add one with server.route({path!r}, payload)")
+        raise LookupError(
+            f"the fake exchange has no answer for {request.method} {request.host}{path} "
+            f"{request.params}; add one with server.route({path!r}, payload)"
+        )
 
     def _klines(self, request: Request) -> Any:
         """Binance ``GET /api/v3/klines``: at most ``limit`` (default 500, max 1000) candles with
@@ -181,17 +239,26 @@ class FakeExchangeServer:
         if interval not in BINANCE_INTERVALS:
             return HttpError(400, {"code": -1120, "msg": "Invalid interval."})
         if not any(key[0] == params.get("symbol") for key in self.candles) and not any(
-                m["symbol"] == params.get("symbol") for m in self.markets):
+            m["symbol"] == params.get("symbol") for m in self.markets
+        ):
             return HttpError(400, {"code": -1121, "msg": "Invalid symbol."})
         limit = request.int_param("limit") or 500
         if not 1 <= limit <= 1000:
-            return HttpError(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."})
-        ts, ohlcv = self.candles.get((params["symbol"], interval), (np.empty(0, np.int64), np.empty((0, 5))))
+            return HttpError(
+                400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}
+            )
+        ts, ohlcv = self.candles.get(
+            (params["symbol"], interval), (np.empty(0, np.int64), np.empty((0, 5)))
+        )
         step = STEP_MS.get(interval, 0)
         lo = int(np.searchsorted(ts, request.int_param("startTime") or 0, side="left"))
         end = min(request.int_param("endTime") or self.now_ms, self.now_ms)
         hi = int(np.searchsorted(ts, end, side="right"))
-        pick = slice(lo, min(hi, lo + limit)) if "startTime" in params else slice(max(lo, hi - limit), hi)
+        pick = (
+            slice(lo, min(hi, lo + limit))
+            if "startTime" in params
+            else slice(max(lo, hi - limit), hi)
+        )
         return [_kline(int(t), row, step) for t, row in zip(ts[pick], ohlcv[pick], strict=True)]
 
 
@@ -205,11 +272,26 @@ def _kline(ts: int, row: np.ndarray, step: int) -> list:
     """Raw 12-field Binance kline. Fields 7-11 (quote volume, trades, taker volumes) are not in the
     source candles: quote volume is volume * close, the others are zero."""
     o, h, lo, c, v = (float(x) for x in row)
-    return [ts, _num(o), _num(h), _num(lo), _num(c), _num(v), ts + step - 1, _num(v * c), 0, "0", "0", "0"]
+    return [
+        ts,
+        _num(o),
+        _num(h),
+        _num(lo),
+        _num(c),
+        _num(v),
+        ts + step - 1,
+        _num(v * c),
+        0,
+        "0",
+        "0",
+        "0",
+    ]
 
 
 # ---------------------------------------------------------------------------------- ccxt classes
-def fake_exchange_class(server: FakeExchangeServer, exchange_id: str = "binance", async_: bool = False) -> type:
+def fake_exchange_class(
+    server: FakeExchangeServer, exchange_id: str = "binance", async_: bool = False
+) -> type:
     """A subclass of ccxt's real ``exchange_id`` class whose HTTP and clock are ``server``'s."""
     if async_:
         import ccxt.async_support as module
@@ -228,28 +310,45 @@ def fake_exchange_class(server: FakeExchangeServer, exchange_id: str = "binance"
         if isinstance(result, HttpError):
             text = result.body if isinstance(result.body, str) else json.dumps(result.body)
             parsed = result.body if isinstance(result.body, (dict, list)) else None
-            self.handle_errors(result.status, result.reason, url, method, {}, text, parsed, headers, body)
+            self.handle_errors(
+                result.status, result.reason, url, method, {}, text, parsed, headers, body
+            )
             self.handle_http_status_code(result.status, result.reason, url, method, text)
             import ccxt
 
             raise ccxt.ExchangeError(f"{self.id} {method} {url} {result.status}")
-        if isinstance(result, BaseException) or (isinstance(result, type) and issubclass(result, BaseException)):
+        if isinstance(result, BaseException) or (
+            isinstance(result, type) and issubclass(result, BaseException)
+        ):
             raise result
         return result
 
     if async_:
-        async def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+
+        async def fetch(
+            self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
             return answer(self, url, method, headers, body)
     else:
-        def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+
+        def fetch(
+            self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
             return answer(self, url, method, headers, body)
 
-    namespace = {"__init__": init, "fetch": fetch, "milliseconds": milliseconds, "fake_server": server}
+    namespace = {
+        "__init__": init,
+        "fetch": fetch,
+        "milliseconds": milliseconds,
+        "fake_server": server,
+    }
     return type(f"Fake{base.__name__}", (base,), namespace)
 
 
 @contextlib.contextmanager
-def install(server: FakeExchangeServer, exchange_id: str = "binance") -> Iterator[FakeExchangeServer]:
+def install(
+    server: FakeExchangeServer, exchange_id: str = "binance"
+) -> Iterator[FakeExchangeServer]:
     """Make ``ccxt.<id>`` and ``ccxt.async_support.<id>`` the fake classes while the block runs
     (so :func:`datasets.exchange.make_exchange` and any ``getattr(ccxt, id)`` use them)."""
     import ccxt
@@ -274,16 +373,24 @@ def recorded_cases(fixtures_dir: Path, method: str) -> list[dict]:
 
 def recorded_routes(fixtures_dir: Path) -> dict[str, Any]:
     """Routes for the recorded spot payloads, keyed by the Binance path ccxt requests them from."""
-    first = {m: recorded_cases(fixtures_dir, m)[0]["httpResponse"] for m in
-             ("fetchBalance", "fetchTicker", "fetchOrderBook", "fetchTrades")}
-    return {"/api/v3/account": first["fetchBalance"], "/api/v3/ticker/24hr": first["fetchTicker"],
-            "/api/v3/depth": first["fetchOrderBook"], "/api/v3/aggTrades": first["fetchTrades"]}
+    first = {
+        m: recorded_cases(fixtures_dir, m)[0]["httpResponse"]
+        for m in ("fetchBalance", "fetchTicker", "fetchOrderBook", "fetchTrades")
+    }
+    return {
+        "/api/v3/account": first["fetchBalance"],
+        "/api/v3/ticker/24hr": first["fetchTicker"],
+        "/api/v3/depth": first["fetchOrderBook"],
+        "/api/v3/aggTrades": first["fetchTrades"],
+    }
 
 
 def exchange_info_symbols(fixtures_dir: Path, extra_market_ids: list[str] = ()) -> list[dict]:
     """The six recorded exchangeInfo entries, plus entries for ``extra_market_ids`` (``"SOLUSDT"``)
     derived from the BTCUSDT entry with the symbol and base asset replaced (marked ``"derived"``)."""
-    symbols = json.loads((Path(fixtures_dir) / "binance_exchangeInfo_symbols_subset.json").read_text())["symbols"]
+    symbols = json.loads(
+        (Path(fixtures_dir) / "binance_exchangeInfo_symbols_subset.json").read_text()
+    )["symbols"]
     known = {s["symbol"] for s in symbols}
     template = next(s for s in symbols if s["symbol"] == "BTCUSDT")
     for market_id in extra_market_ids:
@@ -301,20 +408,25 @@ def _csv_candles(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     frame = read_long_csv(path)
     out = {}
     for symbol, rows in frame.groupby("symbol", sort=True):
-        out[symbol.replace("/", "")] = (rows["timestamp_ms"].to_numpy(np.int64),
-                                        rows[["open", "high", "low", "close", "volume"]].to_numpy(np.float64))
+        out[symbol.replace("/", "")] = (
+            rows["timestamp_ms"].to_numpy(np.int64),
+            rows[["open", "high", "low", "close", "volume"]].to_numpy(np.float64),
+        )
     return out
 
 
-def binance_server(shared_data: Path, intervals: tuple[str, ...] = ("1d", "1h"), *,
-                   now_ms: int = DEFAULT_NOW_MS) -> FakeExchangeServer:
+def binance_server(
+    shared_data: Path, intervals: tuple[str, ...] = ("1d", "1h"), *, now_ms: int = DEFAULT_NOW_MS
+) -> FakeExchangeServer:
     """A Binance spot server: recorded routes, exchangeInfo for every pair in the candle files, and
     klines from ``binance_spot_usdt_<interval>.csv.gz`` for each interval in ``intervals``."""
     fixtures = Path(shared_data) / "exchange-fixtures"
     server = FakeExchangeServer(now_ms=now_ms)
     ids: set[str] = set()
     for interval in intervals:
-        for market_id, (ts, ohlcv) in _csv_candles(str(Path(shared_data) / f"binance_spot_usdt_{interval}.csv.gz")).items():
+        for market_id, (ts, ohlcv) in _csv_candles(
+            str(Path(shared_data) / f"binance_spot_usdt_{interval}.csv.gz")
+        ).items():
             server.add_candles(market_id, interval, ts, ohlcv)
             ids.add(market_id)
     server.markets = exchange_info_symbols(fixtures, sorted(ids))
@@ -323,7 +435,9 @@ def binance_server(shared_data: Path, intervals: tuple[str, ...] = ("1d", "1h"),
     return server
 
 
-def kline_window(server: FakeExchangeServer, market_id: str, interval: str) -> Callable[[int, int], np.ndarray]:
+def kline_window(
+    server: FakeExchangeServer, market_id: str, interval: str
+) -> Callable[[int, int], np.ndarray]:
     """Helper for assertions: ``window(lo, hi)`` -> served open times in ``[lo, hi]``."""
     ts = server.candles[(market_id, interval)][0]
     return lambda lo, hi: ts[(ts >= lo) & (ts <= hi)]

@@ -15,17 +15,23 @@ from tests.datasets.ccxt_fake import FakeExchangeServer, fake_exchange_class, re
 KEY, SECRET = "k3y-AAAABBBBCCCC", "s3cr3t-DDDDEEEEFFFF"
 
 
-@pytest.mark.parametrize(("given", "suggestion"), [("binanse", "'binance'"), ("krakn", "'kraken'"), ("BINANCE", None)])
+@pytest.mark.parametrize(
+    ("given", "suggestion"), [("binanse", "'binance'"), ("krakn", "'kraken'"), ("BINANCE", None)]
+)
 def test_exchange_ids(given, suggestion):
     if suggestion is None:
         assert check_exchange_id(given) == "binance"
         return
-    with pytest.raises(ExchangeError, match=rf"unknown exchange id '{given}'; did you mean {suggestion}"):
+    with pytest.raises(
+        ExchangeError, match=rf"unknown exchange id '{given}'; did you mean {suggestion}"
+    ):
         make_exchange(given)
 
 
 def test_unknown_id_without_close_match_still_helps():
-    with pytest.raises(ExchangeError, match=r"unknown exchange id 'zzzz' \(ccxt knows \d+ exchanges; list them"):
+    with pytest.raises(
+        ExchangeError, match=r"unknown exchange id 'zzzz' \(ccxt knows \d+ exchanges; list them"
+    ):
         make_exchange("zzzz")
 
 
@@ -42,7 +48,9 @@ def test_keys_from_environment_are_used_and_never_shown(monkeypatch, caplog):
     with caplog.at_level(logging.DEBUG):
         ex = make_exchange("binance")
         # what ccxt's own fetch() logs at DEBUG: the request headers, which carry the key
-        logging.getLogger("ccxt.base.exchange").debug("GET %s, Request: %s", "https://x", {"X-MBX-APIKEY": KEY})
+        logging.getLogger("ccxt.base.exchange").debug(
+            "GET %s, Request: %s", "https://x", {"X-MBX-APIKEY": KEY}
+        )
     assert (ex.apiKey, ex.secret) == (KEY, SECRET)
     for text in (repr(ex), str(ex), caplog.text):
         assert KEY not in text and SECRET not in text
@@ -52,7 +60,9 @@ def test_keys_from_environment_are_used_and_never_shown(monkeypatch, caplog):
 def test_arguments_override_environment_and_pairs_must_be_complete(monkeypatch):
     monkeypatch.setenv("EXCHANGE_API_KEY", KEY)
     monkeypatch.delenv("EXCHANGE_API_SECRET", raising=False)
-    with pytest.raises(ExchangeError, match=r"`EXCHANGE_API_KEY` is set but `EXCHANGE_API_SECRET` is not") as err:
+    with pytest.raises(
+        ExchangeError, match=r"`EXCHANGE_API_KEY` is set but `EXCHANGE_API_SECRET` is not"
+    ) as err:
         make_exchange("binance")
     assert KEY not in str(err.value)
     ex = make_exchange("binance", api_key="a", api_secret="b")
@@ -72,9 +82,13 @@ def test_symbol_and_timeframe_checks(fake_binance):
     ex = make_exchange("binance")
     ex.load_markets()
     assert check_symbol(ex, "ETH/USDT") == "ETH/USDT" and check_timeframe(ex, "4h") == "4h"
-    with pytest.raises(ExchangeError, match=r"unknown symbol 'ETH/USD' on binance; did you mean 'ETH/USDT'"):
+    with pytest.raises(
+        ExchangeError, match=r"unknown symbol 'ETH/USD' on binance; did you mean 'ETH/USDT'"
+    ):
         check_symbol(ex, "ETH/USD")
-    with pytest.raises(ExchangeError, match=r"`timeframe` '2d' is not offered by binance; choose one of 1s, .*, 1M"):
+    with pytest.raises(
+        ExchangeError, match=r"`timeframe` '2d' is not offered by binance; choose one of 1s, .*, 1M"
+    ):
         check_timeframe(ex, "2d")
 
 
@@ -87,7 +101,12 @@ def test_recorded_klines_parse_like_ccxts_static_test(exchange_fixtures, fake_bi
     assert ex.fetch_ohlcv(*case["input"]) == case["parsedResponse"]
     request = fake_binance.requests_to("/api/v3/klines")[0]
     assert request.host == "api.binance.com"
-    assert request.params == {"interval": "1h", "limit": "3", "symbol": "BTCUSDT", "startTime": "1706628191000"}
+    assert request.params == {
+        "interval": "1h",
+        "limit": "3",
+        "symbol": "BTCUSDT",
+        "startTime": "1706628191000",
+    }
 
 
 @pytest.mark.shared
@@ -95,15 +114,17 @@ def test_recorded_public_endpoints(exchange_fixtures, fake_binance):
     ex = make_exchange("binance")
     ticker = recorded_cases(exchange_fixtures, "fetchTicker")[0]["parsedResponse"]
     got = ex.fetch_ticker("BTC/USDT")
-    assert {k: got[k] for k in ("symbol", "last", "bid", "ask", "baseVolume", "timestamp")} == \
-        {k: ticker[k] for k in ("symbol", "last", "bid", "ask", "baseVolume", "timestamp")}
+    assert {k: got[k] for k in ("symbol", "last", "bid", "ask", "baseVolume", "timestamp")} == {
+        k: ticker[k] for k in ("symbol", "last", "bid", "ask", "baseVolume", "timestamp")
+    }
     book = recorded_cases(exchange_fixtures, "fetchOrderBook")[0]["parsedResponse"]
     got = ex.fetch_order_book("BTC/USDT", 2)
     assert (got["bids"], got["asks"]) == (book["bids"], book["asks"])
     trades = recorded_cases(exchange_fixtures, "fetchTrades")[0]["parsedResponse"]
     got = ex.fetch_trades("BTC/USDT", None, 1)
-    assert [(t["price"], t["amount"], t["timestamp"]) for t in got] == \
-        [(t["price"], t["amount"], t["timestamp"]) for t in trades]
+    assert [(t["price"], t["amount"], t["timestamp"]) for t in got] == [
+        (t["price"], t["amount"], t["timestamp"]) for t in trades
+    ]
 
 
 @pytest.mark.shared
@@ -114,7 +135,9 @@ def test_recorded_signed_balance(exchange_fixtures, fake_binance):
     for asset in ("BTC", "LTC", "ETH"):
         assert balance[asset] == expected[asset]
     account = fake_binance.requests_to("/api/v3/account")[0]
-    assert account.headers["X-MBX-APIKEY"] == KEY and {"timestamp", "signature"} <= set(account.params)
+    assert account.headers["X-MBX-APIKEY"] == KEY and {"timestamp", "signature"} <= set(
+        account.params
+    )
 
 
 @pytest.mark.shared
@@ -123,13 +146,18 @@ def test_markets_come_from_the_recorded_exchange_info(fake_binance, exchange_fix
 
     ex = make_exchange("binance")
     ex.load_markets()
-    recorded = json.loads((exchange_fixtures / "binance_markets_spot_subset.json").read_text())["markets"]
+    recorded = json.loads((exchange_fixtures / "binance_markets_spot_subset.json").read_text())[
+        "markets"
+    ]
     for symbol, market in recorded.items():
         assert ex.markets[symbol]["limits"]["amount"]["min"] == market["limits"]["amount"]["min"]
         assert ex.markets[symbol]["limits"]["cost"]["min"] == market["limits"]["cost"]["min"]
     assert ex.markets["SOL/USDT"]["info"]["derived"] is True  # pairs only in the candle files
     assert [r.path for r in fake_binance.requests] == [
-        "/api/v3/exchangeInfo", "/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"]
+        "/api/v3/exchangeInfo",
+        "/fapi/v1/exchangeInfo",
+        "/dapi/v1/exchangeInfo",
+    ]
 
 
 def test_unrouted_request_fails_loudly_and_replay_answers_once():

@@ -50,9 +50,13 @@ def test_multi_page_fetch_is_exact_and_drops_the_open_candle(fake_binance, store
     n = len(_served(fake_binance, "BTCUSDT", ms("2022-01-01"), ms("2023-01-10 15:00"))[0])
     assert report.rows == n and report.dropped_open == 1 and report.retries == 0
     assert report.requests == math.ceil((n + 1) / 1000) == len(fake_binance.requests_to(KLINES))
-    assert {r.params["limit"] for r in fake_binance.requests_to(KLINES)} == {"1000"}  # Binance's page size
+    assert {r.params["limit"] for r in fake_binance.requests_to(KLINES)} == {
+        "1000"
+    }  # Binance's page size
     assert store.last_timestamp("binance", "1h", "BTC/USDT") == ms("2023-01-10 15:00")
-    _assert_store_equals_source(store, fake_binance, "BTC/USDT", ms("2022-01-01"), ms("2023-01-10 15:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "BTC/USDT", ms("2022-01-01"), ms("2023-01-10 15:00")
+    )
     # every page starts one bar after the previous page's last candle
     starts = _starts(fake_binance)
     assert starts[0] == ms("2022-01-01") and np.all(np.diff(starts) == 1000 * HOUR)
@@ -70,35 +74,59 @@ def test_incremental_second_fetch_requests_only_new_candles(fake_binance, store)
     assert [r.path for r in fake_binance.requests] == [KLINES]  # markets cached, one page
     assert _starts(fake_binance) == [last + HOUR]
     assert report.rows == 5 * 24 + 12 and report.frame["timestamp_ms"].iloc[0] == last + HOUR
-    _assert_store_equals_source(store, fake_binance, "ETH/USDT", ms("2022-10-01"), ms("2023-01-10 11:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "ETH/USDT", ms("2022-10-01"), ms("2023-01-10 11:00")
+    )
     fake_binance.requests.clear()
     assert fetch_ohlcv(ex, "ETH/USDT", "1h", "2022-10-01", store=store).requests == 0
     assert fake_binance.requests == []
 
 
-@pytest.mark.parametrize("failure", [
-    ccxt.NetworkError("connection reset by peer"),
-    ccxt.RateLimitExceeded("binance 429 too many requests"),
-    ccxt.RequestTimeout("read timed out"),
-    HttpError(429, {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."}),
-    HttpError(400, {"code": -1003, "msg": "Too much request weight used."}),
-    HttpError(503, "Service Unavailable", reason="Service Unavailable"),
-], ids=["network", "ratelimit", "timeout", "http429", "code-1003", "http503"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ccxt.NetworkError("connection reset by peer"),
+        ccxt.RateLimitExceeded("binance 429 too many requests"),
+        ccxt.RequestTimeout("read timed out"),
+        HttpError(
+            429,
+            {
+                "code": -1003,
+                "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+            },
+        ),
+        HttpError(400, {"code": -1003, "msg": "Too much request weight used."}),
+        HttpError(503, "Service Unavailable", reason="Service Unavailable"),
+    ],
+    ids=["network", "ratelimit", "timeout", "http429", "code-1003", "http503"],
+)
 def test_failures_mid_pagination_are_retried_with_backoff(fake_binance, store, failure):
     fake_binance.fail(failure, path=KLINES, after=3, times=2)  # pages 4 and 5 fail twice in a row
     waits: list[float] = []
-    report = fetch_ohlcv(make_exchange("binance"), "XRP/USDT", "1h", "2022-01-01", "2022-12-31 23:00",
-                         store=store, sleep=waits.append, backoff_s=0.5)
+    report = fetch_ohlcv(
+        make_exchange("binance"),
+        "XRP/USDT",
+        "1h",
+        "2022-01-01",
+        "2022-12-31 23:00",
+        store=store,
+        sleep=waits.append,
+        backoff_s=0.5,
+    )
     failed = [r for r in fake_binance.requests_to(KLINES) if r.failed]
     assert len(failed) == 2 and report.retries == 2 and waits == [0.5, 1.0]
     starts = _starts(fake_binance)
     assert len(starts) == len(set(starts)) == 9  # nothing asked twice once it succeeded
     assert failed[0].int_param("startTime") == failed[1].int_param("startTime") == starts[3]
-    _assert_store_equals_source(store, fake_binance, "XRP/USDT", ms("2022-01-01"), ms("2022-12-31 23:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "XRP/USDT", ms("2022-01-01"), ms("2022-12-31 23:00")
+    )
 
 
 def test_rate_limit_error_mapping_is_ccxts(fake_binance):
-    fake_binance.fail(HttpError(400, {"code": -1003, "msg": "Too much request weight used."}), path=KLINES)
+    fake_binance.fail(
+        HttpError(400, {"code": -1003, "msg": "Too much request weight used."}), path=KLINES
+    )
     ex = make_exchange("binance")
     with pytest.raises(ccxt.RateLimitExceeded):
         ex.fetch_ohlcv("BTC/USDT", "1h", since=ms("2022-01-01"), limit=10)
@@ -108,15 +136,29 @@ def test_exhausted_retries_keep_the_pages_and_the_next_fetch_resumes(fake_binanc
     fake_binance.fail(ccxt.ExchangeNotAvailable("maintenance"), path=KLINES, after=4, times=10)
     ex = make_exchange("binance")
     with pytest.raises(ccxt.ExchangeNotAvailable):
-        fetch_ohlcv(ex, "ADA/USDT", "1h", "2022-01-01", "2022-12-31 23:00", store=store, max_retries=3,
-                    sleep=lambda s: None)
+        fetch_ohlcv(
+            ex,
+            "ADA/USDT",
+            "1h",
+            "2022-01-01",
+            "2022-12-31 23:00",
+            store=store,
+            max_retries=3,
+            sleep=lambda s: None,
+        )
     stored = store.last_timestamp("binance", "1h", "ADA/USDT")
-    assert stored == _served(fake_binance, "ADAUSDT", ms("2022-01-01"), ms("2023-01-01"))[0][3999]  # 4 good pages
+    assert (
+        stored == _served(fake_binance, "ADAUSDT", ms("2022-01-01"), ms("2023-01-01"))[0][3999]
+    )  # 4 good pages
     fake_binance.requests.clear()
     fake_binance._failures.clear()
-    fetch_ohlcv(ex, "ADA/USDT", "1h", "2022-01-01", "2022-12-31 23:00", store=store, sleep=lambda s: None)
+    fetch_ohlcv(
+        ex, "ADA/USDT", "1h", "2022-01-01", "2022-12-31 23:00", store=store, sleep=lambda s: None
+    )
     assert _starts(fake_binance)[0] == stored + HOUR
-    _assert_store_equals_source(store, fake_binance, "ADA/USDT", ms("2022-01-01"), ms("2022-12-31 23:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "ADA/USDT", ms("2022-01-01"), ms("2022-12-31 23:00")
+    )
 
 
 def test_ctrl_c_mid_fetch_leaves_a_consistent_store_that_resumes(fake_binance, store):
@@ -126,11 +168,15 @@ def test_ctrl_c_mid_fetch_leaves_a_consistent_store_that_resumes(fake_binance, s
         fetch_ohlcv(ex, "LTC/USDT", "1h", "2021-06-01", store=store, flush_rows=2000)
     assert store.verify().empty
     stored = store.last_timestamp("binance", "1h", "LTC/USDT")
-    assert stored == _served(fake_binance, "LTCUSDT", ms("2021-06-01"), ms("2023-01-10"))[0][4999]  # 5 pages
+    assert (
+        stored == _served(fake_binance, "LTCUSDT", ms("2021-06-01"), ms("2023-01-10"))[0][4999]
+    )  # 5 pages
     fake_binance.requests.clear()
     fetch_ohlcv(ex, "LTC/USDT", "1h", "2021-06-01", store=store)
     assert _starts(fake_binance)[0] == stored + HOUR
-    _assert_store_equals_source(store, fake_binance, "LTC/USDT", ms("2021-06-01"), ms("2023-01-10 16:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "LTC/USDT", ms("2021-06-01"), ms("2023-01-10 16:00")
+    )
 
 
 CRASH_CHILD = textwrap.dedent("""
@@ -155,11 +201,15 @@ CRASH_CHILD = textwrap.dedent("""
 """)
 
 
-def test_crash_mid_write_keeps_the_store_consistent_and_the_fetch_resumes(fake_binance, store, shared_data):
+def test_crash_mid_write_keeps_the_store_consistent_and_the_fetch_resumes(
+    fake_binance, store, shared_data
+):
     from tests.conftest import ROOT
 
     code = CRASH_CHILD.format(repo=str(ROOT), shared=str(shared_data), root=str(store.root))
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert child.returncode == 9, child.stderr
     problems = store.verify()
     assert problems["problem"].tolist() == ["temporary file left by an interrupted write"]
@@ -167,16 +217,22 @@ def test_crash_mid_write_keeps_the_store_consistent_and_the_fetch_resumes(fake_b
     store.read("binance", "1h", "DOGE/USDT")  # what is there is readable
     assert not store.verify(repair=True).empty and store.verify().empty
     fake_binance.requests.clear()
-    fetch_ohlcv(make_exchange("binance"), "DOGE/USDT", "1h", "2020-06-01", "2022-12-31 23:00", store=store)
+    fetch_ohlcv(
+        make_exchange("binance"), "DOGE/USDT", "1h", "2020-06-01", "2022-12-31 23:00", store=store
+    )
     assert _starts(fake_binance)[0] == stored + HOUR
-    _assert_store_equals_source(store, fake_binance, "DOGE/USDT", ms("2020-06-01"), ms("2022-12-31 23:00"))
+    _assert_store_equals_source(
+        store, fake_binance, "DOGE/USDT", ms("2020-06-01"), ms("2022-12-31 23:00")
+    )
 
 
 def test_fetch_without_store_returns_the_candles(fake_binance):
     report = fetch_ohlcv(make_exchange("binance"), "BTC/USDT", "1d", "2022-12-01", "2022-12-31")
     ts, ohlcv = _served(fake_binance, "BTCUSDT", ms("2022-12-01"), ms("2022-12-31"), "1d")
     assert np.array_equal(report.frame["timestamp_ms"], ts)
-    assert np.array_equal(report.frame[["open", "high", "low", "close", "volume"]].to_numpy(), ohlcv)
+    assert np.array_equal(
+        report.frame[["open", "high", "low", "close", "volume"]].to_numpy(), ohlcv
+    )
     assert "31 candles (2022-12-01 00:00 .. 2022-12-31 00:00), 1 requests" in str(report)
 
 
@@ -186,7 +242,9 @@ def test_invalid_candles_from_the_exchange_are_reported_stored_and_kept_out(fake
     k = int(np.searchsorted(ts, ms("2022-12-10")))
     bad[k, 1] = bad[k, 3] - 1.0  # high below close
     fake_binance.add_candles("ETHUSDT", "1d", ts, bad)
-    report = fetch_ohlcv(make_exchange("binance"), "ETH/USDT", "1d", "2022-12-01", "2022-12-31", store=store)
+    report = fetch_ohlcv(
+        make_exchange("binance"), "ETH/USDT", "1d", "2022-12-01", "2022-12-31", store=store
+    )
     assert report.invalid == 1 and len(store.read("binance", "1d", "ETH/USDT")) == 31
     market = store.load("binance", ["ETH/USDT"], "1d")
     assert np.isnan(market.close.loc["2022-12-10"].iloc[0])
@@ -195,27 +253,42 @@ def test_invalid_candles_from_the_exchange_are_reported_stored_and_kept_out(fake
 
 def test_bad_input_errors(fake_binance, store):
     ex = make_exchange("binance")
-    with pytest.raises(ExchangeError, match=r"unknown symbol 'BTC/USDX' on binance; did you mean 'BTC/USDT'"):
+    with pytest.raises(
+        ExchangeError, match=r"unknown symbol 'BTC/USDX' on binance; did you mean 'BTC/USDT'"
+    ):
         fetch_ohlcv(ex, "BTC/USDX", "1h", "2022-01-01")
-    with pytest.raises(ExchangeError, match=r"`timeframe` '7m' is not offered by binance; choose one of 1s, 1m, 3m"):
+    with pytest.raises(
+        ExchangeError, match=r"`timeframe` '7m' is not offered by binance; choose one of 1s, 1m, 3m"
+    ):
         fetch_ohlcv(ex, "BTC/USDT", "7m", "2022-01-01")
-    with pytest.raises(DataError, match=r"`since` \(2023-01-01 00:00\) must not be after `until` \(2022-01-01 00:00\)"):
+    with pytest.raises(
+        DataError,
+        match=r"`since` \(2023-01-01 00:00\) must not be after `until` \(2022-01-01 00:00\)",
+    ):
         fetch_ohlcv(ex, "BTC/USDT", "1h", "2023-01-01", "2022-01-01")
     assert fake_binance.requests_to(KLINES) == []
 
 
 def test_ensure_history_fetches_missing_then_works_offline(fake_binance, tmp_path):
     store = OHLCVStore(tmp_path / "s")
-    market = ensure_history(store, "binance", ["BTC/USDT", "SOL/USDT"], "1d", "2017-01-01", "2022-12-31")
+    market = ensure_history(
+        store, "binance", ["BTC/USDT", "SOL/USDT"], "1d", "2017-01-01", "2022-12-31"
+    )
     assert market.symbols == ("BTC/USDT", "SOL/USDT") and market.source == "store:binance"
-    assert market.index[0] == pd.Timestamp("2017-08-17", tz="UTC") and market.index[-1] == pd.Timestamp("2022-12-31", tz="UTC")
+    assert market.index[0] == pd.Timestamp("2017-08-17", tz="UTC") and market.index[
+        -1
+    ] == pd.Timestamp("2022-12-31", tz="UTC")
     assert np.isnan(market.close["SOL/USDT"].iloc[0]) and not market.gaps().shape[0]
     assert store.coverage("binance", "1d", "BTC/USDT")["history_start_ms"] == ms("2017-01-01")
     fake_binance.requests.clear()
-    again = ensure_history(store, "binance", ["BTC/USDT", "SOL/USDT"], "1d", "2017-01-01", "2022-12-31")
+    again = ensure_history(
+        store, "binance", ["BTC/USDT", "SOL/USDT"], "1d", "2017-01-01", "2022-12-31"
+    )
     assert fake_binance.requests == [] and again.fingerprint() == market.fingerprint()
     more = ensure_history(store, "binance", ["BTC/USDT"], "1d", "2017-01-01", "2023-01-09")
-    assert [r.int_param("startTime") for r in fake_binance.requests_to(KLINES)] == [ms("2023-01-01")]
+    assert [r.int_param("startTime") for r in fake_binance.requests_to(KLINES)] == [
+        ms("2023-01-01")
+    ]
     assert more.index[-1] == pd.Timestamp("2023-01-09", tz="UTC")
 
 
@@ -233,5 +306,7 @@ def test_async_ccxt_class_runs_on_the_same_harness(fake_binance):
 
     rows, ticker = asyncio.run(main())
     ts, ohlcv = _served(fake_binance, "BTCUSDT", ms("2022-01-01"), ms("2022-01-01 04:00"))
-    assert [r[0] for r in rows] == ts.tolist() and np.array_equal(np.array([r[1:] for r in rows]), ohlcv)
+    assert [r[0] for r in rows] == ts.tolist() and np.array_equal(
+        np.array([r[1:] for r in rows]), ohlcv
+    )
     assert ticker["last"] == 73369.84

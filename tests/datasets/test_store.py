@@ -21,22 +21,27 @@ from tests.datasets.candles import DAY, candles, ms
 
 
 # ---------------------------------------------------------------------------------- symbol names
-@pytest.mark.parametrize(("symbol", "name"), [
-    ("BTC/USDT", "BTC_USDT"),
-    ("BTC/USDT:USDT", "BTC_USDT%3AUSDT"),
-    ("1000SHIB/USDT", "1000SHIB_USDT"),
-    ("BTC/USD:BTC-240628", "BTC_USD%3ABTC-240628"),
-    ("MY_TOKEN/USDT", "MY%5FTOKEN_USDT"),
-    ("€URO/USDT", "%E2%82%ACURO_USDT"),
-    ("BTC.X/USDT", "BTC%2EX_USDT"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "name"),
+    [
+        ("BTC/USDT", "BTC_USDT"),
+        ("BTC/USDT:USDT", "BTC_USDT%3AUSDT"),
+        ("1000SHIB/USDT", "1000SHIB_USDT"),
+        ("BTC/USD:BTC-240628", "BTC_USD%3ABTC-240628"),
+        ("MY_TOKEN/USDT", "MY%5FTOKEN_USDT"),
+        ("€URO/USDT", "%E2%82%ACURO_USDT"),
+        ("BTC.X/USDT", "BTC%2EX_USDT"),
+    ],
+)
 def test_symbol_encoding_is_path_safe_and_reversible(symbol, name):
     assert encode_symbol(symbol) == name
     assert decode_symbol(name) == symbol
     assert "/" not in name and not name.startswith(".")
 
 
-@pytest.mark.parametrize("bad", ["", "../etc/passwd", "/etc/passwd", "a/../../b", ".hidden", "a\\b", "x\x00y", "..", 5])
+@pytest.mark.parametrize(
+    "bad", ["", "../etc/passwd", "/etc/passwd", "a/../../b", ".hidden", "a\\b", "x\x00y", "..", 5]
+)
 def test_symbol_encoding_rejects_traversal_and_junk(bad):
     with pytest.raises(DataError, match="`symbol` must be a market symbol"):
         encode_symbol(bad)
@@ -76,7 +81,10 @@ def test_layout_schema_and_metadata(store):
     assert files == [f"year=2023/{FILE_NAME}", f"year=2024/{FILE_NAME}"]
     schema = pq.read_schema(series / "year=2024" / FILE_NAME)
     assert schema.field("timestamp_ms").type == pa.int64()
-    assert all(pa.types.is_decimal(schema.field(c).type) for c in ("open", "high", "low", "close", "volume"))
+    assert all(
+        pa.types.is_decimal(schema.field(c).type)
+        for c in ("open", "high", "low", "close", "volume")
+    )
     assert schema.field("close").type.scale == 2 and schema.field("volume").type.scale <= 4
     meta = store.file_metadata("binance", "1h", "BTC/USDT", 2024)
     assert meta["schema_version"] == SCHEMA_VERSION and meta["source"] == "ccxt:binance"
@@ -88,9 +96,9 @@ def test_layout_schema_and_metadata(store):
 
 def test_values_round_trip_bit_for_bit_including_float_fallback(store):
     frame = candles("2024-03-01", 50)
-    frame.loc[3, "volume"] = 1 / 3           # no decimal scale reproduces it -> float64 column
-    frame.loc[4, "close"] = 0.1 + 0.2          # 0.30000000000000004
-    frame.loc[5, "volume"] = np.nan            # missing volume stays NaN
+    frame.loc[3, "volume"] = 1 / 3  # no decimal scale reproduces it -> float64 column
+    frame.loc[4, "close"] = 0.1 + 0.2  # 0.30000000000000004
+    frame.loc[5, "volume"] = np.nan  # missing volume stays NaN
     store.write("binance", "1h", "ETH/USDT", frame)
     back = store.read("binance", "1h", "ETH/USDT")
     for col in ("open", "high", "low", "close", "volume"):
@@ -104,20 +112,31 @@ def test_write_dedupes_sorts_and_new_rows_win(store):
     store.write("binance", "1h", "BTC/USDT", first)
     update = first.iloc[[7, 2]].copy()
     update["close"] = update["high"]  # corrected candles arrive again, out of order
-    store.write("binance", "1h", "BTC/USDT", pd.concat([update, candles("2024-01-01 10:00", 2, seed=1)]))
+    store.write(
+        "binance", "1h", "BTC/USDT", pd.concat([update, candles("2024-01-01 10:00", 2, seed=1)])
+    )
     back = store.read("binance", "1h", "BTC/USDT")
     assert back["timestamp_ms"].is_monotonic_increasing and back["timestamp_ms"].is_unique
     assert len(back) == 12
-    assert back.loc[7, "close"] == first.loc[7, "high"] and back.loc[2, "close"] == first.loc[2, "high"]
+    assert (
+        back.loc[7, "close"] == first.loc[7, "high"]
+        and back.loc[2, "close"] == first.loc[2, "high"]
+    )
 
 
 def test_incremental_write_rewrites_only_the_touched_year(store):
     store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 3 * 365, step_ms=DAY))
     series = store.series_dir("binance", "1d", "BTC/USDT")
-    before = {p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)}
+    before = {
+        p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)
+    }
     assert sorted(before) == ["year=2021", "year=2022", "year=2023"]
-    written = store.write("binance", "1d", "BTC/USDT", candles("2023-12-31", 3, step_ms=DAY, seed=3))
-    after = {p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)}
+    written = store.write(
+        "binance", "1d", "BTC/USDT", candles("2023-12-31", 3, step_ms=DAY, seed=3)
+    )
+    after = {
+        p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)
+    }
     assert written == 2
     assert after["year=2021"] == before["year=2021"] and after["year=2022"] == before["year=2022"]
     assert after["year=2023"] != before["year=2023"] and "year=2024" in after
@@ -168,9 +187,20 @@ def test_symbols_list_and_timestamps(store):
     assert store.first_timestamp("binance", "1h", "BTC/USDT") == ms("2023-12-31")
     assert store.last_timestamp("binance", "1h", "XRP/USDT") is None
     listing = store.list()
-    assert list(listing.columns) == ["exchange", "timeframe", "symbol", "first", "last", "rows", "files", "bytes"]
+    assert list(listing.columns) == [
+        "exchange",
+        "timeframe",
+        "symbol",
+        "first",
+        "last",
+        "rows",
+        "files",
+        "bytes",
+    ]
     btc = listing[(listing.timeframe == "1h") & (listing.symbol == "BTC/USDT")].iloc[0]
-    assert (btc.rows, btc.files) == (48, 2) and btc["last"] == pd.Timestamp("2024-01-01 23:00", tz="UTC")
+    assert (btc.rows, btc.files) == (48, 2) and btc["last"] == pd.Timestamp(
+        "2024-01-01 23:00", tz="UTC"
+    )
     assert sorted(listing.timeframe.unique()) == ["1d", "1h"]
 
 
@@ -178,12 +208,23 @@ def test_missing_ranges_head_holes_tail_and_hints(store):
     store.write("binance", "1d", "BTC/USDT", candles("2020-06-01", 30, step_ms=DAY))
     store.write("binance", "1d", "BTC/USDT", candles("2022-06-01", 30, step_ms=DAY))
     got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-01-01"))
-    assert got == [(ms("2020-01-01"), ms("2020-05-31")), (ms("2021-01-01"), ms("2021-12-31 23:59:59.999")),
-                   (ms("2022-07-01"), ms("2023-01-01"))]
-    store.update_coverage("binance", "1d", "BTC/USDT", history_start_ms=ms("2019-01-01"),
-                          fetched_until_ms=ms("2023-01-01 12:00"))
+    assert got == [
+        (ms("2020-01-01"), ms("2020-05-31")),
+        (ms("2021-01-01"), ms("2021-12-31 23:59:59.999")),
+        (ms("2022-07-01"), ms("2023-01-01")),
+    ]
+    store.update_coverage(
+        "binance",
+        "1d",
+        "BTC/USDT",
+        history_start_ms=ms("2019-01-01"),
+        fetched_until_ms=ms("2023-01-01 12:00"),
+    )
     got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-01-02"))
-    assert got == [(ms("2021-01-01"), ms("2021-12-31 23:59:59.999")), (ms("2023-01-02"), ms("2023-01-02"))]
+    assert got == [
+        (ms("2021-01-01"), ms("2021-12-31 23:59:59.999")),
+        (ms("2023-01-02"), ms("2023-01-02")),
+    ]
     assert store.missing_ranges("binance", "1d", "XRP/USDT", 5, 9) == [(5, 9)]
 
 
@@ -194,8 +235,11 @@ def test_load_builds_the_aligned_panel(store):
     store.write("binance", "1h", "BTC/USDT", a)
     store.write("binance", "1h", "ETH/USDT", b)
     market = store.load("binance", ["ETH/USDT", "BTC/USDT"], "1h")
-    expected = MarketData.from_long(pd.concat([a.assign(symbol="BTC/USDT"), b.assign(symbol="ETH/USDT")]), "1h",
-                                    symbols=["ETH/USDT", "BTC/USDT"])
+    expected = MarketData.from_long(
+        pd.concat([a.assign(symbol="BTC/USDT"), b.assign(symbol="ETH/USDT")]),
+        "1h",
+        symbols=["ETH/USDT", "BTC/USDT"],
+    )
     assert market.symbols == ("ETH/USDT", "BTC/USDT") and market.source == "store:binance"
     assert market.index.equals(expected.index)
     for field in ("open", "high", "low", "close", "volume"):
@@ -233,7 +277,10 @@ def test_invalid_candles_are_stored_reported_and_kept_out(store):
 
 def test_load_errors_are_one_clear_line(store):
     store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
-    with pytest.raises(DataError, match=r"no 1h candles for BTC/USDC .*close matches: BTC/USDT .*backtest data fetch"):
+    with pytest.raises(
+        DataError,
+        match=r"no 1h candles for BTC/USDC .*close matches: BTC/USDT .*backtest data fetch",
+    ):
         store.load("binance", ["BTC/USDC"], "1h")
     with pytest.raises(DataError, match=r"`start` \(2024-02-01 00:00\) must not be after `end`"):
         store.load("binance", ["BTC/USDT"], "1h", "2024-02-01", "2024-01-01")
@@ -247,15 +294,25 @@ def test_corrupt_file_names_itself_and_the_repair(store):
     store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
     path = next(store.root.rglob(FILE_NAME))
     path.write_bytes(b"not parquet at all")
-    with pytest.raises(StoreCorruptError, match=r"corrupt store file .*year=2024/data.parquet: .*backtest data verify --repair"):
+    with pytest.raises(
+        StoreCorruptError,
+        match=r"corrupt store file .*year=2024/data.parquet: .*backtest data verify --repair",
+    ):
         store.load("binance", ["BTC/USDT"], "1h")
 
 
 def test_wrong_column_type_is_corrupt(store):
     path = store.series_dir("binance", "1h", "BTC/USDT") / "year=2024" / FILE_NAME
     path.parent.mkdir(parents=True)
-    pq.write_table(pa.table({"timestamp_ms": pa.array([1], pa.int64()), **{c: pa.array(["x"]) for c in
-                                                                          ("open", "high", "low", "close", "volume")}}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "timestamp_ms": pa.array([1], pa.int64()),
+                **{c: pa.array(["x"]) for c in ("open", "high", "low", "close", "volume")},
+            }
+        ),
+        path,
+    )
     with pytest.raises(StoreCorruptError, match="column open has type string"):
         store.read("binance", "1h", "BTC/USDT")
 
@@ -281,4 +338,9 @@ def test_import_hourly_csv_then_load_gives_back_the_same_values(hourly_csv, tmp_
     assert int(gaps["n_bars"].sum()) == 127 and int(gaps["n_bars"].max()) == 33
     size = sum(p.stat().st_size for p in store.root.rglob("*.parquet"))
     assert size < os.path.getsize(hourly_csv)
-    assert json.loads(pq.read_schema(next(store.root.rglob(FILE_NAME))).metadata[b"alphapulse"])["source"] == "csv:test"
+    assert (
+        json.loads(pq.read_schema(next(store.root.rglob(FILE_NAME))).metadata[b"alphapulse"])[
+            "source"
+        ]
+        == "csv:test"
+    )

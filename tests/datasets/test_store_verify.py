@@ -37,12 +37,16 @@ def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     assert "--repair" in found.iloc[0]["action"]
     repaired = store.verify(repair=True)
     assert repaired.iloc[0]["action"].startswith("moved to _quarantine/")
-    assert "backtest data fetch --exchange binance --symbols BTC/USDT --timeframe 1d" in repaired.iloc[0]["action"]
+    assert (
+        "backtest data fetch --exchange binance --symbols BTC/USDT --timeframe 1d"
+        in repaired.iloc[0]["action"]
+    )
     assert not bad.exists() and len(list((store.root / "_quarantine").rglob(FILE_NAME))) == 1
     assert store.verify().empty
     # the missing year is what the next fetch asks for (coverage hints were reset)
-    assert store.missing_ranges("binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-12-31")) == [
-        (ms("2020-01-01"), ms("2020-12-31")), (ms("2022-01-01"), ms("2022-12-31 23:59:59.999"))]
+    assert store.missing_ranges(
+        "binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-12-31")
+    ) == [(ms("2020-01-01"), ms("2020-12-31")), (ms("2022-01-01"), ms("2022-12-31 23:59:59.999"))]
 
 
 def test_unsorted_duplicated_and_misplaced_rows_are_rewritten(store):
@@ -52,8 +56,10 @@ def test_unsorted_duplicated_and_misplaced_rows_are_rewritten(store):
     messy = pd.concat([frame.iloc[::-1], frame.iloc[[10]], stray], ignore_index=True)
     _raw_write(_file(store, 2021), messy)
     found = store.verify()
-    assert found.iloc[0]["problem"] == ("timestamps unsorted or duplicated; 2 rows belong to other years; "
-                                        "file metadata disagrees with the data")
+    assert found.iloc[0]["problem"] == (
+        "timestamps unsorted or duplicated; 2 rows belong to other years; "
+        "file metadata disagrees with the data"
+    )
     assert store.verify(repair=True).iloc[0]["action"] == "rewritten"
     assert store.verify().empty
     back = store.read("binance", "1d", "BTC/USDT")
@@ -78,9 +84,11 @@ def test_unreadable_hints_and_foreign_entries(store):
     (series.parent / "symbol=..").mkdir()
     (series / "year=2021" / "notes.txt").write_text("hello")
     found = store.verify(repair=True).set_index("problem")["action"].to_dict()
-    assert found == {"unreadable coverage hints": "deleted",
-                     "not a symbol partition written by the store": "left alone",
-                     "unexpected file in a year partition": "left alone"}
+    assert found == {
+        "unreadable coverage hints": "deleted",
+        "not a symbol partition written by the store": "left alone",
+        "unexpected file in a year partition": "left alone",
+    }
 
 
 @pytest.mark.parametrize("column_type", [pa.float64(), pa.string()])

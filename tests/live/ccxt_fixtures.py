@@ -67,7 +67,9 @@ class FakeSession:
         def call(url: Any, data: Any = None, headers: Any = None, **_: Any) -> _Response:
             body = data.decode() if isinstance(data, bytes) else data
             answer = self.server.handle(method, str(url), dict(headers or {}), body)
-            if isinstance(answer, BaseException) or (isinstance(answer, type) and issubclass(answer, BaseException)):
+            if isinstance(answer, BaseException) or (
+                isinstance(answer, type) and issubclass(answer, BaseException)
+            ):
                 raise answer
             if isinstance(answer, HttpError):
                 text = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
@@ -99,7 +101,9 @@ def live_exchange_class(server: FakeExchangeServer, exchange_id: str = "binance"
 
 
 @contextlib.contextmanager
-def install_live(server: FakeExchangeServer, exchange_id: str = "binance") -> Iterator[FakeExchangeServer]:
+def install_live(
+    server: FakeExchangeServer, exchange_id: str = "binance"
+) -> Iterator[FakeExchangeServer]:
     """``ccxt.async_support.<id>`` -> :func:`live_exchange_class`; ``ccxt.<id>`` (history) -> the
     datasets harness's fake sync class; both answered by ``server``."""
     import ccxt
@@ -129,14 +133,28 @@ def recorded_ticker(fixtures_dir: Path) -> dict:
     return copy.deepcopy(recorded_cases(fixtures_dir, "fetchTicker")[0]["httpResponse"])
 
 
-def derived_ticker(fixtures_dir: Path, market_id: str, last: float, quote_volume: float = 1e8) -> dict:
+def derived_ticker(
+    fixtures_dir: Path, market_id: str, last: float, quote_volume: float = 1e8
+) -> dict:
     """A 24h ticker for ``market_id`` with ``lastPrice`` (and bid/ask/open/high/low) = ``last``."""
     entry = recorded_ticker(fixtures_dir)
     price = f"{last:.8f}"
-    entry.update(symbol=market_id, lastPrice=price, bidPrice=price, askPrice=price, openPrice=price,
-                 highPrice=price, lowPrice=price, prevClosePrice=price, weightedAvgPrice=price,
-                 priceChange="0.00000000", priceChangePercent="0.000",
-                 volume=f"{quote_volume / last:.8f}", quoteVolume=f"{quote_volume:.8f}", derived=True)
+    entry.update(
+        symbol=market_id,
+        lastPrice=price,
+        bidPrice=price,
+        askPrice=price,
+        openPrice=price,
+        highPrice=price,
+        lowPrice=price,
+        prevClosePrice=price,
+        weightedAvgPrice=price,
+        priceChange="0.00000000",
+        priceChangePercent="0.000",
+        volume=f"{quote_volume / last:.8f}",
+        quoteVolume=f"{quote_volume:.8f}",
+        derived=True,
+    )
     return entry
 
 
@@ -146,8 +164,14 @@ def tickers_route(tickers: dict[str, dict]):
     def answer(request: Request) -> Any:
         if "symbol" in request.params:
             found = tickers.get(request.params["symbol"])
-            return found if found is not None else HttpError(400, {"code": -1121, "msg": "Invalid symbol."})
-        wanted = json.loads(request.params["symbols"]) if "symbols" in request.params else list(tickers)
+            return (
+                found
+                if found is not None
+                else HttpError(400, {"code": -1121, "msg": "Invalid symbol."})
+            )
+        wanted = (
+            json.loads(request.params["symbols"]) if "symbols" in request.params else list(tickers)
+        )
         missing = [s for s in wanted if s not in tickers]
         if missing:
             return HttpError(400, {"code": -1121, "msg": "Invalid symbol."})
@@ -159,12 +183,24 @@ def tickers_route(tickers: dict[str, dict]):
 def order_answer(request: Request, order_id: int = 28, transact_ms: int = 1673371800000) -> dict:
     """Binance's ``POST /api/v3/order`` answer for a resting limit order (FULL response, no fills)."""
     p = form(request)
-    return {"symbol": p["symbol"], "orderId": order_id, "orderListId": -1,
-            "clientOrderId": p.get("newClientOrderId", "x-test"), "transactTime": transact_ms,
-            "price": p.get("price", "0"), "origQty": p["quantity"], "executedQty": "0.00000000",
-            "cummulativeQuoteQty": "0.00000000", "status": "NEW", "timeInForce": p.get("timeInForce", "GTC"),
-            "type": p["type"], "side": p["side"], "workingTime": transact_ms, "fills": [],
-            "selfTradePreventionMode": "EXPIRE_MAKER"}
+    return {
+        "symbol": p["symbol"],
+        "orderId": order_id,
+        "orderListId": -1,
+        "clientOrderId": p.get("newClientOrderId", "x-test"),
+        "transactTime": transact_ms,
+        "price": p.get("price", "0"),
+        "origQty": p["quantity"],
+        "executedQty": "0.00000000",
+        "cummulativeQuoteQty": "0.00000000",
+        "status": "NEW",
+        "timeInForce": p.get("timeInForce", "GTC"),
+        "type": p["type"],
+        "side": p["side"],
+        "workingTime": transact_ms,
+        "fills": [],
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
 
 
 def order_route(start_id: int = 1000):

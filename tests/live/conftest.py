@@ -54,8 +54,11 @@ def live_binance(shared_data: Path, exchange_fixtures: Path):
     answering offline: recorded balance and exchangeInfo, tickers at each pair's last daily close
     (2023-01-09), daily klines from the real candles, and order placement. Yields the server."""
     server = binance_server(shared_data, intervals=("1d",))
-    tickers = {m["symbol"]: derived_ticker(exchange_fixtures, m["symbol"], last_close(server, m["symbol"]))
-               for m in server.markets if (m["symbol"], "1d") in server.candles}
+    tickers = {
+        m["symbol"]: derived_ticker(exchange_fixtures, m["symbol"], last_close(server, m["symbol"]))
+        for m in server.markets
+        if (m["symbol"], "1d") in server.candles
+    }
     server.route(TICKER_PATH, tickers_route(tickers))
     server.route(ACCOUNT_PATH, balance_payload(exchange_fixtures))
     server.route(ORDER_PATH, order_route(), method="POST")

@@ -35,20 +35,41 @@ def run_kernel(prices0, prices1, target0, target1, costs: Costs, initial_cash: f
     """Simulate with ``execution="close"``: bar 0 fills at ``prices0``, bar 1 at ``prices1``."""
     symbols = [f"A{i}/USDT" for i in range(len(prices0))]
     close = np.array([prices0, prices1], dtype=np.float64)
-    arrays = {"open": close, "high": close, "low": close, "close": close, "volume": np.full(close.shape, 1e9)}
+    arrays = {
+        "open": close,
+        "high": close,
+        "low": close,
+        "close": close,
+        "volume": np.full(close.shape, 1e9),
+    }
     market = prepare_market(arrays, symbols, 1.0, costs, RiskControls(), "close")
     targets = np.array([target0, target1], dtype=np.float64)
-    out = simulate(market, targets, costs=costs, risk=RiskControls(), schedule=Schedule(every=None, bars=1),
-                   initial_cash=initial_cash, execution="close")
-    return KernelCase(units=out.units[0].copy(), cash=float(out.cash[0]), prices=close[1].copy(),
-                      target=targets[1].copy(), trades=out.trades[out.trades["bar"] == 1],
-                      units_after=out.units[1].copy(), cash_after=float(out.cash[1]))
+    out = simulate(
+        market,
+        targets,
+        costs=costs,
+        risk=RiskControls(),
+        schedule=Schedule(every=None, bars=1),
+        initial_cash=initial_cash,
+        execution="close",
+    )
+    return KernelCase(
+        units=out.units[0].copy(),
+        cash=float(out.cash[0]),
+        prices=close[1].copy(),
+        target=targets[1].copy(),
+        trades=out.trades[out.trades["bar"] == 1],
+        units_after=out.units[1].copy(),
+        cash_after=float(out.cash[1]),
+    )
 
 
 def lots_and_mins(costs: Costs, n: int) -> tuple[np.ndarray, np.ndarray]:
     symbols = [f"A{i}/USDT" for i in range(n)]
-    return (np.array([costs.lot_size.get(s, 0.0) for s in symbols]),
-            np.array([costs.min_notional.get(s, 0.0) for s in symbols]))
+    return (
+        np.array([costs.lot_size.get(s, 0.0) for s in symbols]),
+        np.array([costs.min_notional.get(s, 0.0) for s in symbols]),
+    )
 
 
 def analyzer_for(case: KernelCase, costs: Costs) -> tuple[PortfolioAnalyzer, dict, dict]:
@@ -56,15 +77,23 @@ def analyzer_for(case: KernelCase, costs: Costs) -> tuple[PortfolioAnalyzer, dic
     holdings and target as weights keyed by asset (``A0``, ``A1``, ..., cash as ``USDT``)."""
     n = len(case.prices)
     lots, mins = lots_and_mins(costs, n)
-    analyzer = PortfolioAnalyzer(BinanceConnector(api_key="", api_secret=""), lookback_days=30,
-                                 settings={"limit_offset_bps": 0.0, "min_trade_value": costs.min_trade_value},
-                                 costs=Costs(fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps,
-                                             sizing=costs.sizing))
+    analyzer = PortfolioAnalyzer(
+        BinanceConnector(api_key="", api_secret=""),
+        lookback_days=30,
+        settings={"limit_offset_bps": 0.0, "min_trade_value": costs.min_trade_value},
+        costs=Costs(fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps, sizing=costs.sizing),
+    )
     for i in range(n):
         asset = f"A{i}"
         analyzer.prices[asset] = float(case.prices[i])
-        analyzer.rules[asset] = MarketRules(f"{asset}/USDT", asset, "USDT", lot_step=float(lots[i]),
-                                            min_notional=float(mins[i]), tick_size=0.0)
+        analyzer.rules[asset] = MarketRules(
+            f"{asset}/USDT",
+            asset,
+            "USDT",
+            lot_step=float(lots[i]),
+            min_notional=float(mins[i]),
+            tick_size=0.0,
+        )
         analyzer.volumes[asset] = float("nan")
     value = case.value
     current = {f"A{i}": float(case.units[i] * case.prices[i] / value) for i in range(n)}

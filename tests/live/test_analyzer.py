@@ -32,7 +32,13 @@ from tests.live.ccxt_fixtures import (
 
 pytestmark = pytest.mark.shared
 
-LTC, ETH, BTC, XRP, ADA = 81.62, 1320.39, 17178.26, 0.349, 0.3168  # closes of 2023-01-09 (the tickers)
+LTC, ETH, BTC, XRP, ADA = (
+    81.62,
+    1320.39,
+    17178.26,
+    0.349,
+    0.3168,
+)  # closes of 2023-01-09 (the tickers)
 UNIVERSE = ["BTC", "ETH", "LTC", "XRP", "ADA"]
 KLINES = "/api/v3/klines"
 
@@ -62,7 +68,9 @@ def _with_balances(server, fixtures, balances):
 
 # ---------------------------------------------------------------------------------- current allocation
 def test_current_allocation_of_the_recorded_balance_by_hand(live_binance, keys):
-    analyzer = PortfolioAnalyzer(exchange=BinanceConnector(), strategy=MPTStrategy(), lookback_days=30)
+    analyzer = PortfolioAnalyzer(
+        exchange=BinanceConnector(), strategy=MPTStrategy(), lookback_days=30
+    )
     weights = run(_allocation(analyzer))
     # recorded: BTC 0, LTC 0.919741, ETH 0.02229833, no USDT; valued at the tickers' last prices
     ltc, eth = 0.919741 * 81.62, 0.02229833 * 1320.39  # 75.06926042, 29.4424919487
@@ -71,25 +79,40 @@ def test_current_allocation_of_the_recorded_balance_by_hand(live_binance, keys):
     assert weights["LTC"] == pytest.approx(75.06926042 / 104.5117523687, rel=1e-12)
     assert weights["ETH"] == pytest.approx(29.4424919487 / 104.5117523687, rel=1e-12)
     assert weights["USDT"] == 0.0
-    assert analyzer.total_value == pytest.approx(total, rel=1e-15) == pytest.approx(104.5117523687, rel=1e-12)
+    assert (
+        analyzer.total_value
+        == pytest.approx(total, rel=1e-15)
+        == pytest.approx(104.5117523687, rel=1e-12)
+    )
     assert analyzer.holdings == {"LTC": 0.919741, "ETH": 0.02229833, "USDT": 0.0}
 
 
-def test_current_allocation_with_cash_dust_and_an_unlisted_asset(live_binance, keys, exchange_fixtures):
-    _with_balances(live_binance, exchange_fixtures,
-                   {"BTC": "0.00150000", "USDT": "50.00000000", "DOGE": "10.00000000", "LDBTC": "1.00000000"})
-    tickers = dict(live_binance.tickers, BTCUSDT=recorded_ticker(exchange_fixtures))  # recorded: last 73369.84
+def test_current_allocation_with_cash_dust_and_an_unlisted_asset(
+    live_binance, keys, exchange_fixtures
+):
+    _with_balances(
+        live_binance,
+        exchange_fixtures,
+        {"BTC": "0.00150000", "USDT": "50.00000000", "DOGE": "10.00000000", "LDBTC": "1.00000000"},
+    )
+    tickers = dict(
+        live_binance.tickers, BTCUSDT=recorded_ticker(exchange_fixtures)
+    )  # recorded: last 73369.84
     live_binance.route(TICKER_PATH, tickers_route(tickers))
     analyzer = PortfolioAnalyzer(exchange=BinanceConnector(), lookback_days=30)
     weights = run(_allocation(analyzer))
     btc, ltc, eth, cash = 0.0015 * 73369.84, 0.919741 * 81.62, 0.02229833 * 1320.39, 50.0
     total = btc + ltc + eth + cash  # DOGE is worth 0.7566 < the 1 USDT dust threshold
     assert total == pytest.approx(264.5665123687, rel=1e-12)
-    assert weights == pytest.approx({"BTC": btc / total, "LTC": ltc / total, "USDT": cash / total,
-                                     "ETH": eth / total}, rel=1e-12)
+    assert weights == pytest.approx(
+        {"BTC": btc / total, "LTC": ltc / total, "USDT": cash / total, "ETH": eth / total},
+        rel=1e-12,
+    )
     assert list(weights) == ["BTC", "LTC", "ETH", "USDT"]  # largest first, cash last
-    assert analyzer.ignored == {"LDBTC": "no LDBTC/USDT market to value it",
-                                "DOGE": "dust: worth 0.7566 USDT < 1"}
+    assert analyzer.ignored == {
+        "LDBTC": "no LDBTC/USDT market to value it",
+        "DOGE": "dust: worth 0.7566 USDT < 1",
+    }
 
 
 def test_balances_need_keys(live_binance, no_keys):
@@ -102,8 +125,9 @@ def test_balances_need_keys(live_binance, no_keys):
 def funded(live_binance, keys, exchange_fixtures):
     """Recorded balance plus 1000 USDT, and an analyzer that has read it."""
     _with_balances(live_binance, exchange_fixtures, {"USDT": "1000.00000000"})
-    analyzer = PortfolioAnalyzer(exchange=BinanceConnector(read_only=False), lookback_days=30,
-                                 universe=UNIVERSE)
+    analyzer = PortfolioAnalyzer(
+        exchange=BinanceConnector(read_only=False), lookback_days=30, universe=UNIVERSE
+    )
     current = run(_allocation(analyzer))
 
     async def refresh():
@@ -119,37 +143,73 @@ TARGET = {"BTC": 0.30, "ETH": 0.30, "LTC": 0.0, "XRP": 0.395, "ADA": 0.005}  # A
 
 def test_trades_respect_lot_steps_minimums_and_come_sells_first(funded):
     analyzer, current = funded
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
-    steps = {"BTC": "0.00001", "ETH": "0.0001", "LTC": "0.001", "XRP": "1", "ADA": "0.1"}  # LOT_SIZE
-    ticks = {"BTC": "0.01", "ETH": "0.01", "LTC": "0.01", "XRP": "0.0001", "ADA": "0.0001"}  # PRICE_FILTER
-    assert [t.asset for t in plan] == ["LTC", "XRP", "BTC", "ETH"]  # sells first, then buys by value
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
+    steps = {
+        "BTC": "0.00001",
+        "ETH": "0.0001",
+        "LTC": "0.001",
+        "XRP": "1",
+        "ADA": "0.1",
+    }  # LOT_SIZE
+    ticks = {
+        "BTC": "0.01",
+        "ETH": "0.01",
+        "LTC": "0.01",
+        "XRP": "0.0001",
+        "ADA": "0.0001",
+    }  # PRICE_FILTER
+    assert [t.asset for t in plan] == [
+        "LTC",
+        "XRP",
+        "BTC",
+        "ETH",
+    ]  # sells first, then buys by value
     assert [t.side for t in plan] == ["sell", "buy", "buy", "buy"]
     for t in plan:
         assert Decimal(repr(t.amount)) % Decimal(steps[t.asset]) == 0, t
         assert Decimal(repr(t.limit_price)) % Decimal(ticks[t.asset]) == 0, t
-        assert t.value >= max(10.0, 5.0 / (1 - 5e-4)) and t.value == pytest.approx(t.amount * t.price)
+        assert t.value >= max(10.0, 5.0 / (1 - 5e-4)) and t.value == pytest.approx(
+            t.amount * t.price
+        )
         assert t.symbol == f"{t.asset}/USDT" and t.slices == (t.amount,)
     ltc = plan[0]
-    assert ltc.amount == 0.919 and ltc.weight_change == pytest.approx(-current["LTC"])  # whole lots of 0.919741
+    assert ltc.amount == 0.919 and ltc.weight_change == pytest.approx(
+        -current["LTC"]
+    )  # whole lots of 0.919741
     assert ltc.limit_price == 81.58  # 81.62 * (1 - 5 bps) on the 0.01 tick
     assert plan.skipped == ("ADA",)  # 5.5 USDT < min_trade_value
     assert any("0.000741 stays as dust" in n for n in plan.notes)
     btc = plan[2]
     assert btc.weight_change == pytest.approx(0.30) and btc.limit_price == 17186.85
     # net-of-cost sizing: 30% of the book after this rebalance's costs, on the 0.00001 lot
-    assert btc.amount == 0.01925 and abs(btc.amount - 0.3 * (analyzer.total_value - plan.estimated_cost) / BTC) < 1e-5
+    assert (
+        btc.amount == 0.01925
+        and abs(btc.amount - 0.3 * (analyzer.total_value - plan.estimated_cost) / BTC) < 1e-5
+    )
 
 
 def test_score_and_estimated_cost_by_hand(funded):
     analyzer, current = funded
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
-    score = 0.5 * (abs(0.30 - 0) + abs(0.30 - current["ETH"]) + abs(0 - current["LTC"]) + 0.395 + 0.005
-                   + abs(0 - current["USDT"]))
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
+    score = 0.5 * (
+        abs(0.30 - 0)
+        + abs(0.30 - current["ETH"])
+        + abs(0 - current["LTC"])
+        + 0.395
+        + 0.005
+        + abs(0 - current["USDT"])
+    )
     assert plan.score == pytest.approx(score, rel=1e-12)
     f, s = 0.001, 0.0005  # default Costs: 10 bps fee, 5 bps slippage (the kernel's fill model)
     cost = sum(t.value * s + t.value * (1 - s if t.side == "sell" else 1 + s) * f for t in plan)
     assert plan.estimated_cost == pytest.approx(cost, rel=1e-9)
-    assert plan.fees == pytest.approx(sum(t.value * (1 - s if t.side == "sell" else 1 + s) * f for t in plan))
+    assert plan.fees == pytest.approx(
+        sum(t.value * (1 - s if t.side == "sell" else 1 + s) * f for t in plan)
+    )
     frame = plan.to_frame()
     assert list(frame["symbol"]) == [t.symbol for t in plan] and "n_slices" in frame
 
@@ -157,31 +217,54 @@ def test_score_and_estimated_cost_by_hand(funded):
 def test_large_orders_are_split_by_value_and_by_volume_share(funded):
     analyzer, current = funded
     analyzer.settings = analyzer.settings.model_copy(update={"max_slice_value": 100.0})
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
     eth = next(t for t in plan if t.asset == "ETH")  # ~ 0.30 * 1104 - 29 = 302 USDT
-    assert len(eth.slices) == 4 and sum(map(Decimal, map(repr, eth.slices))) == Decimal(repr(eth.amount))
-    assert all(x * ETH <= 100.0 and x * ETH >= 5.0 and Decimal(repr(x)) % Decimal("0.0001") == 0 for x in eth.slices)
+    assert len(eth.slices) == 4 and sum(map(Decimal, map(repr, eth.slices))) == Decimal(
+        repr(eth.amount)
+    )
+    assert all(
+        x * ETH <= 100.0 and x * ETH >= 5.0 and Decimal(repr(x)) % Decimal("0.0001") == 0
+        for x in eth.slices
+    )
     assert max(eth.slices) - min(eth.slices) <= 0.0001 + 1e-12
     # 24 h quote volume of the tickers is 1e8 USDT: a share of 5e-7 caps slices at 50 USDT
-    analyzer.settings = analyzer.settings.model_copy(update={"max_slice_value": None, "max_volume_share": 5e-7})
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
+    analyzer.settings = analyzer.settings.model_copy(
+        update={"max_slice_value": None, "max_volume_share": 5e-7}
+    )
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
     eth = next(t for t in plan if t.asset == "ETH")
     assert len(eth.slices) == 7 and all(x * ETH <= 50.0 for x in eth.slices)
 
 
 # ---------------------------------------------------------------------------------- target
 def test_analyze_portfolio_mpt_through_the_store(live_binance, keys, live_store, daily_csv):
-    analyzer = PortfolioAnalyzer(exchange=BinanceConnector(), strategy=MPTStrategy(), lookback_days=30,
-                                 universe=UNIVERSE, store=live_store)
+    analyzer = PortfolioAnalyzer(
+        exchange=BinanceConnector(),
+        strategy=MPTStrategy(),
+        lookback_days=30,
+        universe=UNIVERSE,
+        store=live_store,
+    )
     result = run(_analysis(analyzer, {"min_weight": 0.05, "max_weight": 0.40}))
     w = np.array([result.weights[a] for a in UNIVERSE])
     assert w.sum() == pytest.approx(1.0) and w.min() >= 0.05 - 1e-9 and w.max() <= 0.40 + 1e-9
     assert result.weights["USDT"] == 0.0 and result.method == "max_sharpe"
     # the window: 31 daily closes 2022-12-10 .. 2023-01-09 of the real candles, fetched into the store
-    assert (result.diagnostics["n_obs"], result.diagnostics["window_end"]) == (30, "2023-01-09 00:00")
+    assert (result.diagnostics["n_obs"], result.diagnostics["window_end"]) == (
+        30,
+        "2023-01-09 00:00",
+    )
     assert len(live_binance.requests_to(KLINES)) == 5
-    real = load_csv(daily_csv, symbols=[f"{a}/USDT" for a in UNIVERSE], start="2022-12-10", end="2023-01-09")
-    stored = live_store.load("binance", [f"{a}/USDT" for a in UNIVERSE], "1d", "2022-12-10", "2023-01-09")
+    real = load_csv(
+        daily_csv, symbols=[f"{a}/USDT" for a in UNIVERSE], start="2022-12-10", end="2023-01-09"
+    )
+    stored = live_store.load(
+        "binance", [f"{a}/USDT" for a in UNIVERSE], "1d", "2022-12-10", "2023-01-09"
+    )
     assert np.array_equal(stored.values("close"), real.values("close"))
     returns = real.close.pct_change().iloc[1:].to_numpy()
     mu, cov = returns.mean(axis=0) * 365, np.cov(returns.T, ddof=1) * 365
@@ -189,20 +272,34 @@ def test_analyze_portfolio_mpt_through_the_store(live_binance, keys, live_store,
     assert result.volatility == pytest.approx(np.sqrt(w @ cov @ w), rel=1e-9)
     assert result.sharpe_ratio == pytest.approx((w @ mu - 0.02) / np.sqrt(w @ cov @ w), rel=1e-9)
     frontier = result.frontier
-    assert isinstance(frontier, pd.DataFrame) and list(frontier.columns) == ["return", "volatility", "sharpe", *UNIVERSE]
+    assert isinstance(frontier, pd.DataFrame) and list(frontier.columns) == [
+        "return",
+        "volatility",
+        "sharpe",
+        *UNIVERSE,
+    ]
     assert 2 <= len(frontier) <= 20 and frontier[UNIVERSE].to_numpy().min() >= 0.05 - 1e-9
-    assert frontier["sharpe"].max() <= result.sharpe_ratio + 1e-6  # the max-Sharpe portfolio tops the frontier
+    assert (
+        frontier["sharpe"].max() <= result.sharpe_ratio + 1e-6
+    )  # the max-Sharpe portfolio tops the frontier
     # a second analysis reads the window from the store: no new kline request
     run(_analysis(analyzer, {"min_weight": 0.05, "max_weight": 0.40}))
     assert len(live_binance.requests_to(KLINES)) == 5
 
 
 def test_analyze_portfolio_hrp_and_cash_reserve(live_binance, keys, live_store):
-    analyzer = PortfolioAnalyzer(exchange=BinanceConnector(), strategy=HRPStrategy(), lookback_days=30,
-                                 store=live_store, settings={"cash_reserve": 0.1})
+    analyzer = PortfolioAnalyzer(
+        exchange=BinanceConnector(),
+        strategy=HRPStrategy(),
+        lookback_days=30,
+        store=live_store,
+        settings={"cash_reserve": 0.1},
+    )
     result = run(_analysis(analyzer))
     assert set(result.weights) == {"LTC", "ETH", "USDT"}  # the assets held
-    assert result.weights["USDT"] == 0.1 and result.weights["LTC"] + result.weights["ETH"] == pytest.approx(0.9)
+    assert result.weights["USDT"] == 0.1 and result.weights["LTC"] + result.weights[
+        "ETH"
+    ] == pytest.approx(0.9)
     assert result.method == "hrp" and result.frontier is None and "linkage" in result.extras
     assert result.current_weights["LTC"] == pytest.approx(0.7182848, rel=1e-6)
 
@@ -211,15 +308,24 @@ def test_analyze_portfolio_hrp_and_cash_reserve(live_binance, keys, live_store):
 def test_bad_weights_and_values_are_clear_errors(funded):
     analyzer, current = funded
     total = analyzer.total_value
-    with pytest.raises(LiveError, match=r"`target_weights` must sum to 1 \(cash as 'USDT'\); they sum to 0.8"):
+    with pytest.raises(
+        LiveError, match=r"`target_weights` must sum to 1 \(cash as 'USDT'\); they sum to 0.8"
+    ):
         analyzer.get_rebalancing_trades(current, {"BTC": 0.5, "ETH": 0.3}, total_value=total)
-    with pytest.raises(LiveError, match=r"`total_value` must be > 0 \(the book's value in USDT\); got -100000"):
+    with pytest.raises(
+        LiveError, match=r"`total_value` must be > 0 \(the book's value in USDT\); got -100000"
+    ):
         analyzer.get_rebalancing_trades(current, TARGET, total_value=-100000)
     with pytest.raises(LiveError, match="`total_value` must be a number > 0"):
         analyzer.get_rebalancing_trades(current, TARGET, total_value="a lot")
-    with pytest.raises(LiveError, match=r"`target_weights` must be finite and >= 0 \(long only\); ETH has -0.1"):
+    with pytest.raises(
+        LiveError, match=r"`target_weights` must be finite and >= 0 \(long only\); ETH has -0.1"
+    ):
         analyzer.get_rebalancing_trades(current, {"BTC": 1.1, "ETH": -0.1}, total_value=total)
-    with pytest.raises(LiveError, match="`target_weights` has 'BTC/BUSD', quoted in BUSD; this account is valued in USDT"):
+    with pytest.raises(
+        LiveError,
+        match="`target_weights` has 'BTC/BUSD', quoted in BUSD; this account is valued in USDT",
+    ):
         analyzer.get_rebalancing_trades(current, {"BTC/BUSD": 1.0}, total_value=total)
     with pytest.raises(LiveError, match="`min_trade_value` must be >= 0"):
         analyzer.get_rebalancing_trades(current, TARGET, total_value=total, min_trade_value=-1)
@@ -227,7 +333,9 @@ def test_bad_weights_and_values_are_clear_errors(funded):
 
 def test_a_symbol_without_a_market_is_a_clear_error(funded):
     analyzer, current = funded
-    with pytest.raises(LiveError, match=r"no market data for FOO/USDT: .* run `await analyzer.refresh_market_data"):
+    with pytest.raises(
+        LiveError, match=r"no market data for FOO/USDT: .* run `await analyzer.refresh_market_data"
+    ):
         analyzer.get_rebalancing_trades(current, {"FOO": 1.0}, total_value=analyzer.total_value)
 
     async def refresh():
@@ -237,41 +345,71 @@ def test_a_symbol_without_a_market_is_a_clear_error(funded):
     with pytest.raises(ExchangeError, match=r"unknown symbol 'FOO/USDT' on binance"):
         run(refresh())
     # "BTC/USDT" keys are accepted as well as "BTC"
-    plan = analyzer.get_rebalancing_trades(current, {"BTC/USDT": 1.0}, total_value=analyzer.total_value)
+    plan = analyzer.get_rebalancing_trades(
+        current, {"BTC/USDT": 1.0}, total_value=analyzer.total_value
+    )
     assert {t.asset for t in plan} == {"LTC", "ETH", "BTC"}
 
 
 def test_bad_analysis_inputs(live_binance, keys, live_store, exchange_fixtures):
     with pytest.raises(LiveError, match="`lookback_days` must be > 0"):
         PortfolioAnalyzer(BinanceConnector(), lookback_days=0)
-    with pytest.raises(LiveError, match=r"`settings.quote` \(BUSD\) must match the connector's quote \(USDT\)"):
+    with pytest.raises(
+        LiveError, match=r"`settings.quote` \(BUSD\) must match the connector's quote \(USDT\)"
+    ):
         PortfolioAnalyzer(BinanceConnector(), settings={"quote": "BUSD"})
     with pytest.raises(ExchangeError, match="unknown symbol 'FOO/USDT' on binance"):
-        run(_analysis(PortfolioAnalyzer(BinanceConnector(), universe=["BTC", "FOO"], store=live_store)))
+        run(
+            _analysis(
+                PortfolioAnalyzer(BinanceConnector(), universe=["BTC", "FOO"], store=live_store)
+            )
+        )
     two = PortfolioAnalyzer(BinanceConnector(), universe=["BTC", "ETH"], store=live_store)
-    with pytest.raises(ConstraintError, match=r"`max_weight` = 0\.4 with 2 assets leaves 20% unallocatable"):
+    with pytest.raises(
+        ConstraintError, match=r"`max_weight` = 0\.4 with 2 assets leaves 20% unallocatable"
+    ):
         run(_analysis(two, {"min_weight": 0.05, "max_weight": 0.40}))
-    _with_balances(live_binance, exchange_fixtures, {"LTC": "0.00000000", "ETH": "0.00000000", "USDT": "10.0"})
-    with pytest.raises(LiveError, match="nothing to allocate: the account holds only USDT; pass `universe="):
+    _with_balances(
+        live_binance, exchange_fixtures, {"LTC": "0.00000000", "ETH": "0.00000000", "USDT": "10.0"}
+    )
+    with pytest.raises(
+        LiveError, match="nothing to allocate: the account holds only USDT; pass `universe="
+    ):
         run(_analysis(PortfolioAnalyzer(BinanceConnector(), store=live_store)))
 
 
 # ---------------------------------------------------------------------------------- orders
 def test_execute_places_the_limit_orders_sells_first(funded, live_binance):
     analyzer, current = funded
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
     reports = run(_execute(analyzer, plan))
     posts = live_binance.requests_to(ORDER_PATH)
-    sent = [(form(r)["symbol"], form(r)["side"], form(r)["type"], form(r)["timeInForce"], form(r)["quantity"],
-             form(r)["price"]) for r in posts]
-    assert sent == [("LTCUSDT", "SELL", "LIMIT", "GTC", "0.919", "81.58"),
-                    ("XRPUSDT", "BUY", "LIMIT", "GTC", "1248", "0.3492"),
-                    ("BTCUSDT", "BUY", "LIMIT", "GTC", "0.01925", "17186.85"),
-                    ("ETHUSDT", "BUY", "LIMIT", "GTC", "0.2282", "1321.05")]
+    sent = [
+        (
+            form(r)["symbol"],
+            form(r)["side"],
+            form(r)["type"],
+            form(r)["timeInForce"],
+            form(r)["quantity"],
+            form(r)["price"],
+        )
+        for r in posts
+    ]
+    assert sent == [
+        ("LTCUSDT", "SELL", "LIMIT", "GTC", "0.919", "81.58"),
+        ("XRPUSDT", "BUY", "LIMIT", "GTC", "1248", "0.3492"),
+        ("BTCUSDT", "BUY", "LIMIT", "GTC", "0.01925", "17186.85"),
+        ("ETHUSDT", "BUY", "LIMIT", "GTC", "0.2282", "1321.05"),
+    ]
     assert all(r.method == "POST" and r.host == "api.binance.com" for r in posts)
     assert [(r.symbol, r.status, r.order_id) for r in reports] == [
-        ("LTC/USDT", "open", "1000"), ("XRP/USDT", "open", "1001"), ("BTC/USDT", "open", "1002"),
-        ("ETH/USDT", "open", "1003")]
+        ("LTC/USDT", "open", "1000"),
+        ("XRP/USDT", "open", "1001"),
+        ("BTC/USDT", "open", "1002"),
+        ("ETH/USDT", "open", "1003"),
+    ]
 
 
 def test_a_rejected_order_is_reported_and_the_rest_go_on(funded, live_binance):
@@ -279,11 +417,16 @@ def test_a_rejected_order_is_reported_and_the_rest_go_on(funded, live_binance):
 
     def answer(request):
         if form(request)["symbol"] == "BTCUSDT":
-            return HttpError(400, {"code": -2010, "msg": "Account has insufficient balance for requested action."})
+            return HttpError(
+                400,
+                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+            )
         return order_answer(request)
 
     live_binance.route(ORDER_PATH, answer, method="POST")
-    plan = analyzer.get_rebalancing_trades(current, TARGET, total_value=analyzer.total_value, min_trade_value=10)
+    plan = analyzer.get_rebalancing_trades(
+        current, TARGET, total_value=analyzer.total_value, min_trade_value=10
+    )
     reports = run(_execute(analyzer, plan))
     assert [r.status for r in reports] == ["open", "open", "rejected", "open"]
     assert "InsufficientFunds" in reports[2].error and "insufficient balance" in reports[2].error
@@ -294,7 +437,9 @@ def test_read_only_analyzer_places_nothing(live_binance, keys, exchange_fixtures
     _with_balances(live_binance, exchange_fixtures, {"USDT": "1000.00000000"})
     analyzer = PortfolioAnalyzer(exchange=BinanceConnector(), lookback_days=30)
     current = run(_allocation(analyzer))
-    plan = analyzer.get_rebalancing_trades(current, {"LTC": 0.5, "USDT": 0.5}, total_value=analyzer.total_value)
+    plan = analyzer.get_rebalancing_trades(
+        current, {"LTC": 0.5, "USDT": 0.5}, total_value=analyzer.total_value
+    )
     with pytest.raises(ReadOnlyError, match="read-only"):
         run(_execute(analyzer, plan))
     assert not live_binance.requests_to(ORDER_PATH)

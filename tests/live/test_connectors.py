@@ -30,10 +30,24 @@ pytestmark = pytest.mark.shared
 # in ccxt/ccxt (commit 0094a48beb788f92ae50d788bf957e49c07dac6f), cases "Spot limit buy order" and
 # "spot order with weird price/amount", without the keys that file skips (timestamp, recvWindow,
 # newClientOrderId, signature).
-CCXT_LIMIT_BUY = [("symbol", "LTCUSDT"), ("side", "BUY"), ("newOrderRespType", "FULL"), ("type", "LIMIT"),
-                  ("quantity", "0.2"), ("price", "50"), ("timeInForce", "GTC")]
-CCXT_WEIRD_AMOUNT = [("symbol", "LTCUSDT"), ("side", "BUY"), ("newOrderRespType", "FULL"), ("type", "LIMIT"),
-                     ("quantity", "0.423"), ("price", "55.32"), ("timeInForce", "GTC")]
+CCXT_LIMIT_BUY = [
+    ("symbol", "LTCUSDT"),
+    ("side", "BUY"),
+    ("newOrderRespType", "FULL"),
+    ("type", "LIMIT"),
+    ("quantity", "0.2"),
+    ("price", "50"),
+    ("timeInForce", "GTC"),
+]
+CCXT_WEIRD_AMOUNT = [
+    ("symbol", "LTCUSDT"),
+    ("side", "BUY"),
+    ("newOrderRespType", "FULL"),
+    ("type", "LIMIT"),
+    ("quantity", "0.423"),
+    ("price", "55.32"),
+    ("timeInForce", "GTC"),
+]
 SKIP = {"timestamp", "recvWindow", "newClientOrderId", "signature"}
 
 
@@ -47,13 +61,17 @@ async def _with(connector, call):
 
 
 def test_unknown_exchange_id_names_close_matches():
-    with pytest.raises(ExchangeError, match=r"unknown exchange id 'binanse'.*did you mean 'binance'"):
+    with pytest.raises(
+        ExchangeError, match=r"unknown exchange id 'binanse'.*did you mean 'binance'"
+    ):
         ExchangeConnector("binanse")
 
 
 def test_incomplete_key_pair_is_refused(no_keys, monkeypatch):
     monkeypatch.setenv("EXCHANGE_API_KEY", API_KEY)
-    with pytest.raises(ExchangeError, match="`EXCHANGE_API_KEY` is set but `EXCHANGE_API_SECRET` is not") as info:
+    with pytest.raises(
+        ExchangeError, match="`EXCHANGE_API_KEY` is set but `EXCHANGE_API_SECRET` is not"
+    ) as info:
         BinanceConnector()
     assert API_KEY not in str(info.value)
 
@@ -61,13 +79,17 @@ def test_incomplete_key_pair_is_refused(no_keys, monkeypatch):
 def test_keys_default_to_the_environment(keys):
     connector = BinanceConnector()
     assert connector.has_credentials and connector.read_only
-    assert repr(connector) == ("BinanceConnector(exchange_id='binance', quote='USDT', read_only=True, "
-                               "sandbox=False, keys=set)")
+    assert repr(connector) == (
+        "BinanceConnector(exchange_id='binance', quote='USDT', read_only=True, "
+        "sandbox=False, keys=set)"
+    )
 
 
 def test_balances_need_keys(live_binance, no_keys):
-    with pytest.raises(MissingCredentialsError, match="fetching balances needs API keys: set EXCHANGE_API_KEY and "
-                                                      "EXCHANGE_API_SECRET"):
+    with pytest.raises(
+        MissingCredentialsError,
+        match="fetching balances needs API keys: set EXCHANGE_API_KEY and EXCHANGE_API_SECRET",
+    ):
         run(_with(BinanceConnector(), lambda c: c.fetch_balances()))
     assert not live_binance.requests_to("/api/v3/account")
 
@@ -80,9 +102,16 @@ def test_balances_from_the_recorded_payload(live_binance, keys):
 
 
 def test_market_rules_from_lot_size_and_notional_filters(live_binance, no_keys):
-    rules = run(_with(BinanceConnector(), lambda c: c.fetch_markets(["LTC/USDT", "DOGE/USDT", "BTC/USDT"])))
+    rules = run(
+        _with(BinanceConnector(), lambda c: c.fetch_markets(["LTC/USDT", "DOGE/USDT", "BTC/USDT"]))
+    )
     ltc, doge, btc = rules["LTC/USDT"], rules["DOGE/USDT"], rules["BTC/USDT"]
-    assert (ltc.lot_step, ltc.min_amount, ltc.min_notional, ltc.tick_size) == (0.001, 0.001, 5.0, 0.01)
+    assert (ltc.lot_step, ltc.min_amount, ltc.min_notional, ltc.tick_size) == (
+        0.001,
+        0.001,
+        5.0,
+        0.01,
+    )
     assert (doge.lot_step, doge.min_notional, doge.tick_size) == (1.0, 5.0, 0.00001)
     assert (btc.lot_step, btc.tick_size) == (0.00001, 0.01)
     assert ltc.min_order_value(81.62) == 5.0 and doge.min_order_value(10.0) == 10.0
@@ -95,18 +124,34 @@ def test_min_notional_filter_name_of_older_exchange_info(live_binance, no_keys):
     for f in old["filters"]:
         if f["filterType"] == "NOTIONAL":
             f.clear()
-            f.update(filterType="MIN_NOTIONAL", minNotional="10.00000000", applyToMarket=True, avgPriceMins=5)
+            f.update(
+                filterType="MIN_NOTIONAL",
+                minNotional="10.00000000",
+                applyToMarket=True,
+                avgPriceMins=5,
+            )
     live_binance.markets[live_binance.markets.index(entry)] = old
     rules = run(_with(BinanceConnector(), lambda c: c.fetch_markets(["LTC/USDT"])))
     assert rules["LTC/USDT"].min_notional == 10.0 and rules["LTC/USDT"].lot_step == 0.001
 
 
 def test_unified_limits_when_there_are_no_raw_filters():
-    market = {"symbol": "ABC/EUR", "base": "ABC", "quote": "EUR", "taker": 0.0026,
-              "precision": {"amount": 3, "price": 2}, "limits": {"amount": {"min": 0.01}, "cost": {"min": 0.5}}}
+    market = {
+        "symbol": "ABC/EUR",
+        "base": "ABC",
+        "quote": "EUR",
+        "taker": 0.0026,
+        "precision": {"amount": 3, "price": 2},
+        "limits": {"amount": {"min": 0.01}, "cost": {"min": 0.5}},
+    }
     decimal_places, tick_size = 2, 4  # ccxt.DECIMAL_PLACES, ccxt.TICK_SIZE
     rules = parse_market_rules(market, decimal_places)
-    assert (rules.lot_step, rules.tick_size, rules.min_amount, rules.min_notional) == (0.001, 0.01, 0.01, 0.5)
+    assert (rules.lot_step, rules.tick_size, rules.min_amount, rules.min_notional) == (
+        0.001,
+        0.01,
+        0.01,
+        0.5,
+    )
     market["precision"] = {"amount": 0.05, "price": 0.5}
     rules = parse_market_rules(market, tick_size)
     assert (rules.lot_step, rules.tick_size, rules.taker_fee) == (0.05, 0.5, 0.0026)
@@ -115,7 +160,9 @@ def test_unified_limits_when_there_are_no_raw_filters():
 def test_symbol_without_a_market_is_a_clear_error(live_binance, no_keys):
     with pytest.raises(ExchangeError, match=r"unknown symbol 'FOO/USDT' on binance.*ccxt notation"):
         run(_with(BinanceConnector(), lambda c: c.fetch_markets(["FOO/USDT"])))
-    with pytest.raises(ExchangeError, match=r"unknown symbol 'BTC/USDC' on binance; did you mean 'BTC/USDT'"):
+    with pytest.raises(
+        ExchangeError, match=r"unknown symbol 'BTC/USDC' on binance; did you mean 'BTC/USDT'"
+    ):
         run(_with(BinanceConnector(), lambda c: c.fetch_prices(["BTC/USDC"])))
 
 
@@ -135,17 +182,35 @@ def test_read_only_connector_places_no_order(live_binance, keys):
 
 def test_orders_need_keys(live_binance, no_keys):
     with pytest.raises(MissingCredentialsError, match="placing orders needs API keys"):
-        run(_with(BinanceConnector(read_only=False), lambda c: c.create_limit_order("LTC/USDT", "buy", 0.2, 50)))
+        run(
+            _with(
+                BinanceConnector(read_only=False),
+                lambda c: c.create_limit_order("LTC/USDT", "buy", 0.2, 50),
+            )
+        )
     assert not live_binance.requests_to(ORDER_PATH)
 
 
-@pytest.mark.parametrize(("amount", "price", "expected"), [(0.2, 50, CCXT_LIMIT_BUY),
-                                                           (0.4234234234, 55.324242343, CCXT_WEIRD_AMOUNT)])
-def test_limit_order_sends_exactly_the_request_ccxt_specifies(live_binance, keys, amount, price, expected):
-    status = run(_with(BinanceConnector(read_only=False),
-                       lambda c: c.create_limit_order("LTC/USDT", "buy", amount, price)))
+@pytest.mark.parametrize(
+    ("amount", "price", "expected"),
+    [(0.2, 50, CCXT_LIMIT_BUY), (0.4234234234, 55.324242343, CCXT_WEIRD_AMOUNT)],
+)
+def test_limit_order_sends_exactly_the_request_ccxt_specifies(
+    live_binance, keys, amount, price, expected
+):
+    status = run(
+        _with(
+            BinanceConnector(read_only=False),
+            lambda c: c.create_limit_order("LTC/USDT", "buy", amount, price),
+        )
+    )
     (request,) = live_binance.requests_to(ORDER_PATH)
-    assert (request.method, request.host, request.path, request.params) == ("POST", "api.binance.com", ORDER_PATH, {})
+    assert (request.method, request.host, request.path, request.params) == (
+        "POST",
+        "api.binance.com",
+        ORDER_PATH,
+        {},
+    )
     assert request.headers["X-MBX-APIKEY"] == API_KEY
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     pairs = parse_qsl(request.body)
@@ -154,13 +219,26 @@ def test_limit_order_sends_exactly_the_request_ccxt_specifies(live_binance, keys
     # signed with the secret: HMAC-SHA256 of everything before "&signature="
     unsigned, signature = request.body.rsplit("&signature=", 1)
     assert signature == hmac.new(API_SECRET.encode(), unsigned.encode(), hashlib.sha256).hexdigest()
-    assert (status.symbol, status.side, status.status, status.id) == ("LTC/USDT", "buy", "open", "1000")
-    assert (status.amount, status.price) == (float(dict(expected)["quantity"]), float(dict(expected)["price"]))
+    assert (status.symbol, status.side, status.status, status.id) == (
+        "LTC/USDT",
+        "buy",
+        "open",
+        "1000",
+    )
+    assert (status.amount, status.price) == (
+        float(dict(expected)["quantity"]),
+        float(dict(expected)["price"]),
+    )
 
 
 def test_orders_below_one_lot_are_refused_before_sending(live_binance, keys):
     with pytest.raises(ExchangeError, match="rounds to 0 at the market's lot step"):
-        run(_with(BinanceConnector(read_only=False), lambda c: c.create_limit_order("LTC/USDT", "sell", 0.0004, 80)))
+        run(
+            _with(
+                BinanceConnector(read_only=False),
+                lambda c: c.create_limit_order("LTC/USDT", "sell", 0.0004, 80),
+            )
+        )
     assert not live_binance.requests_to(ORDER_PATH)
 
 
@@ -179,5 +257,7 @@ def test_generic_connector_quote_and_no_pickling(no_keys):
     assert "keys=absent" in repr(connector)
     with pytest.raises(TypeError, match="holds API keys and cannot be pickled"):
         pickle.dumps(connector)
-    with pytest.raises(ExchangeError, match="`quote` must be a currency code such as 'USDT'; got 'US/DT'"):
+    with pytest.raises(
+        ExchangeError, match="`quote` must be a currency code such as 'USDT'; got 'US/DT'"
+    ):
         ExchangeConnector("binance", quote="US/DT")

@@ -14,9 +14,13 @@ from backtest.errors import EngineError
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
 from tests.live.kernel_case import analyzer_for, lots_and_mins, run_kernel
 
-COSTS = Costs(fee_bps=10, slippage_bps=5, min_trade_value=10,
-              lot_size={"A0/USDT": 0.001, "A1/USDT": 0.0001, "A2/USDT": 1.0, "A3/USDT": 0.1},
-              min_notional={"A0/USDT": 5.0, "A1/USDT": 5.0, "A2/USDT": 5.0, "A3/USDT": 50.0})
+COSTS = Costs(
+    fee_bps=10,
+    slippage_bps=5,
+    min_trade_value=10,
+    lot_size={"A0/USDT": 0.001, "A1/USDT": 0.0001, "A2/USDT": 1.0, "A3/USDT": 0.1},
+    min_notional={"A0/USDT": 5.0, "A1/USDT": 5.0, "A2/USDT": 5.0, "A3/USDT": 50.0},
+)
 PRICES0 = [81.62, 1320.39, 0.3490, 17.25]
 PRICES1 = [84.10, 1290.55, 0.3551, 17.31]
 TARGET0 = [0.30, 0.40, 0.20, 0.10]
@@ -31,8 +35,15 @@ def case():
 
 def test_plan_trades_reproduces_the_kernel_ledger_exactly(case):
     lots, mins = lots_and_mins(COSTS, 4)
-    plan = plan_trades(case.units, case.prices, case.target, case.cash, costs=COSTS, lot_step=lots,
-                       min_notional=mins)
+    plan = plan_trades(
+        case.units,
+        case.prices,
+        case.target,
+        case.cash,
+        costs=COSTS,
+        lot_step=lots,
+        min_notional=mins,
+    )
     assert len(case.trades) == 3  # A0 sold out, A1 and A2 bought, A3 skipped
     for field in ("asset", "units", "price", "fill_price", "fee", "slippage", "impact"):
         assert np.array_equal(plan.ledger[field], case.trades[field]), field
@@ -43,8 +54,9 @@ def test_plan_trades_reproduces_the_kernel_ledger_exactly(case):
 
 def test_live_analyzer_lists_the_kernels_trades(case):
     analyzer, current, target = analyzer_for(case, COSTS)
-    trades = analyzer.get_rebalancing_trades(current, target, total_value=case.value,
-                                             min_trade_value=COSTS.min_trade_value)
+    trades = analyzer.get_rebalancing_trades(
+        current, target, total_value=case.value, min_trade_value=COSTS.min_trade_value
+    )
     kernel = {f"A{int(r['asset'])}": float(r["units"]) for r in case.trades}
     live = {t.asset: (t.amount if t.side == "buy" else -t.amount) for t in trades}
     assert live.keys() == kernel.keys() == {"A0", "A1", "A2"}
@@ -61,11 +73,15 @@ def test_live_analyzer_lists_the_kernels_trades(case):
 
 def test_full_exit_of_an_odd_amount_is_truncated_to_the_lot():
     """The kernel sells a whole position; an exchange can only sell whole lots: the rest is dust."""
-    costs = Costs(fee_bps=10, slippage_bps=5, lot_size={"A0/USDT": 0.001}, min_notional={"A0/USDT": 5.0})
+    costs = Costs(
+        fee_bps=10, slippage_bps=5, lot_size={"A0/USDT": 0.001}, min_notional={"A0/USDT": 5.0}
+    )
     case = run_kernel([81.62, 80.0], [81.62, 80.0], [0.9, 0.1], [0.0, 1.0], costs, 100.0)
     case.units[0] = 0.919741  # the recorded LTC balance, not a multiple of the 0.001 step
     analyzer, current, target = analyzer_for(case, costs)
-    trades = analyzer.get_rebalancing_trades(current, target, total_value=case.value, min_trade_value=0)
+    trades = analyzer.get_rebalancing_trades(
+        current, target, total_value=case.value, min_trade_value=0
+    )
     sell = next(t for t in trades if t.asset == "A0")
     assert sell.amount == 0.919 and sell.side == "sell"
     assert any("0.000741 stays as dust" in note for note in trades.notes)
@@ -87,16 +103,26 @@ def test_plan_trades_validates_its_arrays():
         plan_trades(np.ones(2), np.ones(2), np.full(2, 0.5), 0.0, lot_step=-1.0, **ok)
 
 
-@pytest.mark.parametrize(("amount", "price", "lot", "cap", "floor", "expected"), [
-    (1.0, 100.0, 0.1, 30.0, 0.0, (0.3, 0.3, 0.2, 0.2)),
-    (1.0, 100.0, 0.1, None, 0.0, (1.0,)),
-    (1.0, 100.0, 0.1, 100.0, 0.0, (1.0,)),            # exactly at the cap: one order
-    (0.919, 70.0, 0.001, 20.0, 5.0, (0.23, 0.23, 0.23, 0.229)),
-    (0.6, 100.0, 0.1, 10.0, 20.0, (0.2, 0.2, 0.2)),   # one-lot slices would be below the minimum
-    (0.5, 100.0, 0.1, 10.0, 25.0, (0.5,)),            # the minimum wins over the cap
-    (3.0, 100.0, 1.0, 50.0, 0.0, (1.0, 1.0, 1.0)),     # a lot worth more than the cap: one lot each
-    (1.0, 100.0, 0.0, 30.0, 0.0, (0.25, 0.25, 0.25, 0.25)),
-])
+@pytest.mark.parametrize(
+    ("amount", "price", "lot", "cap", "floor", "expected"),
+    [
+        (1.0, 100.0, 0.1, 30.0, 0.0, (0.3, 0.3, 0.2, 0.2)),
+        (1.0, 100.0, 0.1, None, 0.0, (1.0,)),
+        (1.0, 100.0, 0.1, 100.0, 0.0, (1.0,)),  # exactly at the cap: one order
+        (0.919, 70.0, 0.001, 20.0, 5.0, (0.23, 0.23, 0.23, 0.229)),
+        (0.6, 100.0, 0.1, 10.0, 20.0, (0.2, 0.2, 0.2)),  # one-lot slices would be below the minimum
+        (0.5, 100.0, 0.1, 10.0, 25.0, (0.5,)),  # the minimum wins over the cap
+        (
+            3.0,
+            100.0,
+            1.0,
+            50.0,
+            0.0,
+            (1.0, 1.0, 1.0),
+        ),  # a lot worth more than the cap: one lot each
+        (1.0, 100.0, 0.0, 30.0, 0.0, (0.25, 0.25, 0.25, 0.25)),
+    ],
+)
 def test_split_order(amount, price, lot, cap, floor, expected):
     slices = split_order(amount, price, lot, cap, floor)
     assert slices == expected
@@ -106,5 +132,7 @@ def test_split_order(amount, price, lot, cap, floor, expected):
 def test_grid_helpers_and_slice_cap():
     assert on_grid(0.30000000000000004, 0.1) == 0.3 and on_grid(55.324242343, 0.01) == 55.32
     assert floor_to_grid(0.919741, 0.001) == 0.919 and floor_to_grid(0.9999999999999, 0.1) == 1.0
-    assert slice_cap(1000.0, 0.01, 50_000.0) == 500.0 and slice_cap(None, 0.01, float("nan")) is None
+    assert (
+        slice_cap(1000.0, 0.01, 50_000.0) == 500.0 and slice_cap(None, 0.01, float("nan")) is None
+    )
     assert slice_cap(None, None, 1e6) is None and slice_cap(200.0, None, None) == 200.0

@@ -33,8 +33,15 @@ ALLOCATORS = {
     "inverse_volatility": InverseVolatility(),
     "equal_weight": EqualWeight(),
 }
-EQUIVARIANT = ["max_sharpe", "min_volatility", "efficient_risk", "max_sharpe_lw", "risk_parity",
-               "inverse_volatility", "equal_weight"]
+EQUIVARIANT = [
+    "max_sharpe",
+    "min_volatility",
+    "efficient_risk",
+    "max_sharpe_lw",
+    "risk_parity",
+    "inverse_volatility",
+    "equal_weight",
+]
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
@@ -46,7 +53,9 @@ def generic_returns(draw, max_assets=8):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     mix = np.eye(n_assets) + 0.5 * rng.normal(size=(n_assets, n_assets))
     vols = rng.uniform(0.005, 0.05, n_assets)
-    return rng.normal(0.001, 1.0, size=(n_obs, n_assets)) @ mix * vols / np.sqrt((mix**2).sum(axis=0))
+    return (
+        rng.normal(0.001, 1.0, size=(n_obs, n_assets)) @ mix * vols / np.sqrt((mix**2).sum(axis=0))
+    )
 
 
 @st.composite
@@ -72,7 +81,10 @@ def _allocate(strategy, returns, constraints=None):
 
 
 def _assert_valid(weights, constraints, n_assets):
-    lo, hi = (np.broadcast_to(np.asarray(v, float), n_assets) for v in (constraints.min_weight, constraints.max_weight))
+    lo, hi = (
+        np.broadcast_to(np.asarray(v, float), n_assets)
+        for v in (constraints.min_weight, constraints.max_weight)
+    )
     assert weights.shape == (n_assets,)
     assert np.isfinite(weights).all()
     assert abs(weights.sum() - 1.0) <= 1e-9
@@ -96,8 +108,12 @@ def test_weights_are_finite_sum_to_one_and_respect_bounds(name, data):
 def test_permuting_assets_permutes_weights(name, returns, seed):
     perm = np.random.default_rng(seed).permutation(returns.shape[1])
     strategy = ALLOCATORS[name]
-    weights = _allocate(strategy, returns, {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}).weights
-    permuted = _allocate(strategy, returns[:, perm], {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}).weights
+    weights = _allocate(
+        strategy, returns, {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}
+    ).weights
+    permuted = _allocate(
+        strategy, returns[:, perm], {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}
+    ).weights
     np.testing.assert_allclose(permuted, weights[perm], atol=1e-8)
 
 
@@ -124,7 +140,9 @@ def test_hrp_permutation_equivariance_up_to_the_pair_tie_break(returns, seed):
     np.testing.assert_allclose(permuted, weights[perm], rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["hrp", "hrp_average", "min_volatility", "risk_parity", "inverse_volatility"])
+@pytest.mark.parametrize(
+    "name", ["hrp", "hrp_average", "min_volatility", "risk_parity", "inverse_volatility"]
+)
 @SETTINGS
 @given(returns=generic_returns(), scale=st.floats(0.1, 5.0))
 def test_scaling_all_returns_leaves_weights_unchanged(name, returns, scale):

@@ -26,8 +26,12 @@ def _warm():
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), cut=st.integers(60, 230), factor=st.floats(0.2, 5.0),
-       execution=st.sampled_from(["next_open", "close"]))
+@given(
+    seed=st.integers(0, 10_000),
+    cut=st.integers(60, 230),
+    factor=st.floats(0.2, 5.0),
+    execution=st.sampled_from(["next_open", "close"]),
+)
 def test_no_look_ahead(seed, cut, factor, execution):
     """Changing any price after the decision bar changes no decision up to it and no fill before t+1."""
     market = synthetic_market(n_assets=5, n_bars=240, seed=seed)
@@ -39,8 +43,12 @@ def test_no_look_ahead(seed, cut, factor, execution):
     arrays["low"] = np.fmin(arrays["low"], np.fmin(arrays["open"], arrays["close"]))
     arrays["volume"][cut + 1 :] *= 3.0
     future = replace(market, arrays=arrays)
-    kwargs = dict(rebalance="1W", costs=Costs(fee_bps=10, slippage_bps=5, impact_coef=0.5),
-                  execution=execution, risk=RiskControls(stop_loss=0.2))
+    kwargs = dict(
+        rebalance="1W",
+        costs=Costs(fee_bps=10, slippage_bps=5, impact_coef=0.5),
+        execution=execution,
+        risk=RiskControls(stop_loss=0.2),
+    )
     a = run_backtest(market, InverseVolatility(lookback_days=20), **kwargs)
     b = run_backtest(future, InverseVolatility(lookback_days=20), **kwargs)
     t_cut = market.index[cut]
@@ -57,10 +65,17 @@ def test_no_look_ahead(seed, cut, factor, execution):
 
 def _random_case(seed, n_assets=4, n_bars=60):
     rng = np.random.default_rng(seed)
-    close = np.exp(np.cumsum(rng.normal(0, 0.04, (n_bars, n_assets)), axis=0)) * rng.uniform(1, 100, n_assets)
+    close = np.exp(np.cumsum(rng.normal(0, 0.04, (n_bars, n_assets)), axis=0)) * rng.uniform(
+        1, 100, n_assets
+    )
     open_ = close * np.exp(rng.normal(0, 0.01, close.shape))
-    arrays = {"open": open_, "close": close, "high": np.maximum(open_, close) * 1.01,
-              "low": np.minimum(open_, close) * 0.99, "volume": rng.uniform(1e3, 1e5, close.shape)}
+    arrays = {
+        "open": open_,
+        "close": close,
+        "high": np.maximum(open_, close) * 1.01,
+        "low": np.minimum(open_, close) * 0.99,
+        "volume": rng.uniform(1e3, 1e5, close.shape),
+    }
     return rng, arrays
 
 
@@ -68,13 +83,25 @@ def _sim(arrays, targets, costs, execution="close", schedule=None, cash=10_000.0
     risk = RiskControls()
     symbols = [f"S{i}" for i in range(arrays["close"].shape[1])]
     market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
-    return simulate(market, targets, costs=costs, risk=risk, schedule=schedule or Schedule(every="1D"),
-                    initial_cash=cash, execution=execution)
+    return simulate(
+        market,
+        targets,
+        costs=costs,
+        risk=risk,
+        schedule=schedule or Schedule(every="1D"),
+        initial_cash=cash,
+        execution=execution,
+    )
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), fee=st.floats(0, 50), slip=st.floats(0, 50),
-       sizing=st.sampled_from(["net", "vectorbt"]), band=st.sampled_from([None, 0.03]))
+@given(
+    seed=st.integers(0, 10_000),
+    fee=st.floats(0, 50),
+    slip=st.floats(0, 50),
+    sizing=st.sampled_from(["net", "vectorbt"]),
+    band=st.sampled_from([None, 0.03]),
+)
 def test_accounting_invariants(seed, fee, slip, sizing, band):
     """equity = cash + sum(units * price); ledger fees sum to the totals; cash never negative."""
     rng, arrays = _random_case(seed)
@@ -82,9 +109,15 @@ def test_accounting_invariants(seed, fee, slip, sizing, band):
     rows = rng.choice(60, size=12, replace=False)
     targets[rows] = rng.dirichlet(np.ones(4), size=12) * rng.uniform(0.5, 1.0, (12, 1))
     schedule = Schedule(every="1D", drift_band=band)
-    out = _sim(arrays, targets, Costs(fee_bps=fee, slippage_bps=slip, min_trade_value=5, sizing=sizing),
-               schedule=schedule)
-    np.testing.assert_allclose(out.equity, out.cash + (out.units * arrays["close"]).sum(axis=1), rtol=1e-12)
+    out = _sim(
+        arrays,
+        targets,
+        Costs(fee_bps=fee, slippage_bps=slip, min_trade_value=5, sizing=sizing),
+        schedule=schedule,
+    )
+    np.testing.assert_allclose(
+        out.equity, out.cash + (out.units * arrays["close"]).sum(axis=1), rtol=1e-12
+    )
     assert out.cash.min() >= 0
     assert (out.units >= -1e-12).all()
     assert out.trades["fee"].sum() == pytest.approx(out.costs[0], rel=1e-12, abs=1e-12)
@@ -117,7 +150,9 @@ def test_costs_compound_as_cost_shares(seed, fee, slip):
     free = _sim(arrays, targets, Costs(fee_bps=0, slippage_bps=0))
     factor = np.ones(60)
     for r in rows:
-        before = costly.cash[r - 1] + costly.units[r - 1] @ arrays["close"][r] if r > 0 else 10_000.0
+        before = (
+            costly.cash[r - 1] + costly.units[r - 1] @ arrays["close"][r] if r > 0 else 10_000.0
+        )
         paid = costly.trades[costly.trades["bar"] == r]
         share = (paid["fee"].sum() + paid["slippage"].sum() + paid["impact"].sum()) / before
         factor[r:] *= 1 - share

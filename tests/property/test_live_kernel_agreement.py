@@ -22,13 +22,22 @@ def cases(draw):
     prices0 = draw(st.lists(st.floats(0.05, 5e4), min_size=n, max_size=n))
     moves = draw(st.lists(st.floats(0.7, 1.4), min_size=n, max_size=n))
     raw0 = draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n))
-    raw1 = draw(st.lists(st.sampled_from([0.0, 0.05, 0.2, 0.5, 1.0]) | st.floats(0.0, 1.0), min_size=n, max_size=n))
+    raw1 = draw(
+        st.lists(
+            st.sampled_from([0.0, 0.05, 0.2, 0.5, 1.0]) | st.floats(0.0, 1.0),
+            min_size=n,
+            max_size=n,
+        )
+    )
     invested = draw(st.sampled_from([1.0, 0.9]))
     symbols = [f"A{i}/USDT" for i in range(n)]
-    costs = Costs(fee_bps=draw(st.sampled_from([0.0, 10.0, 25.0])), slippage_bps=draw(st.sampled_from([0.0, 5.0])),
-                  min_trade_value=draw(st.sampled_from([0.0, 10.0, 100.0])),
-                  lot_size={s: draw(st.sampled_from(LOTS)) for s in symbols},
-                  min_notional={s: draw(st.sampled_from([0.0, 5.0, 50.0])) for s in symbols})
+    costs = Costs(
+        fee_bps=draw(st.sampled_from([0.0, 10.0, 25.0])),
+        slippage_bps=draw(st.sampled_from([0.0, 5.0])),
+        min_trade_value=draw(st.sampled_from([0.0, 10.0, 100.0])),
+        lot_size={s: draw(st.sampled_from(LOTS)) for s in symbols},
+        min_notional={s: draw(st.sampled_from([0.0, 5.0, 50.0])) for s in symbols},
+    )
     cash = draw(st.sampled_from([1_000.0, 25_000.0, 1_000_000.0]))
 
     def weights(raw):
@@ -53,16 +62,24 @@ def test_live_rules_trade_what_the_kernel_trades(case):
     lots, mins = lots_and_mins(costs, n)
 
     # 1. from the same holdings (units and cash): the very same ledger
-    plan = plan_trades(kernel.units, kernel.prices, kernel.target, kernel.cash, costs=costs, lot_step=lots,
-                       min_notional=mins)
+    plan = plan_trades(
+        kernel.units,
+        kernel.prices,
+        kernel.target,
+        kernel.cash,
+        costs=costs,
+        lot_step=lots,
+        min_notional=mins,
+    )
     for field in ("asset", "units", "fee", "slippage"):
         assert np.array_equal(plan.ledger[field], kernel.trades[field]), field
 
     # 2. from the same holdings expressed as weights of the book (the analyzer's API): the same trades,
     # up to the float noise of weights -> units, which can move a trade across a lot or a threshold
     analyzer, current, target = analyzer_for(kernel, costs)
-    trades = analyzer.get_rebalancing_trades(current, target, total_value=kernel.value,
-                                             min_trade_value=costs.min_trade_value)
+    trades = analyzer.get_rebalancing_trades(
+        current, target, total_value=kernel.value, min_trade_value=costs.min_trade_value
+    )
     live = {int(t.asset[1:]): (t.amount if t.side == "buy" else -t.amount) for t in trades}
     expected = {int(r["asset"]): float(r["units"]) for r in kernel.trades}
     for i in set(live) | set(expected):
@@ -71,8 +88,9 @@ def test_live_rules_trade_what_the_kernel_trades(case):
             continue
         threshold = max(costs.min_trade_value, mins[i])
         one_lot = lots[i] > 0 and abs(abs(got - want) - lots[i]) <= 1e-9 * max(1.0, abs(want))
-        at_threshold = min(abs(got), abs(want)) == 0 and max(abs(got), abs(want)) * kernel.prices[i] == \
-            pytest.approx(threshold, rel=1e-6)
+        at_threshold = min(abs(got), abs(want)) == 0 and max(abs(got), abs(want)) * kernel.prices[
+            i
+        ] == pytest.approx(threshold, rel=1e-6)
         assert one_lot or at_threshold, (i, got, want)
     sides = [t.side for t in trades]
     assert sides == sorted(sides, key=lambda s: s != "sell")  # sells first

@@ -25,26 +25,41 @@ def returns():
 
 
 def test_mean_and_geometric_returns(returns):
-    np.testing.assert_allclose(expected_returns(returns, "mean", 365), returns.mean(axis=0) * 365, rtol=1e-13)
+    np.testing.assert_allclose(
+        expected_returns(returns, "mean", 365), returns.mean(axis=0) * 365, rtol=1e-13
+    )
     geometric = np.prod(1 + returns, axis=0) ** (252 / len(returns)) - 1
     np.testing.assert_allclose(expected_returns(returns, "geometric", 252), geometric, rtol=1e-13)
 
 
 def test_ewma_returns_match_pandas(returns):
     expected = pd.DataFrame(returns).ewm(span=20).mean().iloc[-1].to_numpy() * 365
-    np.testing.assert_allclose(expected_returns(returns, "ewma", 365, span=20), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        expected_returns(returns, "ewma", 365, span=20), expected, rtol=1e-12
+    )
 
 
 def test_sample_covariance_matches_numpy(returns):
-    np.testing.assert_allclose(covariance(returns, "sample", 8760), np.cov(returns, rowvar=False) * 8760, rtol=1e-12)
+    np.testing.assert_allclose(
+        covariance(returns, "sample", 8760), np.cov(returns, rowvar=False) * 8760, rtol=1e-12
+    )
 
 
 def test_ewma_covariance_matches_pandas_formula(returns):
     demeaned = pd.DataFrame(returns - returns.mean(axis=0))
     n = returns.shape[1]
-    expected = np.array([[(demeaned[i] * demeaned[j]).ewm(span=30).mean().iloc[-1] for j in range(n)]
-                         for i in range(n)]) * 365
-    np.testing.assert_allclose(covariance(returns, "ewma", 365, span=30), expected, rtol=1e-12, atol=1e-14)
+    expected = (
+        np.array(
+            [
+                [(demeaned[i] * demeaned[j]).ewm(span=30).mean().iloc[-1] for j in range(n)]
+                for i in range(n)
+            ]
+        )
+        * 365
+    )
+    np.testing.assert_allclose(
+        covariance(returns, "ewma", 365, span=30), expected, rtol=1e-12, atol=1e-14
+    )
 
 
 def test_ledoit_wolf_matches_sklearn(returns):
@@ -57,7 +72,10 @@ def test_ledoit_wolf_matches_sklearn(returns):
 
 
 def test_unknown_method_names_the_parameter(returns):
-    with pytest.raises(ValueError, match=r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'",
+    ):
         covariance(returns, "shrunk")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`expected_returns` must be one of .*; got 'median'"):
         expected_returns(returns, "median")  # type: ignore[arg-type]

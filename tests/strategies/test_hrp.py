@@ -24,7 +24,12 @@ def bisection_twin(cov, order):
     w = np.ones(len(order))
     clusters = [list(order)]
     while clusters:
-        clusters = [c[j:k] for c in clusters for j, k in ((0, len(c) // 2), (len(c) // 2, len(c))) if len(c) > 1]
+        clusters = [
+            c[j:k]
+            for c in clusters
+            for j, k in ((0, len(c) // 2), (len(c) // 2, len(c)))
+            if len(c) > 1
+        ]
         for a, b in zip(clusters[::2], clusters[1::2], strict=True):
             var = []
             for items in (a, b):
@@ -68,7 +73,9 @@ def test_leaf_order_equals_scipy_pre_order(method):
 def test_recursive_bisection_matches_twin(seed):
     cov = random_cov(seed, 11)
     order = leaf_order(linkage_matrix(cov))
-    np.testing.assert_allclose(recursive_bisection(cov, order), bisection_twin(cov, order), rtol=1e-13)
+    np.testing.assert_allclose(
+        recursive_bisection(cov, order), bisection_twin(cov, order), rtol=1e-13
+    )
 
 
 def test_bounds_are_honoured_by_the_split_factors():

@@ -61,7 +61,9 @@ def test_efficient_risk_meets_the_target_volatility(returns):
 
 def test_efficient_risk_above_the_max_return_volatility_is_the_max_return_portfolio(returns):
     mu = expected_returns(returns)
-    w = MPTStrategy(objective="efficient_risk", target_volatility=50.0).allocate(returns, {"max_weight": 0.5})
+    w = MPTStrategy(objective="efficient_risk", target_volatility=50.0).allocate(
+        returns, {"max_weight": 0.5}
+    )
     np.testing.assert_allclose(w, greedy_max_return_nb(mu, np.zeros(6), np.full(6, 0.5)))
 
 
@@ -74,7 +76,9 @@ def test_dict_constraints_and_per_asset_bounds(returns):
 
 
 def test_group_and_linear_constraints(returns):
-    cons = Constraints(groups={"first_three": ([0, 1, 2], 0.0, 0.5)}, A=[[1, -1, 0, 0, 0, 0]], b=[0.0])
+    cons = Constraints(
+        groups={"first_three": ([0, 1, 2], 0.0, 0.5)}, A=[[1, -1, 0, 0, 0, 0]], b=[0.0]
+    )
     w = MPTStrategy().allocate(returns, cons)
     assert w[:3].sum() <= 0.5 + 1e-12
     assert w[0] <= w[1] + 1e-12
@@ -86,10 +90,17 @@ def test_infeasible_group_constraints_raise(returns):
         MPTStrategy().allocate(returns, cons)
 
 
-@pytest.mark.parametrize(("min_w", "max_w", "match"), [
-    (0.2, 1.0, r"`min_weight` = 0.2 with 6 assets needs 1.2 > 100%.*<= 1/6"),
-    (0.0, 0.1, r"`max_weight` = 0.1 with 6 assets leaves 40% unallocatable; `max_weight` must be >= 1/6"),
-])
+@pytest.mark.parametrize(
+    ("min_w", "max_w", "match"),
+    [
+        (0.2, 1.0, r"`min_weight` = 0.2 with 6 assets needs 1.2 > 100%.*<= 1/6"),
+        (
+            0.0,
+            0.1,
+            r"`max_weight` = 0.1 with 6 assets leaves 40% unallocatable; `max_weight` must be >= 1/6",
+        ),
+    ],
+)
 def test_infeasible_bounds_name_the_numbers(returns, min_w, max_w, match):
     with pytest.raises(ConstraintError, match=match):
         MPTStrategy().allocate(returns, {"min_weight": min_w, "max_weight": max_w})
@@ -107,17 +118,23 @@ def test_no_asset_above_the_risk_free_rate_falls_back_to_min_volatility(returns)
     assert allocation.method == "min_volatility"
     assert "exceeds the risk-free rate 100" in allocation.notes[0]
     assert "falling back to min_volatility" in allocation.notes[0]
-    np.testing.assert_allclose(allocation.weights, MPTStrategy(objective="min_volatility").allocate(returns))
+    np.testing.assert_allclose(
+        allocation.weights, MPTStrategy(objective="min_volatility").allocate(returns)
+    )
 
 
 def test_fallback_chain_hrp_then_previous_then_equal_weight(returns):
     allocation = MPTStrategy(risk_free_rate=100.0, fallback=("hrp",)).allocate_detailed(returns)
     assert allocation.method == "hrp"
     previous = np.array([0.5, 0.5, 0, 0, 0, 0])
-    allocation = MPTStrategy(risk_free_rate=100.0, fallback=["previous"]).allocate_detailed(returns, None, previous)
+    allocation = MPTStrategy(risk_free_rate=100.0, fallback=["previous"]).allocate_detailed(
+        returns, None, previous
+    )
     assert allocation.method == "previous"
     np.testing.assert_allclose(allocation.weights, previous)
-    allocation = MPTStrategy(risk_free_rate=100.0, fallback=("previous",)).allocate_detailed(returns)
+    allocation = MPTStrategy(risk_free_rate=100.0, fallback=("previous",)).allocate_detailed(
+        returns
+    )
     assert allocation.method == "equal_weight"
     assert "previous failed (no previous weights)" in allocation.notes[-1]
     np.testing.assert_allclose(allocation.weights, 1 / 6)
@@ -131,13 +148,17 @@ def test_previous_weights_of_another_universe_are_skipped(returns):
 
 
 def test_unattainable_target_return_falls_back(returns):
-    allocation = MPTStrategy(objective="efficient_return", target_return=1e6).allocate_detailed(returns)
+    allocation = MPTStrategy(objective="efficient_return", target_return=1e6).allocate_detailed(
+        returns
+    )
     assert allocation.method == "min_volatility"
     assert "target return 1e+06 is above the attainable maximum" in allocation.notes[0]
 
 
 def test_target_volatility_below_the_minimum_falls_back(returns):
-    allocation = MPTStrategy(objective="efficient_risk", target_volatility=1e-6).allocate_detailed(returns)
+    allocation = MPTStrategy(objective="efficient_risk", target_volatility=1e-6).allocate_detailed(
+        returns
+    )
     assert allocation.method == "min_volatility"
     assert "is below the minimum volatility" in allocation.notes[0]
 
@@ -146,7 +167,9 @@ def test_fewer_observations_than_assets_is_shrunk_and_noted(returns):
     allocation = MPTStrategy(risk_free_rate=-1.0).allocate_detailed(returns[:4])
     assert allocation.method == "max_sharpe"
     assert "fewer observations (4) than assets (6)" in allocation.notes[0]
-    assert np.isfinite(allocation.weights).all() and allocation.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.isfinite(allocation.weights).all() and allocation.weights.sum() == pytest.approx(
+        1.0, abs=1e-12
+    )
 
 
 def test_zero_variance_and_duplicate_assets(returns):
@@ -188,7 +211,9 @@ def test_extras_hold_the_moments_for_the_frontier(returns):
 def test_single_asset_gets_everything():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_allclose(MPTStrategy().allocate(np.array([[0.01], [-0.02], [0.0]])), [1.0])
+        np.testing.assert_allclose(
+            MPTStrategy().allocate(np.array([[0.01], [-0.02], [0.0]])), [1.0]
+        )
 
 
 def test_allocate_frame_returns_a_series(returns):
@@ -197,15 +222,36 @@ def test_allocate_frame_returns_a_series(returns):
     assert list(weights.index) == list("abcdef") and weights.name == "mpt"
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"objective": "max_sharp"}, r"`objective` must be one of .*; got 'max_sharp' \(did you mean 'max_sharpe'\?\)"),
-    ({"objective": "efficient_return"}, r"`target_return` is required for objective 'efficient_return'"),
-    ({"objective": "efficient_risk"}, r"`target_volatility` must be > 0 for objective 'efficient_risk'"),
-    ({"fallback": "hrp"}, r"`fallback` must be a sequence of method names; got the string 'hrp' \(write \['hrp'\]\)"),
-    ({"fallback": ("min_volatility", "hpr")}, r"`fallback` must be one of .*; got 'hpr' \(did you mean 'hrp'\?\)"),
-    ({"covariance": "shrunk"}, r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'"),
-    ({"periods_per_year": 0}, r"must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (
+            {"objective": "max_sharp"},
+            r"`objective` must be one of .*; got 'max_sharp' \(did you mean 'max_sharpe'\?\)",
+        ),
+        (
+            {"objective": "efficient_return"},
+            r"`target_return` is required for objective 'efficient_return'",
+        ),
+        (
+            {"objective": "efficient_risk"},
+            r"`target_volatility` must be > 0 for objective 'efficient_risk'",
+        ),
+        (
+            {"fallback": "hrp"},
+            r"`fallback` must be a sequence of method names; got the string 'hrp' \(write \['hrp'\]\)",
+        ),
+        (
+            {"fallback": ("min_volatility", "hpr")},
+            r"`fallback` must be one of .*; got 'hpr' \(did you mean 'hrp'\?\)",
+        ),
+        (
+            {"covariance": "shrunk"},
+            r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'",
+        ),
+        ({"periods_per_year": 0}, r"must be > 0"),
+    ],
+)
 def test_invalid_parameters_are_named(params, match):
     with pytest.raises(ValueError, match=match):
         MPTStrategy(**params)

@@ -34,7 +34,7 @@ def kkt_oracle(Q, c, A_eq, b_eq, A_in, b_in):
             except np.linalg.LinAlgError:
                 continue
             x, lam = sol[:n], sol[n:]
-            if np.any(A_in @ x < b_in - 1e-9) or np.any(lam[A_eq.shape[0]:] < -1e-9):
+            if np.any(A_in @ x < b_in - 1e-9) or np.any(lam[A_eq.shape[0] :] < -1e-9):
                 continue
             f = 0.5 * x @ Q @ x + c @ x
             if f < best_f:
@@ -64,7 +64,9 @@ def test_solver_matches_active_set_enumeration(seed):
 
 def test_box_and_budget_problem_has_closed_form():
     # min 0.5|x|^2 - x'(3, 1, 0) with sum(x) = 1, x >= 0  -> x = (1, 0, 0)
-    x = solve_qp(np.eye(3), -np.array([3.0, 1.0, 0.0]), np.ones((1, 3)), np.ones(1), np.eye(3), np.zeros(3))
+    x = solve_qp(
+        np.eye(3), -np.array([3.0, 1.0, 0.0]), np.ones((1, 3)), np.ones(1), np.eye(3), np.zeros(3)
+    )
     np.testing.assert_allclose(x, [1.0, 0.0, 0.0], atol=1e-14)
 
 
@@ -76,21 +78,26 @@ def test_redundant_and_duplicate_constraints_are_harmless():
 
 def test_infeasible_problem_is_reported():
     A_in = np.array([[1.0], [-1.0]])
-    _, status, _ = solve_qp_arrays(np.eye(1), np.zeros(1), np.zeros((0, 1)), np.zeros(0), A_in, np.array([1.0, 0.0]))
+    _, status, _ = solve_qp_arrays(
+        np.eye(1), np.zeros(1), np.zeros((0, 1)), np.zeros(0), A_in, np.array([1.0, 0.0])
+    )
     assert status == INFEASIBLE
     with pytest.raises(SolverError, match="infeasible constraints"):
         solve_qp(np.eye(1), np.zeros(1), A_in=A_in, b_in=np.array([1.0, 0.0]))
 
 
 def test_not_positive_definite_is_reported():
-    _, status, _ = solve_qp_arrays(np.zeros((2, 2)), np.zeros(2), np.zeros((0, 2)), np.zeros(0),
-                                   np.zeros((0, 2)), np.zeros(0))
+    _, status, _ = solve_qp_arrays(
+        np.zeros((2, 2)), np.zeros(2), np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)), np.zeros(0)
+    )
     assert status == NOT_POSITIVE_DEFINITE
 
 
 def test_dependent_equalities_are_reported():
     A_eq = np.array([[1.0, 1.0], [2.0, 2.0]])
-    _, status, _ = solve_qp_arrays(np.eye(2), np.zeros(2), A_eq, np.array([1.0, 2.0]), np.zeros((0, 2)), np.zeros(0))
+    _, status, _ = solve_qp_arrays(
+        np.eye(2), np.zeros(2), A_eq, np.array([1.0, 2.0]), np.zeros((0, 2)), np.zeros(0)
+    )
     assert status == DEPENDENT_EQUALITIES
 
 

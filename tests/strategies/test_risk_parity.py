@@ -27,17 +27,23 @@ def test_diagonal_covariance_gives_inverse_volatility():
     cov = np.diag([0.01, 0.04, 0.09])
     w, _, converged = erc_nb(cov, np.full(3, 1 / 3), 1e-28, 100)
     assert converged
-    np.testing.assert_allclose(w, np.array([1 / 0.1, 1 / 0.2, 1 / 0.3]) / (10 + 5 + 1 / 0.3), rtol=1e-12)
+    np.testing.assert_allclose(
+        w, np.array([1 / 0.1, 1 / 0.2, 1 / 0.3]) / (10 + 5 + 1 / 0.3), rtol=1e-12
+    )
 
 
 def test_custom_risk_budget(returns):
     budget = [0.4, 0.3, 0.1, 0.1, 0.1]
     w = RiskParity(risk_budget=budget).allocate(returns)
-    np.testing.assert_allclose(risk_contributions(w, np.cov(returns, rowvar=False)), budget, atol=1e-10)
+    np.testing.assert_allclose(
+        risk_contributions(w, np.cov(returns, rowvar=False)), budget, atol=1e-10
+    )
 
 
 def test_binding_bounds_are_noted(returns):
-    allocation = RiskParity().allocate_detailed(returns, Constraints(min_weight=0.15, max_weight=0.3))
+    allocation = RiskParity().allocate_detailed(
+        returns, Constraints(min_weight=0.15, max_weight=0.3)
+    )
     assert np.all(allocation.weights >= 0.15 - 1e-12) and np.all(allocation.weights <= 0.3 + 1e-12)
     assert "risk contributions are not equal" in allocation.notes[-1]
 
@@ -52,8 +58,12 @@ def test_degenerate_windows(returns):
 def test_invalid_parameters():
     with pytest.raises(ValueError, match=r"`risk_budget` entries must be > 0; got \[1, 0\]"):
         RiskParity(risk_budget=[1, 0])
-    with pytest.raises(ValueError, match=r"`risk_budget` must have one entry per asset \(3\); got 2"):
-        RiskParity(risk_budget=[1, 1]).allocate(np.random.default_rng(0).normal(size=(10, 3)) * 0.01)
+    with pytest.raises(
+        ValueError, match=r"`risk_budget` must have one entry per asset \(3\); got 2"
+    ):
+        RiskParity(risk_budget=[1, 1]).allocate(
+            np.random.default_rng(0).normal(size=(10, 3)) * 0.01
+        )
 
 
 def test_near_singular_window_converges():
