@@ -48,56 +48,6 @@ SIZING_NET, SIZING_VECTORBT = 0, 1
 
 
 @njit(cache=True, error_model="numpy")
-def order_rows_nb(targets: np.ndarray) -> np.ndarray:
-    """Bool (T,): row ``t`` of ``targets`` (T, N) holds an order (some entry is not NaN)."""
-    n_bars, n = targets.shape
-    out = np.zeros(n_bars, dtype=np.bool_)
-    for t in range(n_bars):
-        for i in range(n):
-            if targets[t, i] == targets[t, i]:
-                out[t] = True
-                break
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def scan_targets_nb(targets: np.ndarray, hint: np.ndarray):
-    """One pass over (T, N) targets: the order-row mask, the first row with a negative weight and
-    the first row whose weights sum above 1 + 1e-9 (-1 when none), with that row's sum.
-
-    ``hint`` (int64 row indices) lists the only rows that may hold orders, so the scan skips the
-    rest; an empty ``hint`` scans every row."""
-    n_bars, n = targets.shape
-    if hint.shape[0] == 0:
-        rows = order_rows_nb(targets)
-    else:
-        rows = np.zeros(n_bars, dtype=np.bool_)
-        for k in range(hint.shape[0]):
-            t = hint[k]
-            for i in range(n):
-                if targets[t, i] == targets[t, i]:
-                    rows[t] = True
-                    break
-    negative = -1
-    over = -1
-    over_sum = 0.0
-    for t in range(n_bars):
-        if not rows[t]:
-            continue
-        total = 0.0
-        for i in range(n):
-            w = targets[t, i]
-            if w == w:
-                total += w
-                if w < -1e-12 and negative < 0:
-                    negative = t
-        if total > 1.0 + 1e-9 and over < 0:
-            over = t
-            over_sum = total
-    return rows, negative, over, over_sum
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def round_to_lot_nb(units: float, lot: float) -> float:
     """Round ``|units|`` down to a multiple of ``lot`` (keeping the sign); ``lot <= 0`` disables."""
     if lot <= 0.0:
@@ -106,7 +56,7 @@ def round_to_lot_nb(units: float, lot: float) -> float:
     return np.sign(units) * n * lot
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: float) -> float:
     """Square-root market impact as a fraction of price: ``coef * sigma * sqrt(notional / liquidity)``."""
     if coef <= 0.0 or not (liquidity > 0.0) or not (sigma > 0.0):
@@ -114,7 +64,7 @@ def impact_fraction_nb(notional: float, liquidity: float, sigma: float, coef: fl
     return coef * sigma * np.sqrt(notional / liquidity)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def book_value_nb(
     units: np.ndarray, prices: np.ndarray, val_prices: np.ndarray, cash: float
 ) -> float:
@@ -128,7 +78,7 @@ def book_value_nb(
     return value
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def net_value_nb(
     units, prices, target_weights, value, fee_rate, slip_rate, impact_coef, sigma, liquidity
 ):
@@ -161,7 +111,7 @@ def net_value_nb(
     return v
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def plan_trades_nb(
     units: np.ndarray,
     prices: np.ndarray,
@@ -196,7 +146,8 @@ def plan_trades_nb(
     vectorbt's auto call sequence).
     """
     n = units.shape[0]
-    deltas[:] = 0.0
+    for i in range(n):
+        deltas[i] = 0.0
     value = book_value_nb(units, prices, val_prices, cash)
     if not (value > 0.0):
         return
@@ -328,7 +279,7 @@ def _exec_buy(
     return cash, n_trades + 1, fee, slip_cost, imp_cost, q * p
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def fill_orders_nb(
     deltas: np.ndarray,
     units: np.ndarray,
@@ -471,7 +422,51 @@ def fill_orders_nb(
     return cash, n_trades
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
+def _liquidate_nb(
+    i,
+    price,
+    cash,
+    units,
+    fee_rate,
+    slip_rate,
+    impact_coef,
+    sigma,
+    liq,
+    bar,
+    reason,
+    trades,
+    n_trades,
+    record,
+    costs,
+):
+    """Sell all of asset ``i`` at ``price`` (a stop-loss or a delisting); returns (cash, n_trades)."""
+    q = units[i]
+    cash, n_trades, fee, slip_cost, imp_cost = _exec_sell(
+        i,
+        q,
+        price,
+        cash,
+        units,
+        fee_rate,
+        slip_rate,
+        impact_coef,
+        sigma,
+        liq,
+        bar,
+        reason,
+        trades,
+        n_trades,
+        record,
+    )
+    costs[0] += fee
+    costs[1] += slip_cost
+    costs[2] += imp_cost
+    costs[3] += q * price
+    return cash, n_trades
+
+
+@njit(cache=True, error_model="numpy")
 def _band_breached(units, prices, val_prices, target, cash, band, relative):
     n = units.shape[0]
     value = cash
@@ -491,7 +486,7 @@ def _band_breached(units, prices, val_prices, target, cash, band, relative):
     return False
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
     n = units.shape[0]
     value = cash
@@ -566,12 +561,16 @@ def simulate_core_nb(
     standing = np.full(n, np.nan)
     has_standing = False
     cash = initial_cash
-    n_trades = 0
+    n_trades = np.int64(0)  # not a literal: callees compile once
     goal = np.empty(n)
     skipped = np.zeros(n, dtype=np.bool_)
     order_value = np.zeros(n)
     deltas = np.zeros(n)
     work_idx = np.zeros(n, dtype=np.int64)
+    rebalance_reason = np.int64(REASON_REBALANCE)
+    band_reason = np.int64(REASON_BAND)
+    stop_reason = np.int64(REASON_STOP)
+    delist_reason = np.int64(REASON_DELIST)
     for t in range(n_bars):
         before = costs[3]
         new_row = order_row[t]
@@ -583,7 +582,7 @@ def simulate_core_nb(
         if has_standing and (new_row or band > 0.0):
             prices = fill_price[t]
             trade_now = new_row
-            reason = REASON_REBALANCE
+            reason = rebalance_reason
             for i in range(n):
                 goal[i] = standing[i]
                 if stopped[i]:
@@ -591,13 +590,16 @@ def simulate_core_nb(
             if band > 0.0:
                 trade_now = _band_breached(units, prices, last_val, goal, cash, band, band_relative)
                 if trade_now and not new_row:
-                    reason = REASON_BAND
+                    reason = band_reason
                 if trade_now and band_edge:
-                    goal[:] = _band_edge_targets(
+                    edge = _band_edge_targets(
                         units, prices, last_val, goal, cash, band, band_relative
                     )
+                    for i in range(n):
+                        goal[i] = edge[i]
             if trade_now:
-                skipped[:] = False
+                for i in range(n):
+                    skipped[i] = False
                 plan_trades_nb(
                     units,
                     prices,
@@ -658,26 +660,18 @@ def simulate_core_nb(
                     level = peak[i] * (1.0 - stop_pct)
                     if low[t, i] <= level:
                         px = open_[t, i] if open_[t, i] < level else level
-                        d = np.zeros(n)
-                        d[i] = -units[i]
-                        cash, n_trades = fill_orders_nb(
-                            d,
-                            units,
-                            np.full(n, px),
+                        cash, n_trades = _liquidate_nb(
+                            i,
+                            px,
                             cash,
+                            units,
                             fee_rate,
                             slip_rate,
                             impact_coef,
-                            sigma[t],
-                            liquidity[t],
-                            lot_step,
-                            min_notional,
-                            0.0,
-                            sizing,
-                            d,
-                            work_idx,
+                            sigma[t, i],
+                            liquidity[t, i],
                             t,
-                            REASON_STOP,
+                            stop_reason,
                             trades,
                             n_trades,
                             record,
@@ -691,26 +685,18 @@ def simulate_core_nb(
         if delist_row[t]:
             for i in range(n):
                 if delist[t, i] and units[i] > 0.0:
-                    d = np.zeros(n)
-                    d[i] = -units[i]
-                    cash, n_trades = fill_orders_nb(
-                        d,
-                        units,
-                        close[t],
+                    cash, n_trades = _liquidate_nb(
+                        i,
+                        close[t, i],
                         cash,
+                        units,
                         fee_rate,
                         slip_rate,
                         impact_coef,
-                        sigma[t],
-                        liquidity[t],
-                        lot_step,
-                        min_notional,
-                        0.0,
-                        sizing,
-                        d,
-                        work_idx,
+                        sigma[t, i],
+                        liquidity[t, i],
                         t,
-                        REASON_DELIST,
+                        delist_reason,
                         trades,
                         n_trades,
                         record,

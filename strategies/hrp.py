@@ -80,8 +80,15 @@ def single_linkage_nb(dist: np.ndarray) -> np.ndarray:
         Z[k, 1] = y
         Z[k, 2] = current
         x = y
-    order = np.argsort(Z[:, 2], kind="mergesort")
-    Z = Z[order]
+    # stable insertion sort of the merges by distance (scipy uses a stable sort; n - 1 rows is small,
+    # and this avoids compiling numba's merge sort, which costs more than the whole HRP kernel)
+    for i in range(1, n - 1):
+        a, b, d = Z[i, 0], Z[i, 1], Z[i, 2]
+        j = i
+        while j > 0 and Z[j - 1, 2] > d:
+            Z[j, 0], Z[j, 1], Z[j, 2] = Z[j - 1, 0], Z[j - 1, 1], Z[j - 1, 2]
+            j -= 1
+        Z[j, 0], Z[j, 1], Z[j, 2] = a, b, d
     _relabel_nb(Z, n)
     return Z
 
