@@ -7,7 +7,9 @@ exits with code 2. A run writes the resolved config (defaults filled in) beside 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -327,13 +329,13 @@ class ExperimentConfig(_Section):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def _location(error: dict[str, Any]) -> str:
+def _location(error: Mapping[str, Any]) -> str:
     return ".".join(
         str(part) for part in error["loc"] if not str(part).startswith("function-after")
     )
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     msg = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -366,7 +368,9 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(errors) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | os.PathLike[str], overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
     """Read and validate a TOML experiment config.
 
     ``overrides`` maps dotted keys (``"strategy.lookback_days"``) to values, applied before validation

@@ -67,6 +67,7 @@ def align_strategy(strategy: Any, market: MarketData) -> Any:
     if (
         ppy is not None
         and dataclasses.is_dataclass(strategy)
+        and not isinstance(strategy, type)
         and abs(ppy - market.periods_per_year) > 1e-9
     ):
         log.info(

@@ -460,7 +460,7 @@ class SweepStatistics:
 
 
 def _iso(value: object) -> str | None:
-    return None if value is None else pd.Timestamp(value).isoformat()  # type: ignore[arg-type]
+    return None if value is None else pd.Timestamp(value).isoformat()
 
 
 def sweep_statistics(

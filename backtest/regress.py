@@ -20,230 +20,79 @@ baseline, a baseline whose config is gone or defines another experiment, a negat
 :class:`backtest.errors.RegressionError` or :class:`backtest.errors.ConfigError` (both ``ValueError``).
 
 See docs/regression.md for the CLI (``backtest regress record|check``) and the pytest fixture.
+
+The baseline format lives in :mod:`backtest.regress_record` and the comparison in
+:mod:`backtest.regress_compare`; their public names are importable from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from backtest.errors import RegressionError
+from backtest.regress_compare import (
+    Change,
+    Comparison,
+    Status,
+    compare,
+    config_changes,
+    data_changes,
+)
+from backtest.regress_record import (
+    FORMAT,
+    N_SAMPLES,
+    SIG_DIGITS,
+    WEIGHT_DECIMALS,
+    baseline_filename,
+    build_record,
+    data_fingerprint,
+    dumps,
+    equity_fingerprint,
+    library_versions,
+    load_baseline,
+    rebalance_weights,
+    write_baseline,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from backtest.config import ExperimentConfig
 
-    from backtest.config import ExperimentConfig, RegressConfig
-    from datasets import MarketData
+__all__ = [
+    "FORMAT",
+    "N_SAMPLES",
+    "SIG_DIGITS",
+    "WEIGHT_DECIMALS",
+    "Change",
+    "CheckReport",
+    "Comparison",
+    "Status",
+    "Target",
+    "baseline_filename",
+    "build_record",
+    "check",
+    "collect_targets",
+    "compare",
+    "compute_records",
+    "config_changes",
+    "data_changes",
+    "data_fingerprint",
+    "dumps",
+    "equity_fingerprint",
+    "library_versions",
+    "load_baseline",
+    "rebalance_weights",
+    "record",
+    "warm_kernels",
+    "write_baseline",
+]
 
 log = logging.getLogger(__name__)
-
-FORMAT = "alphapulse-regress/1"
-N_SAMPLES = 50
-SIG_DIGITS = 12
-WEIGHT_DECIMALS = 10
-_REQUIRED = ("experiment", "config_path", "config", "data", "metrics", "equity", "weights")
-_LIBRARIES = ("numpy", "pandas", "scipy", "numba", "llvmlite", "pyarrow", "pydantic")
-
-Status = Literal["ok", "regression", "data_changed"]
-
-
-# ------------------------------------------------------------------------------------------ record
-def baseline_filename(experiment: str) -> str:
-    """``"binance-daily-mpt"`` -> ``"binance-daily-mpt.json"`` (other characters become ``_``)."""
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment).strip(".")
-    return f"{slug or 'experiment'}.json"
-
-
-def build_record(
-    cfg: ExperimentConfig, config_path: str | Path, baseline_dir: str | Path
-) -> dict[str, Any]:
-    """Run the experiment ``cfg`` describes and return its baseline record (a JSON-able dict).
-
-    ``config_path`` is stored relative to ``baseline_dir`` so the check works from any directory.
-    """
-    from backtest.experiment import load_market, run_experiment
-
-    market = load_market(cfg)
-    result = run_experiment(cfg, market)
-    return {
-        "format": FORMAT,
-        "experiment": cfg.name,
-        "config_path": Path(
-            os.path.relpath(Path(config_path).resolve(), Path(baseline_dir).resolve())
-        ).as_posix(),
-        "config": cfg.resolved(),
-        "data": data_fingerprint(market),
-        "metrics": {name: _num(value) for name, value in result.metrics().items()},
-        "equity": equity_fingerprint(result.equity),
-        "weights": rebalance_weights(result.target_weights),
-        "versions": library_versions(),
-    }
-
-
-def data_fingerprint(market: MarketData) -> dict[str, Any]:
-    """Content hash of the panel, plus a 16-hex-digit hash per symbol and field (``data.fields`` order)."""
-    import numpy as np
-
-    from datasets.panel import FIELDS
-
-    index_ms = np.ascontiguousarray(market.index.as_unit("ms").asi8, dtype="<i8")
-    per_symbol = {
-        symbol: [
-            _sha(np.ascontiguousarray(market.arrays[name][:, j], dtype="<f8"))[:16]
-            for name in FIELDS
-        ]
-        for j, symbol in enumerate(market.symbols)
-    }
-    return {
-        "fingerprint": market.fingerprint(),
-        "source": market.source,
-        "synthetic": bool(market.synthetic),
-        "timeframe": market.timeframe,
-        "n_bars": int(market.n_bars),
-        "start": _iso(market.index[0]),
-        "end": _iso(market.index[-1]),
-        "index_sha256": _sha(index_ms),
-        "fields": list(FIELDS),
-        "symbols": per_symbol,
-    }
-
-
-def equity_fingerprint(equity: pd.Series, n_samples: int = N_SAMPLES) -> dict[str, Any]:
-    """``n_samples`` evenly spaced ``[time, value]`` pairs (first and last included) and the sha256
-    of the float64 bytes of the whole curve.
-
-    Parameters
-    ----------
-    equity : Series of shape (n_bars,)
-        Portfolio value per bar (UTC DatetimeIndex).
-    """
-    import numpy as np
-
-    values = np.ascontiguousarray(equity.to_numpy(dtype=np.float64), dtype="<f8")
-    n = len(values)
-    pos = np.unique(np.linspace(0, n - 1, min(n, n_samples)).round().astype(np.int64))
-    return {
-        "n_bars": n,
-        "start": _iso(equity.index[0]) if n else None,
-        "end": _iso(equity.index[-1]) if n else None,
-        "sha256": _sha(values),
-        "samples": [[_iso(equity.index[i]), _num(values[i])] for i in pos],
-    }
-
-
-def rebalance_weights(target_weights: pd.DataFrame) -> dict[str, Any]:
-    """Target weights per decision bar, rounded to ``WEIGHT_DECIMALS``, and the sha256 of the full
-    float64 matrix of shape (n_rebalances, n_assets)."""
-    import numpy as np
-
-    values = np.ascontiguousarray(target_weights.to_numpy(dtype=np.float64), dtype="<f8")
-    return {
-        "symbols": [str(s) for s in target_weights.columns],
-        "decimals": WEIGHT_DECIMALS,
-        "n_rebalances": len(values),
-        "sha256": _sha(values),
-        "rows": {
-            _iso(t): [_num(w, decimals=WEIGHT_DECIMALS) for w in row]
-            for t, row in zip(target_weights.index, values, strict=True)
-        },
-    }
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the project, Python and the numeric libraries (informational)."""
-    import platform
-    from importlib import metadata
-
-    from backtest import __version__
-
-    out = {"alphapulse-backtest": __version__, "python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
-def dumps(record: dict[str, Any]) -> str:
-    """The baseline's JSON text: sorted keys, indent 2, lists of scalars on one line, newline at the end."""
-    return _dump(record, 0) + "\n"
-
-
-def _dump(obj: Any, level: int) -> str:
-    pad, end = "  " * (level + 1), "  " * level
-    if isinstance(obj, dict):
-        if not obj:
-            return "{}"
-        items = [
-            f"{pad}{json.dumps(str(k))}: {_dump(obj[k], level + 1)}" for k in sorted(obj, key=str)
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + end + "}"
-    if isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in obj):
-        return "[\n" + ",\n".join(pad + _dump(v, level + 1) for v in obj) + "\n" + end + "]"
-    return json.dumps(list(obj) if isinstance(obj, tuple) else obj, allow_nan=False)
-
-
-def _num(value: Any, decimals: int | None = None) -> float | str | None:
-    """A stable JSON number: 12 significant digits (or ``decimals``); NaN -> null; inf -> "inf"."""
-    x = float(value)
-    if math.isnan(x):
-        return None
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    x = round(x, decimals) if decimals is not None else float(f"{x:.{SIG_DIGITS}g}")
-    return x + 0.0  # no -0.0
-
-
-def _sha(array: Any) -> str:
-    return hashlib.sha256(array.tobytes()).hexdigest()
-
-
-def _iso(ts: Any) -> str:
-    return ts.isoformat()
-
-
-def _short(iso: str) -> str:
-    """``2021-03-04T00:00:00+00:00`` -> ``2021-03-04``; other times keep their clock (UTC)."""
-    return iso[:10] if iso.endswith("T00:00:00+00:00") else iso.replace("+00:00", "")
-
-
-# ------------------------------------------------------------------------------------------ files
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read and sanity-check one baseline file; :class:`RegressionError` when missing or corrupt."""
-    p = Path(path)
-    fix = f"record it with `backtest regress record CONFIG --baseline {p.parent}`"
-    if not p.is_file():
-        raise RegressionError(f"baseline file not found: {p} ({fix})")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RegressionError(f"baseline {p} is corrupt (not JSON: {exc}); re-{fix}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise RegressionError(
-            f"baseline {p} is corrupt: `format` must be {FORMAT!r}; got {got!r} (re-{fix})"
-        )
-    missing = [key for key in _REQUIRED if key not in data]
-    if missing:
-        raise RegressionError(f"baseline {p} is corrupt: it lacks {missing} (re-{fix})")
-    return data
-
-
-def write_baseline(path: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps(record), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -418,57 +267,6 @@ def _check_tolerance_names(target: Target) -> None:
 
 
 # ------------------------------------------------------------------------------------------ check
-@dataclass(frozen=True)
-class Change:
-    """One value that differs from its baseline. ``tolerance`` is ``(abs, rel)``; None when the item
-    is informational (a config key) or has no tolerance (a structural change)."""
-
-    section: Literal["config", "metric", "equity", "weights", "checksum"]
-    item: str
-    baseline: Any
-    current: Any
-    tolerance: tuple[float, float] | None
-    failed: bool
-    detail: str = ""
-
-    @property
-    def abs_diff(self) -> float | None:
-        if (
-            isinstance(self.baseline, (int, float))
-            and isinstance(self.current, (int, float))
-            and not isinstance(self.baseline, bool)
-            and not isinstance(self.current, bool)
-        ):
-            return float(self.current) - float(self.baseline)
-        return None
-
-    @property
-    def rel_diff(self) -> float | None:
-        d = self.abs_diff
-        return None if d is None or self.baseline == 0 else d / abs(float(self.baseline))
-
-
-@dataclass
-class Comparison:
-    """The outcome for one experiment."""
-
-    experiment: str
-    baseline_path: Path
-    status: Status
-    changes: list[Change]
-    notes: list[str]
-    record: dict[str, Any]
-    compared: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return {"ok": 0, "regression": 1, "data_changed": 2}[self.status]
-
-    @property
-    def failures(self) -> list[Change]:
-        return [c for c in self.changes if c.failed]
-
-
 @dataclass
 class CheckReport:
     """All comparisons of one ``check`` and the baselines it rewrote (``update=True``)."""
@@ -521,195 +319,3 @@ def check(
 
 def _comparable(record: dict[str, Any]) -> str:
     return dumps({k: v for k, v in record.items() if k != "versions"})
-
-
-def compare(
-    baseline: dict[str, Any],
-    current: dict[str, Any],
-    tol: RegressConfig,
-    baseline_path: str | Path = "",
-) -> Comparison:
-    """Compare a fresh record with its baseline under the tolerances ``tol``."""
-    name = current["experiment"]
-    changes = config_changes(baseline["config"], current["config"])
-    notes: list[str] = []
-    if baseline["data"].get("fingerprint") != current["data"]["fingerprint"]:
-        notes.append(
-            f"input data changed: {'; '.join(data_changes(baseline['data'], current['data']))}"
-        )
-        return Comparison(name, Path(baseline_path), "data_changed", changes, notes, current)
-    changes += _metric_changes(baseline["metrics"], current["metrics"], tol, notes)
-    changes += _equity_changes(
-        baseline["equity"], current["equity"], tol.series_tolerance("equity")
-    )
-    changes += _weight_changes(
-        baseline["weights"], current["weights"], tol.series_tolerance("weights")
-    )
-    for section in ("equity", "weights"):
-        if baseline[section].get("sha256") != current[section]["sha256"]:
-            if tol.strict:
-                old, new = baseline[section].get("sha256", "")[:12], current[section]["sha256"][:12]
-                changes += _structural("checksum", f"{section} sha256", old, new, "strict = true")
-            else:
-                notes.append(
-                    f"{section}: not bit-identical to the baseline (sha256 differs; compared with tolerances)"
-                )
-    status: Status = "regression" if any(c.failed for c in changes) else "ok"
-    compared = {
-        "metrics": len(current["metrics"]),
-        "equity samples": len(current["equity"]["samples"]),
-        "rebalances": len(current["weights"]["rows"]),
-    }
-    return Comparison(name, Path(baseline_path), status, changes, notes, current, compared)
-
-
-def config_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[Change]:
-    """Keys of the resolved config that differ (informational: they explain what moved)."""
-    old, new = _flatten(baseline), _flatten(current)
-    return [
-        Change("config", key, old.get(key, "(unset)"), new.get(key, "(unset)"), None, False)
-        for key in sorted(set(old) | set(new))
-        if old.get(key, "(unset)") != new.get(key, "(unset)")
-    ]
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def data_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable list of what differs between two data fingerprints (symbols and fields)."""
-    out = []
-    for key in ("source", "timeframe", "n_bars", "start", "end"):
-        if baseline.get(key) != current.get(key):
-            out.append(f"{key} {baseline.get(key)} -> {current.get(key)}")
-    if baseline.get("index_sha256") != current.get("index_sha256") and not out:
-        out.append("bar timestamps differ")
-    old, new = baseline.get("symbols", {}), current.get("symbols", {})
-    if set(old) - set(new):
-        out.append(f"symbols removed: {sorted(set(old) - set(new))}")
-    if set(new) - set(old):
-        out.append(f"symbols added: {sorted(set(new) - set(old))}")
-    fields = current.get("fields", [])
-    for symbol in sorted(set(old) & set(new)):
-        moved = [f for f, a, b in zip(fields, old[symbol], new[symbol], strict=False) if a != b]
-        if moved:
-            out.append(f"{symbol}: {', '.join(moved)} changed")
-    return out or ["the panel's content hash differs"]
-
-
-def _holds(base: Any, cur: Any, tol: tuple[float, float]) -> bool:
-    if isinstance(base, (int, float)) and isinstance(cur, (int, float)):
-        return abs(float(cur) - float(base)) <= tol[0] + tol[1] * abs(float(base))
-    return bool(base == cur)
-
-
-def _metric_changes(
-    baseline: dict[str, Any], current: dict[str, Any], tol: RegressConfig, notes: list[str]
-) -> list[Change]:
-    out = []
-    for name in sorted(set(baseline) | set(current)):
-        if name not in current or name not in baseline:
-            where = (
-                "new metric, not in the baseline"
-                if name in current
-                else "metric no longer computed"
-            )
-            notes.append(f"metric {name}: {where} (not compared; `--update` records it)")
-            continue
-        b, c = baseline[name], current[name]
-        if b != c:
-            t = tol.tolerance(name)
-            out.append(Change("metric", name, b, c, t, not _holds(b, c, t)))
-    return out
-
-
-def _equity_changes(
-    baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]
-) -> list[Change]:
-    b_times = [s[0] for s in baseline["samples"]]
-    c_times = [s[0] for s in current["samples"]]
-    if (baseline["n_bars"], b_times) != (current["n_bars"], c_times):
-
-        def span(e: dict[str, Any]) -> str:
-            return f"{_short(e['start'])}..{_short(e['end'])} ({e['n_bars']} bars)"
-
-        return _structural("equity", "equity period", span(baseline), span(current))
-    return _worst(
-        "equity",
-        [
-            (f"equity @ {_short(t)}", b[1], c[1])
-            for t, b, c in zip(b_times, baseline["samples"], current["samples"], strict=True)
-        ],
-        tol,
-    )
-
-
-def _weight_changes(
-    baseline: dict[str, Any], current: dict[str, Any], tol: tuple[float, float]
-) -> list[Change]:
-    if baseline["symbols"] != current["symbols"]:
-        return _structural(
-            "weights",
-            "weights: symbols",
-            ", ".join(baseline["symbols"]),
-            ", ".join(current["symbols"]),
-        )
-    b_rows, c_rows = baseline["rows"], current["rows"]
-    if sorted(b_rows) != sorted(c_rows):
-        pairs = zip(sorted(b_rows), sorted(c_rows), strict=False)
-        first = next(
-            (f"{_short(a)} vs {_short(b)}" for a, b in pairs if a != b), "one list is longer"
-        )
-
-        def span(rows: dict[str, Any]) -> str:
-            return f"{len(rows)} ({_short(min(rows))}..{_short(max(rows))})" if rows else "0"
-
-        return _structural(
-            "weights",
-            "weights: rebalance dates",
-            span(b_rows),
-            span(c_rows),
-            f"first difference: {first}",
-        )
-    cells = [
-        (f"weight {_short(t)} {s}", b, c)
-        for t in b_rows
-        for s, b, c in zip(baseline["symbols"], b_rows[t], c_rows[t], strict=True)
-    ]
-    return _worst("weights", cells, tol)
-
-
-def _structural(
-    section: Any, item: str, baseline: Any, current: Any, detail: str = ""
-) -> list[Change]:
-    """A change that fails whatever the tolerance (a shifted period, other symbols, a checksum)."""
-    return [Change(section, item, baseline, current, None, True, detail)]
-
-
-def _worst(
-    section: Literal["equity", "weights"],
-    cells: list[tuple[str, Any, Any]],
-    tol: tuple[float, float],
-) -> list[Change]:
-    """One row for a series: the cell furthest beyond (or closest to) its tolerance, with counts."""
-    moved = [(item, b, c) for item, b, c in cells if b != c]
-    if not moved:
-        return []
-    failed = [m for m in moved if not _holds(m[1], m[2], tol)]
-
-    def excess(cell: tuple[str, Any, Any]) -> float:
-        _, b, c = cell
-        if not (isinstance(b, (int, float)) and isinstance(c, (int, float))):
-            return math.inf
-        return abs(float(c) - float(b)) / max(tol[0] + tol[1] * abs(float(b)), 1e-300)
-
-    item, b, c = max(failed or moved, key=excess)
-    detail = f"{len(failed)} of {len(cells)} beyond tolerance, {len(moved)} moved"
-    return [Change(section, item, b, c, tol, bool(failed), detail)]

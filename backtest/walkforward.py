@@ -218,7 +218,7 @@ def walk_forward(
                 # what the reports need to draw the last decision (frontier, dendrogram)
                 out.last_extras = {
                     **allocation.extras,
-                    "labels": [symbols[j] for j in members],
+                    "labels": [symbols[int(j)] for j in members],
                     "weights": np.asarray(allocation.weights, dtype=np.float64),
                     "decision_time_bar": int(t),
                 }
@@ -238,5 +238,5 @@ def walk_forward(
         if progress is not None:
             progress(k)
     if bars.size:
-        out.last_universe = [symbols[j] for j in np.flatnonzero(universe[-1])]
+        out.last_universe = [symbols[int(j)] for j in np.flatnonzero(universe[-1])]
     return out

@@ -258,7 +258,8 @@ class MarketData:
 
     def drop_empty(self) -> MarketData:
         """Drop assets that have no close at all in the panel."""
-        keep = [s for s, ok in zip(self.symbols, self.listed.any(axis=0), strict=True) if ok]
+        has_close = np.asarray(self.listed.any(axis=0), dtype=bool)
+        keep = [s for s, ok in zip(self.symbols, has_close, strict=True) if ok]
         return self if len(keep) == self.n_assets else self.select(keep)
 
     # ------------------------------------------------------------------ gaps

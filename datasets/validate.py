@@ -28,12 +28,12 @@ def invalid_candle_mask(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     def mark(cond: np.ndarray, code: int) -> None:
         reason[(reason == 0) & cond] = code
 
-    finite = np.isfinite(prices).all(axis=1)
+    finite = np.asarray(np.isfinite(prices).all(axis=1), dtype=bool)
     if volume is not None:
         finite &= np.isfinite(volume) | np.isnan(volume)
     mark(~finite, 1)
     with np.errstate(invalid="ignore"):
-        mark((prices <= 0).any(axis=1), 2)
+        mark(np.asarray((prices <= 0).any(axis=1), dtype=bool), 2)
         if volume is not None:
             mark(volume < 0, 3)
         if {"open", "high", "low", "close"} <= set(frame.columns):

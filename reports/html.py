@@ -7,19 +7,18 @@ user text can close the block), and Jinja renders everything else with autoescap
 
 When every figure has been drawn the page sets ``data-render-done="1"``, ``data-figures-rendered`` and
 ``data-js-errors`` on ``<body>`` (the browser test reads them).
+
+The metric tables are built in :mod:`reports.tables` and the page plumbing (templates, plotly.js,
+figure JSON, atomic writes) is in :mod:`reports.page`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,244 +32,15 @@ from reports.metrics import (
     compute_metrics,
     rebalance_diagnostics,
 )
+from reports.page import _ensure_dir, _figure_blocks, _json_safe, _render, _write_text
 from reports.regimes import _bars_per_day, regime_performance
+from reports.tables import HEADLINE, _metric_rows, _regime_rows, format_metric, metrics_frame
 
 __all__ = ["format_metric", "metrics_frame", "write_comparison", "write_report"]
 
 log = logging.getLogger(__name__)
 
-_TEMPLATES = Path(__file__).with_name("templates")
-HEADLINE = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "volatility",
-    "turnover",
-    "cost_drag_bps",
-)
-GROUPS: dict[str, tuple[str, ...]] = {
-    "Returns": (
-        "start_value",
-        "end_value",
-        "years",
-        "n_periods",
-        "total_return",
-        "cagr",
-        "best_period",
-        "worst_period",
-        "hit_rate",
-    ),
-    "Risk": (
-        "volatility",
-        "sharpe",
-        "sortino",
-        "max_drawdown",
-        "max_drawdown_duration_bars",
-        "max_drawdown_duration_days",
-        "calmar",
-        "var_95",
-        "cvar_95",
-    ),
-    "Trading and costs": (
-        "exposure",
-        "turnover",
-        "n_trades",
-        "fees",
-        "slippage",
-        "impact",
-        "total_costs",
-        "cost_drag_bps",
-        "n_rebalances",
-        "mean_rebalance_turnover",
-        "n_fallbacks",
-    ),
-    "Against the benchmark": ("tracking_error", "information_ratio", "beta", "correlation"),
-}
 MAX_NOTE_ROWS = 200
-
-
-# ---------------------------------------------------------------------------------------------
-# formatting
-
-
-def format_metric(name: str, value: float | None) -> str:
-    """Human-readable value of a metric (``"12.34%"``, ``"1.23"``, ``"45.0 bps"``, ``"n/a"`` for NaN).
-
-    >>> format_metric("cagr", 0.1234), format_metric("sharpe", float("nan"))
-    ('12.34%', 'n/a')
-    """
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    fmt = METRICS[name].fmt if name in METRICS else "float"
-    if fmt == "pct":
-        return f"{value:.2%}"
-    if fmt == "ratio":
-        return f"{value:.2f}"
-    if fmt in ("int", "bars"):
-        return f"{value:,.0f}"
-    if fmt == "money":
-        return f"{value:,.2f}"
-    if fmt == "bps":
-        return f"{value:,.1f} bps"
-    if fmt == "days":
-        return f"{value:,.1f} d"
-    return f"{value:,.4g}"
-
-
-def metrics_frame(metrics_by_name: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """Side-by-side table (metrics x columns) of several metric dicts, rows in ``METRICS`` order."""
-    frame = pd.DataFrame(
-        {k: pd.Series(dict(v), dtype=np.float64) for k, v in metrics_by_name.items()}
-    )
-    order = [m for m in METRICS if m in frame.index] + [m for m in frame.index if m not in METRICS]
-    return frame.reindex(order)
-
-
-def _metric_rows(
-    columns: Mapping[str, Mapping[str, float]], *, n_compete: int = 0
-) -> list[dict[str, Any]]:
-    """Grouped table rows: group, label, formula, one formatted cell per column.
-
-    Among the first ``n_compete`` columns (the strategies, not the benchmark) the best value of each
-    metric with a direction is flagged, unless they all tie.
-    """
-    rows = []
-    for group, names in GROUPS.items():
-        for name in names:
-            values = [float(columns[c].get(name, math.nan)) for c in columns]
-            if not any(math.isfinite(v) for v in values):
-                continue
-            spec = METRICS[name]
-            winner = None
-            finite = [(v, i) for i, v in enumerate(values[:n_compete]) if math.isfinite(v)]
-            if (
-                spec.higher_is_better is not None
-                and len(finite) > 1
-                and len({v for v, _ in finite}) > 1
-            ):
-                winner = (max if spec.higher_is_better else min)(finite, key=lambda vi: vi[0])[1]
-            rows.append(
-                {
-                    "group": group,
-                    "name": name,
-                    "label": spec.label,
-                    "formula": spec.description,
-                    "cells": [
-                        {"text": format_metric(name, v), "best": i == winner}
-                        for i, v in enumerate(values)
-                    ],
-                }
-            )
-    return rows
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, anything else unknown -> str (for JSON files)."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(float(value)) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-@functools.lru_cache(maxsize=1)
-def _file_mode() -> int:
-    """0o666 minus the process umask: what ``open()`` would give (mkstemp alone gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# ---------------------------------------------------------------------------------------------
-# page assembly
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["pct"] = lambda v: "n/a" if v is None or not math.isfinite(float(v)) else f"{v:.2%}"
-    return env
-
-
-@functools.lru_cache(maxsize=1)
-def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs().replace("</script", "<\\/script")
-
-
-def _figure_json(fig: Any) -> str:
-    """Figure JSON that is safe inside ``<script type="application/json">`` (no ``<``, ``>``, ``&``)."""
-    raw = fig.to_json(validate=False, pretty=False)
-    return (
-        raw.replace("&", "\\u0026")
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-
-
-def _figure_blocks(figures: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
-    from markupsafe import Markup
-
-    return [
-        {"id": f"fig-{i}", "key": key, "json": Markup(_figure_json(fig))}
-        for i, (key, fig) in enumerate(figures)
-    ]
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("alphapulse-backtest", "plotly", "pandas", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "?"
-    return out
-
-
-def _render(template: str, context: dict[str, Any]) -> str:
-    from markupsafe import Markup
-
-    page = _environment().get_template(template)
-    return page.render(
-        plotly_js=Markup(_plotly_js()),
-        versions=_versions(),
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        **context,
-    )
 
 
 def _meta_settings(meta: Mapping[str, Any], name: str = "meta") -> tuple[float, float]:
@@ -356,22 +126,6 @@ def _notes(
     }
 
 
-def _regime_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for rec in table.to_dict("records"):
-        rows.append(
-            {
-                **rec,
-                "share": f"{rec['share']:.0%}",
-                **{
-                    k: format_metric("total_return", rec[k])
-                    for k in ("total_return", "ann_return", "volatility", "max_drawdown")
-                },
-            }
-        )
-    return rows
-
-
 def _leaf_labels(
     linkage: np.ndarray, labels: Sequence[str] | None, meta: Mapping[str, Any]
 ) -> list[str]:
@@ -384,16 +138,6 @@ def _leaf_labels(
         return [str(s) for s in symbols]
     log.warning("no `linkage_labels` for the dendrogram; its leaves are numbered 0..%d", n - 1)
     return [str(i) for i in range(n)]
-
-
-def _ensure_dir(out_dir: str | os.PathLike[str]) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(
-            f"`out_dir` must be a directory; got the file {out} (choose another --out)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,6 +200,7 @@ def write_report(
 
     Examples
     --------
+    >>> import tempfile
     >>> idx = pd.date_range("2024-01-01", periods=60, freq="D", tz="UTC")
     >>> eq = pd.Series(np.linspace(100, 120, 60), index=idx)
     >>> path = write_report(tempfile.mkdtemp(), equity=eq, meta={"periods_per_year": 365, "title": "demo"})

@@ -250,7 +250,7 @@ def write_sweep_report(
     import jinja2
     from markupsafe import Markup
 
-    from reports import html as base
+    from reports import page as base
     from reports.figures import equity_overlay_figure
     from reports.metrics import METRICS
 

@@ -164,7 +164,7 @@ def _broadcast(value: float | Sequence[float], n_assets: int, name: str) -> np.n
 
 
 def _fmt(value: float | Sequence[float]) -> str:
-    return f"{value:g}" if np.ndim(value) == 0 else "per-asset"  # type: ignore[str-format]
+    return f"{value:g}" if np.ndim(value) == 0 else "per-asset"
 
 
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:

@@ -218,14 +218,9 @@ def max_return(mu, cov, lo, hi, G, h, max_iter):
         return greedy_max_return_nb(mu, lo, hi), OK
     n = mu.shape[0]
     scale = max(float(np.max(np.abs(mu))), 1e-300)
+    A_in, b_in = _budget_rows(lo, hi, G, h, 0)
     x, status, _ = qp_nb(
-        1e-6 * np.eye(n),
-        -mu / scale,
-        np.ones((1, n)),
-        np.ones(1),
-        *_budget_rows(lo, hi, G, h, 0),
-        _TOL,
-        max_iter,
+        1e-6 * np.eye(n), -mu / scale, np.ones((1, n)), np.ones(1), A_in, b_in, _TOL, max_iter
     )
     if status != OK:
         return np.full(n, np.nan), status

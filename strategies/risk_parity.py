@@ -152,9 +152,9 @@ class RiskParity(BaseAllocator):
         if np.all(np.diag(cov) <= 0.0):
             w = feasible_weights(project_to_bounds(np.full(n, 1.0 / n), lo, hi), lo, hi, G, h)[0]
             return Allocation(w, "equal_weight", ("all assets have zero variance: equal weight",))
-        used, notes = condition_covariance(cov, returns, self.periods_per_year)
+        used, conditioning = condition_covariance(cov, returns, self.periods_per_year)
         raw, steps, converged = erc_nb(used, budget, 1e-28, 200)
-        notes = list(notes)
+        notes = list(conditioning)
         if not converged:
             notes.append(f"risk parity did not converge in {steps} Newton steps")
         weights = feasible_weights(project_to_bounds(raw, lo, hi), lo, hi, G, h)[0]

@@ -39,13 +39,13 @@ def _progress(console: Any) -> tuple[Any, Any]:
         console=console,
     )
     task = progress.add_task("points", total=None, rate="")
-    state = {"first": None, "done": 0}
+    state: dict[str, float] = {"done": 0}
 
     def update(done: int, total: int) -> None:
         import time
 
         now = time.perf_counter()
-        if state["first"] is None:
+        if "first" not in state:
             state["first"], state["start_done"] = now, done
         state["done"] = done
         ran, elapsed = done - state["start_done"], now - state["first"]
@@ -165,7 +165,7 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
         periods_per_year=result.periods_per_year,
         risk_free_rate=base.strategy.risk_free_rate,
     )
-    summary = stats.to_dict(result.periods_per_year)
+    summary: dict[str, Any] = stats.to_dict(result.periods_per_year)
     (result.out / "overfit.json").write_text(json.dumps(_finite(summary), indent=2, default=str))
     labels = _labels(table, result.param_keys)
     console.print(_top_table(table, labels, top))
@@ -173,8 +173,8 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
         if key in summary:
             console.print(
                 f"[bold]{key.replace('_', '-').upper()}[/]: {read(summary[key])}", soft_wrap=True
-            )  # type: ignore[arg-type]
-    for note in summary["notes"]:  # type: ignore[union-attr]
+            )
+    for note in summary["notes"]:
         console.print(f"note: {note}")
     console.print(
         f"table: {result.out / 'sweep.parquet'} (+ sweep.csv, returns.parquet, overfit.json)"

@@ -14,7 +14,6 @@ from backtest.config import RegressConfig, parse_config
 from backtest.errors import ConfigError, RegressionError
 from backtest.regress import (
     FORMAT,
-    _num,
     baseline_filename,
     compare,
     data_changes,
@@ -23,6 +22,7 @@ from backtest.regress import (
     load_baseline,
     rebalance_weights,
 )
+from backtest.regress_record import _num
 
 IDX = pd.date_range("2021-01-01", periods=200, freq="D", tz="UTC")
 

@@ -1,0 +1,63 @@
+"""Input checks shared by the report modules: equity curves, ``periods_per_year``, windows, frames.
+
+Each raises ``TypeError`` / ``ValueError`` with the parameter name, the offending value and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def _check_equity(equity: object, name: str = "equity") -> pd.Series:
+    if not isinstance(equity, pd.Series):
+        raise TypeError(
+            f"`{name}` must be a pandas Series of portfolio values; got {type(equity).__name__}"
+        )
+    if not isinstance(equity.index, pd.DatetimeIndex):
+        raise TypeError(
+            f"`{name}` must have a DatetimeIndex (UTC bar times); got {type(equity.index).__name__} "
+            f"(set the bar times as the index)"
+        )
+    if not equity.index.is_monotonic_increasing or not equity.index.is_unique:
+        raise ValueError(
+            f"`{name}` index must be strictly increasing (sort it and drop duplicate times)"
+        )
+    values = equity.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"`{name}` must be finite and > 0 on every bar; got {float(values[first])!r} at "
+            f"{equity.index[first]} ({int(bad.sum())} bad bars; a wiped-out portfolio has no returns)"
+        )
+    return equity
+
+
+def _check_ppy(periods_per_year: float) -> float:
+    ppy = float(periods_per_year)
+    if not math.isfinite(ppy) or ppy <= 0:
+        raise ValueError(
+            f"`periods_per_year` must be a finite number > 0; got {periods_per_year!r} "
+            f"(365 for daily crypto, 8760 for hourly crypto, 252 for daily stocks)"
+        )
+    return ppy
+
+
+def _check_window(window: int) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise ValueError(f"`window` must be an integer number of bars >= 2; got {window!r}")
+    return int(window)
+
+
+def _check_frame(frame: object, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"`{name}` must have columns {list(columns)}; missing {missing} (got {list(frame.columns)})"
+        )
+    return frame
