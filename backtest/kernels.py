@@ -296,10 +296,10 @@ def fill_orders_nb(
     sizing: int,
     order_value: np.ndarray,
     work_idx: np.ndarray,
-    bar: int,
-    reason: int,
+    bar: int | np.integer,
+    reason: int | np.integer,
     trades: np.ndarray,
-    n_trades: int,
+    n_trades: int | np.integer,
     record: bool,
     costs: np.ndarray,
 ):
@@ -545,7 +545,7 @@ def simulate_core_nb(
     trades: np.ndarray,
     record: bool,
     costs: np.ndarray,
-) -> int:
+) -> int | np.integer:
     """One scenario. Fills ``equity``/``cash_out``/``traded`` (T,) and, when asked, ``units_out``
     (T, N) and the ``trades`` ledger; returns the number of ledger rows.
 

@@ -215,7 +215,9 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> tuple[pa.Tab
     Any failure is a `StoreCorruptError` naming the file and the repair command.
     """
     try:
-        handle = pq.ParquetFile(path, pre_buffer=False)  # per-file buffering costs more than it saves on small files
+        handle = pq.ParquetFile(
+            path, pre_buffer=False
+        )  # per-file buffering costs more than it saves on small files
         table = handle.read(columns=columns, use_threads=False)
         for name in columns or ("timestamp_ms", *FIELDS):
             kind = table.schema.field(name).type

@@ -37,6 +37,7 @@ from reports.series import (
     returns_from_equity,
     rolling_sharpe,
     rolling_volatility,
+    simple_returns,
 )
 from reports.validation import _check_equity, _check_frame, _check_ppy
 
@@ -361,7 +362,7 @@ def compute_metrics(
         raise ValueError(
             f"`equity` must have at least 2 bars (or 1 bar and `initial_value`); got {len(equity)}"
         )
-    r = values[1:] / values[:-1] - 1.0
+    r = simple_returns(values)
     out = _return_metrics(r, values, ppy, rf_p)
     out.update(_drawdown_metrics(values, times, out["cagr"]))
     out["exposure"] = _exposure(weights)

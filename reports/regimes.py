@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reports.metrics import _check_equity, _check_ppy
+from reports.series import simple_returns
 
 __all__ = ["regime_labels", "regime_performance"]
 
@@ -169,7 +170,7 @@ def regime_performance(
                 f"got {len(equity)} bars (reindex it to the benchmark)"
             )
         values = equity.to_numpy(dtype=np.float64)
-        r = values[1:] / values[:-1] - 1.0
+        r = simple_returns(values)
         rows.append(
             {
                 "strategy": str(name),

@@ -44,6 +44,18 @@ def _value_path(
     return np.concatenate([[iv], values]), pd.DatetimeIndex([before]).append(index)
 
 
+#: Returns smaller than this are below the resolution of float64 equity values (about 1e-16
+#: relative per value) and are set to exactly 0, so that flat spells are flat whatever the scale.
+RETURN_RESOLUTION = 1e-14
+
+
+def simple_returns(values: np.ndarray) -> np.ndarray:
+    """``values[1:] / values[:-1] - 1`` with float noise (``|r| < RETURN_RESOLUTION``) set to 0."""
+    r = values[1:] / values[:-1] - 1.0
+    r[np.abs(r) < RETURN_RESOLUTION] = 0.0
+    return r
+
+
 def returns_from_equity(equity: pd.Series, initial_value: float | None = None) -> pd.Series:
     """Simple per-bar returns of an equity curve.
 
@@ -67,7 +79,7 @@ def returns_from_equity(equity: pd.Series, initial_value: float | None = None) -
     """
     equity = _check_equity(equity)
     values, _ = _value_path(equity, initial_value)
-    r = values[1:] / values[:-1] - 1.0
+    r = simple_returns(values)
     index = equity.index if initial_value is not None else equity.index[1:]
     return pd.Series(r, index=index, name=equity.name)
 
