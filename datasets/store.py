@@ -94,6 +94,37 @@ class _Columns(NamedTuple):
     metas: list[dict]
 
 
+def _panel_from_files(
+    cols: _Columns, names: Sequence[str], timeframe: str, source: str
+) -> MarketData | None:
+    """The panel straight from per-file columns, without a long frame: each file's rows are one
+    symbol's sorted, unique candles (the store writes them so), copied as a block into an
+    asset-major array that is transposed once. None when the timestamps are off the timeframe grid
+    (the caller then uses :meth:`MarketData.from_long`, which says why)."""
+    step = timeframe_to_ms(timeframe)
+    start = int(cols.ts.min())
+    rows = (cols.ts - start) // step
+    if not np.array_equal(rows * step, cols.ts - start):
+        return None
+    n_bars = int(rows.max()) + 1
+    edges = np.concatenate([[0], np.cumsum(cols.sizes)])
+    arrays = {}
+    for name, values in cols.values.items():
+        out = np.full((len(names), n_bars), np.nan)
+        for j, a, b in zip(cols.owners, edges[:-1], edges[1:], strict=True):
+            r = rows[a:b]
+            if b > a and r[-1] - r[0] == b - a - 1:  # no gap inside the file: one block copy
+                out[j, r[0] : r[-1] + 1] = values[a:b]
+            else:
+                out[j, r] = values[a:b]
+        arrays[name] = np.ascontiguousarray(out.T)
+    grid = start + step * np.arange(n_bars, dtype=np.int64)
+    index = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True), name="time")
+    return MarketData(
+        index=index, symbols=tuple(names), timeframe=timeframe, arrays=arrays, source=source
+    )
+
+
 # ---------------------------------------------------------------------------------- the store
 class OHLCVStore:
     """Parquet OHLCV cache (see the module docstring for the layout and guarantees).
@@ -450,7 +481,9 @@ class OHLCVStore:
                 for c in fields:
                     decode_column(table.column(c), a, b, out=values[c][o : o + b - a])
 
-        workers = max(1, min(8, os.cpu_count() or 1, len(tasks)))
+        # one thread: on many small files the per-file Python work contends for the GIL and two
+        # threads were slower than one on a 2-core machine (bench_store.py)
+        workers = 1
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(open_batch, range(workers)))
             sizes = np.array([b - a for _, _, a, b, _ in opened], dtype=np.int64)
@@ -548,9 +581,14 @@ class OHLCVStore:
             m.get("invalid") == 0 and m.get("schema_version") == SCHEMA_VERSION for m in cols.metas
         ):
             valid, invalid = frame, frame.iloc[:0]
+            market = _panel_from_files(cols, names, timeframe, f"store:{exchange}")
         else:
             valid, invalid = split_invalid(frame)
-        market = MarketData.from_long(valid, timeframe, symbols=names, source=f"store:{exchange}")
+            market = None
+        if market is None:
+            market = MarketData.from_long(
+                valid, timeframe, symbols=names, source=f"store:{exchange}"
+            )
         if len(invalid):
             counts = invalid["symbol"].value_counts()
             per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())
