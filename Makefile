@@ -37,3 +37,4 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find backtest strategies datasets reports -name '*.nbi' -delete -o -name '*.nbc' -delete
