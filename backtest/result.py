@@ -270,15 +270,11 @@ def _rebalance_table(
 
     with np.errstate(invalid="ignore", divide="ignore"):
         turnover = np.where(ref > 0, pick(per_bar(notional)) / ref, 0.0)
-    fill_time = (
-        pd.DatetimeIndex([index[f] if f < n_bars else pd.NaT for f in fill])
-        if fill.size
-        else pd.DatetimeIndex([])
-    )
+    fill_time = pd.Series(index[at]).where(ok)  # NaT for a decision on the last bar (no fill)
     return pd.DataFrame(
         {
             "time": index[decisions.bars],
-            "fill_time": fill_time,
+            "fill_time": fill_time.to_numpy(),
             "turnover": turnover,
             "fees": pick(per_bar(rebal["fee"])),
             "slippage": pick(per_bar(rebal["slippage"])),
