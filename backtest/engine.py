@@ -143,6 +143,7 @@ def run_backtest(
     risk_free_rate: float | None = None,
     meta: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    first_decision: int | None = None,
 ) -> BacktestResult:
     """Walk-forward backtest of ``strategy`` on ``market``.
 
@@ -168,6 +169,9 @@ def run_backtest(
         ``"auto"`` (BTC when present, else equal weight), a symbol, ``"equal_weight"`` or None.
     risk_free_rate : float
         Annual rate for the Sharpe ratio in the metrics (default: the strategy's, else 0.02).
+    first_decision : int, optional
+        Bar of the first decision, when later than the first full lookback window: strategies with
+        different lookbacks compared on one calendar all start there (``backtest compare``).
 
     Returns
     -------
@@ -194,7 +198,11 @@ def run_backtest(
             f"{n_bars} bars; shorten the lookback or load more history"
         )
     close = market.values("close")
-    bars = schedule.decision_bars(market.index, first=lookback)
+    if first_decision is not None and not 0 <= first_decision < n_bars:
+        raise EngineError(
+            f"`first_decision` must be a bar index in [0, {n_bars}); got {first_decision}"
+        )
+    bars = schedule.decision_bars(market.index, first=max(lookback, first_decision or 0))
     if bars.size == 0:
         raise EngineError("the schedule has no decision bar after the first lookback window")
     total = int(bars.size)

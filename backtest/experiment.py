@@ -97,8 +97,10 @@ def run_experiment(
     market: MarketData | None = None,
     strategy_cfg: StrategyConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    first_decision: int | None = None,
 ) -> BacktestResult:
-    """Run the backtest a config describes (``strategy_cfg`` overrides ``cfg.strategy``)."""
+    """Run the backtest a config describes (``strategy_cfg`` overrides ``cfg.strategy``;
+    ``first_decision``: see :func:`backtest.engine.run_backtest`)."""
     market = market if market is not None else load_market(cfg)
     scfg = strategy_cfg or cfg.strategy
     strategy = build_strategy(scfg, market.periods_per_year)
@@ -115,6 +117,19 @@ def run_experiment(
         risk_free_rate=scfg.risk_free_rate,
         meta={"experiment": cfg.name, "title": cfg.report.title or f"{cfg.name}: {scfg.name}"},
         progress=progress,
+        first_decision=first_decision,
+    )
+
+
+def common_start(
+    cfg: ExperimentConfig, market: MarketData, strategies: list[StrategyConfig]
+) -> int:
+    """The first bar at which every strategy has a full lookback window (to compare them on one
+    calendar)."""
+    from backtest.engine import lookback_bars
+
+    return max(
+        lookback_bars(build_strategy(s, market.periods_per_year), market) for s in strategies
     )
 
 

@@ -113,7 +113,13 @@ def compare(
     from rich.console import Console
 
     from backtest.config import load_config
-    from backtest.experiment import load_market, report_meta, run_experiment, write_outputs
+    from backtest.experiment import (
+        common_start,
+        load_market,
+        report_meta,
+        run_experiment,
+        write_outputs,
+    )
     from reports.html import write_comparison
 
     console = Console()
@@ -121,13 +127,20 @@ def compare(
     results: dict[str, Any] = {}
     folder = out or Path("out") / ("compare-" + "-".join(c.name for c in cfgs))
     fingerprints = set()
-    for cfg in cfgs:
-        market = load_market(cfg)
+    # every strategy starts on one calendar: the first bar at which all have a full lookback
+    markets = [load_market(cfg) for cfg in cfgs]
+    starts = [
+        market.index[common_start(cfg, market, [cfg.strategy, *(cfg.compare or [])])]
+        for cfg, market in zip(cfgs, markets, strict=True)
+    ]
+    start = max(starts)
+    for cfg, market in zip(cfgs, markets, strict=True):
         fingerprints.add(market.fingerprint())
+        first = int(market.index.searchsorted(start))
         for scfg in [cfg.strategy, *(cfg.compare or [])]:
             label = _unique(f"{cfg.name}:{scfg.name}" if len(cfgs) > 1 else scfg.name, results)
             console.print(f"running {label} ...")
-            result = run_experiment(cfg, market, strategy_cfg=scfg)
+            result = run_experiment(cfg, market, strategy_cfg=scfg, first_decision=first)
             sub = folder / _slug(label)
             write_outputs(result, cfg.model_copy(update={"strategy": scfg}), sub, html=False)
             results[label] = {

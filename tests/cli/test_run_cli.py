@@ -99,3 +99,17 @@ def test_missing_config_file(tmp_path, capsys):
 
 def test_unknown_command_is_usage_error(capsys):
     assert main(["frobnicate"]) == 2
+
+
+def test_compare_runs_every_strategy_on_one_calendar(tmp_path, capsys):
+    """Strategies with different lookbacks start trading on the same bar, so they compare."""
+    out = tmp_path / "cmp"
+    assert main(["compare", str(ROOT / "examples" / "compare.toml"), "--out", str(out)]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (out / "comparison.html").exists()
+    starts = {
+        json.loads((sub / "result.json").read_text())["meta"]["start"]
+        for sub in out.iterdir()
+        if sub.is_dir()
+    }
+    assert len(starts) == 1
