@@ -335,86 +335,64 @@ def fill_orders_nb(
             slips += sl
             imps += im
             notional -= deltas[i] * prices[i]
-    if sizing == SIZING_VECTORBT:
-        # vectorbt call_seq="auto": buys in increasing order value (a stable insertion sort, so
-        # ties keep column order as in vectorbt), the last ones partially filled
-        n_buys = 0
-        for i in range(n):
-            if deltas[i] > 0.0:
-                j = n_buys
-                while j > 0 and order_value[work_idx[j - 1]] > order_value[i]:
-                    work_idx[j] = work_idx[j - 1]
-                    j -= 1
-                work_idx[j] = i
-                n_buys += 1
+    # the buys, in execution order: increasing order value for vectorbt (a stable insertion sort,
+    # so ties keep column order as in vectorbt's call_seq="auto"), column order otherwise
+    n_buys = 0
+    for i in range(n):
+        if deltas[i] > 0.0:
+            j = n_buys
+            while (
+                sizing == SIZING_VECTORBT
+                and j > 0
+                and order_value[work_idx[j - 1]] > order_value[i]
+            ):
+                work_idx[j] = work_idx[j - 1]
+                j -= 1
+            work_idx[j] = i
+            n_buys += 1
+    # net sizing: buys fit the cash by construction; when rounding, lots or skipped trades leave it
+    # short, every buy is scaled by the same factor. vectorbt sizing: the last buys are partially
+    # filled instead (in _exec_buy)
+    scale = 1.0
+    if sizing != SIZING_VECTORBT:
+        need = 0.0
         for k in range(n_buys):
             i = work_idx[k]
-            cash, n_trades, f, sl, im, x = _exec_buy(
-                i,
-                deltas[i],
-                prices[i],
-                cash,
-                units,
-                fee_rate,
-                slip_rate,
-                impact_coef,
-                sigma[i],
-                liquidity[i],
-                lot_step[i],
-                bar,
-                reason,
-                trades,
-                n_trades,
-                record,
-            )
-            fees += f
-            slips += sl
-            imps += im
-            notional += x
-    else:
-        # net sizing: buys fit the cash by construction; when rounding, lots or skipped trades
-        # leave it short, every buy is scaled by the same factor
-        need = 0.0
-        for i in range(n):
-            if deltas[i] > 0.0:
-                q = deltas[i]
-                imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
-                need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
-        scale = 1.0
+            q = deltas[i]
+            imp = impact_fraction_nb(q * prices[i], liquidity[i], sigma[i], impact_coef)
+            need += q * prices[i] * (1.0 + slip_rate + imp) * (1.0 + fee_rate)
         if need > cash * (1.0 + 1e-12):
             scale = cash / need if cash > 0.0 else 0.0
-        for i in range(n):
-            if deltas[i] > 0.0:
-                q = deltas[i] * scale
-                if scale < 1.0:
-                    q = round_to_lot_nb(q, lot_step[i])
-                    threshold = (
-                        min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
-                    )
-                    if q <= 0.0 or q * prices[i] < threshold:
-                        continue
-                cash, n_trades, f, sl, im, x = _exec_buy(
-                    i,
-                    q,
-                    prices[i],
-                    cash,
-                    units,
-                    fee_rate,
-                    slip_rate,
-                    impact_coef,
-                    sigma[i],
-                    liquidity[i],
-                    lot_step[i],
-                    bar,
-                    reason,
-                    trades,
-                    n_trades,
-                    record,
-                )
-                fees += f
-                slips += sl
-                imps += im
-                notional += x
+    for k in range(n_buys):
+        i = work_idx[k]
+        q = deltas[i] * scale
+        if scale < 1.0:
+            q = round_to_lot_nb(q, lot_step[i])
+            threshold = min_trade_value if min_trade_value > min_notional[i] else min_notional[i]
+            if q <= 0.0 or q * prices[i] < threshold:
+                continue
+        cash, n_trades, f, sl, im, x = _exec_buy(
+            i,
+            q,
+            prices[i],
+            cash,
+            units,
+            fee_rate,
+            slip_rate,
+            impact_coef,
+            sigma[i],
+            liquidity[i],
+            lot_step[i],
+            bar,
+            reason,
+            trades,
+            n_trades,
+            record,
+        )
+        fees += f
+        slips += sl
+        imps += im
+        notional += x
     costs[0] += fees
     costs[1] += slips
     costs[2] += imps
