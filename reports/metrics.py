@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from reports.series import (
+    RETURN_RESOLUTION,
     _value_path,
     drawdown,
     drawdown_durations,
@@ -141,7 +142,8 @@ _TRADE_COLUMNS = ("notional", "fee", "slippage", "impact")
 
 
 def _dispersion(x: np.ndarray) -> float:
-    """Sample std (ddof=1); 0 when it is only rounding residue (<= 1e-12 * max|x|), NaN below 2 values.
+    """Sample std (ddof=1); 0 when it is only rounding residue (<= 1e-12 * max|x| or <= 1e-14),
+    NaN below 2 values.
 
     Returns computed from an equity curve that grows at a constant rate differ in their last bits, so
     their std is ~1e-17 instead of 0 and a ratio over it would be an arbitrary 1e15.
@@ -149,7 +151,8 @@ def _dispersion(x: np.ndarray) -> float:
     if len(x) < 2:
         return math.nan
     sd = float(np.std(x, ddof=1))
-    return 0.0 if sd <= 1e-12 * float(np.max(np.abs(x))) else sd
+    # returns from float64 equity carry ~1e-16 of absolute rounding error whatever their size
+    return 0.0 if sd <= max(1e-12 * float(np.max(np.abs(x))), RETURN_RESOLUTION) else sd
 
 
 def _return_metrics(r: np.ndarray, values: np.ndarray, ppy: float, rf_p: float) -> dict[str, float]:
