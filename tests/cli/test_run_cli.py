@@ -113,3 +113,15 @@ def test_compare_runs_every_strategy_on_one_calendar(tmp_path, capsys):
         if sub.is_dir()
     }
     assert len(starts) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from backtest.cli import _STATE
+    from backtest.errors import ConfigError
+
+    bad = _config(tmp_path, "[costs]\nfee_bps = -1\n")
+    try:
+        with pytest.raises(ConfigError, match="fee_bps"):
+            main(["--debug", "run", str(bad)])
+    finally:
+        _STATE["debug"] = False

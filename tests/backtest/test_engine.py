@@ -1,0 +1,119 @@
+"""`run_backtest` behaviours: universe, delistings, impact, caps, fallbacks, errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from backtest import Costs, run_backtest
+from backtest.costs import RiskControls
+from backtest.errors import EngineError
+from datasets import synthetic_market
+from strategies import Allocation, EqualWeight, InverseVolatility
+from strategies.base import BaseAllocator
+
+
+@pytest.fixture(scope="module")
+def market():
+    return synthetic_market(n_assets=5, n_bars=300, seed=11, stagger=False)
+
+
+def test_late_listing_enters_only_with_a_full_window(market):
+    arrays = {k: v.copy() for k, v in market.arrays.items()}
+    for v in arrays.values():
+        v[:150, 4] = np.nan  # asset 4 lists at bar 150
+    late = replace(market, arrays=arrays)
+    result = run_backtest(late, EqualWeight(lookback_days=20), "1W")
+    weights = result.target_weights.iloc[:, 4]
+    assert (weights[weights.index < late.index[170]] == 0).all()
+    assert (weights[weights.index >= late.index[171]] > 0).all()
+    assert any("+SYN04/USDT" in change for change in result.diagnostics["universe_changes"])
+
+
+def test_asset_whose_data_ends_is_sold_at_its_last_close(market):
+    arrays = {k: v.copy() for k, v in market.arrays.items()}
+    for v in arrays.values():
+        v[200:, 2] = np.nan  # asset 2 stops trading after bar 199
+    gone = replace(market, arrays=arrays)
+    result = run_backtest(gone, EqualWeight(lookback_days=20), "1M")
+    exits = result.trades[result.trades["reason"] == "delisting"]
+    assert exits["symbol"].tolist() == ["SYN02/USDT"]
+    assert exits["bar"].tolist() == [199]
+    assert exits["price"].iloc[0] == gone.values("close")[199, 2]
+    assert result.weights.iloc[-1, 2] == 0
+
+
+def test_impact_is_charged_and_lowers_equity(market):
+    base = run_backtest(market, InverseVolatility(lookback_days=30), "1W", Costs(fee_bps=10))
+    hit = run_backtest(
+        market, InverseVolatility(lookback_days=30), "1W", Costs(fee_bps=10, impact_coef=5.0)
+    )
+    assert base.costs["impact"] == 0
+    assert hit.costs["impact"] > 0
+    assert hit.trades["impact"].sum() == pytest.approx(hit.costs["impact"], rel=1e-12)
+    assert hit.equity.iloc[-1] < base.equity.iloc[-1]
+
+
+def test_liquidity_cap_limits_positions(market):
+    arrays = {k: v.copy() for k, v in market.arrays.items()}
+    arrays["volume"][:, 0] *= 1e-4  # asset 0 barely trades
+    thin = replace(market, arrays=arrays)
+    risk = RiskControls(liquidity_cap=0.5, liquidity_window_days=10)
+    result = run_backtest(thin, EqualWeight(lookback_days=20), "1W", risk=risk)
+    # at each fill (the open after a decision), the position is at most 0.5 x the average daily
+    # quote volume known at the decision
+    quote = thin.volume.iloc[:, 0] * thin.close.iloc[:, 0]
+    cap = 0.5 * quote.rolling(10, min_periods=1).mean().shift(1)
+    fills = result.rebalances["fill_time"].dropna()
+    units = (
+        result.weights.iloc[:, 0]
+        * result.equity
+        / thin.close.iloc[:, 0].reindex(result.equity.index)
+    )
+    held_at_open = units.loc[fills] * thin.open.iloc[:, 0].loc[fills]
+    assert (held_at_open <= cap.loc[fills] * (1 + 1e-9)).all()
+    assert (held_at_open > 0.9 * cap.loc[fills]).mean() > 0.5  # the cap binds
+    assert result.weights.iloc[-1, 0] < 0.05
+
+
+@dataclass
+class Exploding(BaseAllocator):
+    lookback_days: float = 20
+    name: ClassVar[str] = "exploding"
+    calls: int = 0
+
+    def _allocate(self, returns, constraints, previous) -> Allocation:
+        self.calls += 1
+        if self.calls > 2:
+            raise np.linalg.LinAlgError("singular matrix")
+        n = returns.shape[1]
+        return Allocation(np.full(n, 1.0 / n), self.name)
+
+
+def test_allocator_failure_keeps_previous_weights_and_is_recorded(market):
+    result = run_backtest(market, Exploding(), "1W")
+    assert result.diagnostics["n_fallbacks"] >= 1
+    assert "previous" in set(result.rebalances["method"])
+    assert "singular matrix" in result.rebalances["notes"].iloc[-1]
+    np.testing.assert_allclose(result.target_weights.iloc[-1], 0.2)
+
+
+def test_tiny_universe_holds_the_rest_in_cash(market):
+    two = market.select(list(market.symbols[:2]))
+    result = run_backtest(two, EqualWeight(lookback_days=20), "1W", constraints={"max_weight": 0.3})
+    np.testing.assert_allclose(result.target_weights.sum(axis=1), 0.6)
+    assert "held in cash" in result.rebalances["notes"].iloc[0]
+
+
+def test_engine_errors_name_the_parameter(market):
+    with pytest.raises(EngineError, match="`lookback_days`"):
+        run_backtest(market, EqualWeight(lookback_days=400), "1W")
+    with pytest.raises(EngineError, match="`execution`"):
+        run_backtest(market, EqualWeight(lookback_days=20), "1W", execution="open")  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="`benchmark`"):
+        run_backtest(market, EqualWeight(lookback_days=20), "1W", benchmark="DOGE/USDT")
+    with pytest.raises(ValueError, match="`fee_bps` must be >= 0"):
+        Costs(fee_bps=-1)

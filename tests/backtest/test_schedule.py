@@ -1,0 +1,67 @@
+"""Rebalance schedules: which bars are decision bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtest.schedule import Schedule, period_labels
+
+
+def _days(n: int, start: str = "2024-01-01") -> pd.DatetimeIndex:  # 2024-01-01 is a Monday
+    return pd.date_range(start, periods=n, freq="D", tz="UTC")
+
+
+def test_weekly_decides_on_the_last_bar_of_each_monday_week():
+    idx = _days(21)
+    bars = Schedule(every="1W").decision_bars(idx)
+    assert [idx[b].day_name() for b in bars[1:]] == ["Sunday", "Sunday"]
+    assert bars.tolist() == [0, 6, 13]  # the last week is still open: no decision on its last bar
+
+
+def test_weekly_anchor_moves_the_week_end():
+    idx = _days(21)
+    bars = Schedule(every="W-FRI").decision_bars(idx, first=1)
+    assert {idx[b].day_name() for b in bars[1:]} == {"Thursday"}  # weeks start Friday
+
+
+def test_monthly_and_quarterly():
+    idx = _days(200)
+    monthly = Schedule(every="1M").decision_bars(idx)
+    assert [idx[b].strftime("%m-%d") for b in monthly[1:4]] == ["01-31", "02-29", "03-31"]
+    quarterly = Schedule(every="Q").decision_bars(idx)
+    assert [idx[b].strftime("%m-%d") for b in quarterly[1:]] == ["03-31", "06-30"]
+
+
+def test_every_n_bars_and_intraday_periods():
+    idx = pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC")
+    assert Schedule(every=None, bars=10).decision_bars(idx, first=5).tolist() == [5, 15, 25, 35, 45]
+    four_hourly = Schedule(every="4h").decision_bars(idx)
+    assert all(idx[b].hour % 4 == 3 for b in four_hourly[1:])
+
+
+def test_first_decision_is_the_first_full_window():
+    idx = _days(30)
+    assert Schedule(every="1W").decision_bars(idx, first=9)[0] == 9
+
+
+def test_period_labels_two_week_multiple():
+    # two-week periods count from the Monday of 1970-01-05; 2024-01-01 starts one
+    _, counts = np.unique(period_labels(_days(28), "2W"), return_counts=True)
+    assert counts.tolist() == [14, 14]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"every": "fortnightly"}, "calendar period"),
+        ({"every": None, "bars": 0}, "`rebalance.bars` must be >= 1"),
+        ({"every": "1W", "bars": 5}, "either `rebalance.every` or `rebalance.bars`"),
+        ({"every": "1W", "drift_band": 1.5}, r"`rebalance.drift_band` must be in \(0, 1\)"),
+        ({"every": None}, "needs `every`, `bars` or `drift_band`"),
+    ],
+)
+def test_bad_schedules_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Schedule(**kwargs)
