@@ -17,7 +17,7 @@ from backtest.costs import Costs, RiskControls
 from backtest.errors import EngineError
 from backtest.result import BacktestResult, build_result
 from backtest.schedule import Schedule
-from backtest.simulate import Execution, prepare_market, simulate
+from backtest.simulate import Execution, fill_shift, prepare_market, simulate
 from backtest.walkforward import Decisions, walk_forward
 from datasets import MarketData
 from datasets.timeframe import days_to_bars
@@ -51,14 +51,10 @@ def as_schedule(rebalance: str | int | Schedule | Mapping[str, Any]) -> Schedule
 def lookback_bars(strategy: Any, market: MarketData, lookback_days: float | None = None) -> int:
     """The allocator's window in bars, from ``lookback_days`` and the market's timeframe."""
     days = lookback_days if lookback_days is not None else getattr(strategy, "lookback_days", 30)
-    bars_per_day = market.periods_per_year / market.days_per_year
     if days <= 0:
         raise EngineError(f"`lookback_days` must be > 0; got {days}")
-    return (
-        max(2, round(days * bars_per_day))
-        if market.calendar == "observed"
-        else days_to_bars(days, market.timeframe)
-    )
+    # on an observed (trading-day) calendar a "day" is one daily bar, as in the continuous case
+    return days_to_bars(days, market.timeframe)
 
 
 def align_strategy(strategy: Any, market: MarketData) -> Any:
@@ -82,14 +78,14 @@ def align_strategy(strategy: Any, market: MarketData) -> Any:
 
 def decision_targets(
     decisions: Decisions, n_bars: int, n_assets: int, execution: Execution
-) -> np.ndarray:
-    """(T, N) order targets: decisions at bar t fill at t+1 (``next_open``) or at t (``close``)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N) order targets and their row indices: decisions at bar t fill at t+1 (``next_open``)
+    or at t (``close``); a decision on the last bar with ``next_open`` has no fill."""
     targets = np.full((n_bars, n_assets), np.nan)
-    shift = 1 if execution == "next_open" else 0
-    rows = decisions.bars + shift
+    rows = decisions.bars + fill_shift(execution)
     keep = rows < n_bars
     targets[rows[keep]] = decisions.weights[keep]
-    return targets
+    return targets, rows[keep]
 
 
 def benchmark_equity(
@@ -215,7 +211,7 @@ def run_backtest(
         market.symbols,
         progress=(lambda k: progress(k + 1, total)) if progress else None,
     )
-    targets = decision_targets(decisions, n_bars, n, execution)
+    targets, order_rows = decision_targets(decisions, n_bars, n, execution)
     arrays = prepare_market(
         market.arrays,
         market.symbols,
@@ -224,8 +220,6 @@ def run_backtest(
         risk,
         execution,
     )
-    shift = 1 if execution == "next_open" else 0
-    rows = decisions.bars + shift
     sim = simulate(
         arrays,
         targets,
@@ -234,7 +228,7 @@ def run_backtest(
         schedule=schedule,
         initial_cash=initial_cash,
         execution=execution,
-        order_rows=rows[rows < n_bars],
+        order_rows=order_rows,
     )
     start = int(bars[0])
     bench_name = default_benchmark(market) if benchmark == "auto" else benchmark

@@ -445,46 +445,33 @@ def _liquidate_nb(
 
 
 @njit(cache=True, error_model="numpy")
-def _band_breached(units, prices, val_prices, target, cash, band, relative):
+def band_check_nb(units, prices, val_prices, target, cash, band, relative, to_edge):
+    """Whether some weight is outside ``target +- band`` (``band * target`` when ``relative``).
+
+    With ``to_edge``, ``target`` is rewritten in place to the trade that only goes back to the band
+    edge: breached assets get the nearest edge, the others NaN (left alone).
+    """
     n = units.shape[0]
-    value = cash
-    for i in range(n):
-        if units[i] != 0.0:
-            p = prices[i] if prices[i] > 0.0 else val_prices[i]
-            value += units[i] * p
+    value = book_value_nb(units, prices, val_prices, cash)
     if not (value > 0.0):
         return False
+    breached = False
     for i in range(n):
         if not (prices[i] > 0.0) or target[i] != target[i]:
             continue
         w = units[i] * prices[i] / value
         width = band * target[i] if relative else band
-        if abs(w - target[i]) > width + 1e-12:
-            return True
-    return False
-
-
-@njit(cache=True, error_model="numpy")
-def _band_edge_targets(units, prices, val_prices, target, cash, band, relative):
-    n = units.shape[0]
-    value = cash
-    for i in range(n):
-        if units[i] != 0.0:
-            p = prices[i] if prices[i] > 0.0 else val_prices[i]
-            value += units[i] * p
-    out = target.copy()
-    for i in range(n):
-        if not (prices[i] > 0.0) or target[i] != target[i]:
-            continue
-        w = units[i] * prices[i] / value
-        width = band * target[i] if relative else band
-        if w > target[i] + width:
-            out[i] = target[i] + width
-        elif w < target[i] - width:
-            out[i] = max(target[i] - width, 0.0)
+        if w > target[i] + width + 1e-12:
+            breached = True
+            edge = target[i] + width
+        elif w < target[i] - width - 1e-12:
+            breached = True
+            edge = max(target[i] - width, 0.0)
         else:
-            out[i] = np.nan  # inside the band: leave it
-    return out
+            edge = np.nan  # inside the band: leave it
+        if to_edge:
+            target[i] = edge
+    return breached
 
 
 @njit(cache=True, error_model="numpy")
@@ -566,15 +553,11 @@ def simulate_core_nb(
                 if stopped[i]:
                     goal[i] = 0.0 if units[i] > 0.0 else np.nan
             if band > 0.0:
-                trade_now = _band_breached(units, prices, last_val, goal, cash, band, band_relative)
+                trade_now = band_check_nb(
+                    units, prices, last_val, goal, cash, band, band_relative, band_edge
+                )
                 if trade_now and not new_row:
                     reason = band_reason
-                if trade_now and band_edge:
-                    edge = _band_edge_targets(
-                        units, prices, last_val, goal, cash, band, band_relative
-                    )
-                    for i in range(n):
-                        goal[i] = edge[i]
             if trade_now:
                 for i in range(n):
                     skipped[i] = False

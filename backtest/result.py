@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from backtest import kernels
-from backtest.simulate import SimulationOutput
+from backtest.simulate import SimulationOutput, fill_shift
 from backtest.walkforward import Decisions
 from datasets import MarketData
 
@@ -308,8 +308,9 @@ def build_result(
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = (units * close.fillna(0.0)).div(equity, axis=0).fillna(0.0)
     trades = trades_frame(sim.trades, index, market.symbols)
-    exec_shift = 1 if info.get("execution") == "next_open" else 0
-    rebalances = _rebalance_table(decisions, index, sim.trades, sim.equity, exec_shift)
+    rebalances = _rebalance_table(
+        decisions, index, sim.trades, sim.equity, fill_shift(info.get("execution", "next_open"))
+    )
     target_weights = pd.DataFrame(decisions.weights, index=index[decisions.bars], columns=symbols)
     universe_changes = _universe_changes(decisions, index, market.symbols)
     fallbacks = [

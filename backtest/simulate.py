@@ -21,6 +21,11 @@ from backtest.schedule import Schedule
 Execution = Literal["next_open", "close"]
 
 
+def fill_shift(execution: str) -> int:
+    """Bars between a decision and its fill: 1 for ``next_open`` (the next bar's open), 0 for ``close``."""
+    return 1 if execution == "next_open" else 0
+
+
 @dataclass(frozen=True)
 class MarketArrays:
     """The per-bar kernel inputs that depend on the market and the execution rule, not on targets."""

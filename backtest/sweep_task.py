@@ -171,9 +171,7 @@ def _run_batch(
             execution,
         ),
     )
-    targets = decision_targets(decisions, market.n_bars, market.n_assets, execution)
-    rows = decisions.bars + (1 if execution == "next_open" else 0)
-    rows = rows[rows < market.n_bars]
+    targets, rows = decision_targets(decisions, market.n_bars, market.n_assets, execution)
     try:
         sims = simulate_batch(
             arrays,
@@ -236,6 +234,7 @@ def point_metrics(
     rebalance table is the result's own (``backtest.result``), so the per-rebalance metrics match.
     """
     from backtest.result import _rebalance_table
+    from backtest.simulate import fill_shift
     from reports.metrics import compute_metrics
 
     equity = pd.Series(sim.equity[start:], index=index[start:], name="equity")
@@ -257,9 +256,7 @@ def point_metrics(
     with np.errstate(invalid="ignore", divide="ignore"):
         invested = 1.0 - sim.cash[start:] / sim.equity[start:]
     weights = pd.DataFrame({"invested": invested}, index=equity.index)
-    rebalances = _rebalance_table(
-        decisions, index, ledger, sim.equity, 1 if execution == "next_open" else 0
-    )
+    rebalances = _rebalance_table(decisions, index, ledger, sim.equity, fill_shift(execution))
     out = compute_metrics(
         equity,
         periods_per_year=float(periods_per_year),

@@ -32,7 +32,6 @@ class Decisions:
     methods: list[str] = field(default_factory=list)
     notes: list[tuple[str, ...]] = field(default_factory=list)
     last_extras: dict[str, Any] = field(default_factory=dict)
-    last_universe: list[str] = field(default_factory=list)
 
 
 def window_validity(close: np.ndarray, lookback: int) -> np.ndarray:
@@ -237,6 +236,4 @@ def walk_forward(
         previous = weights[k]
         if progress is not None:
             progress(k)
-    if bars.size:
-        out.last_universe = [symbols[int(j)] for j in np.flatnonzero(universe[-1])]
     return out
