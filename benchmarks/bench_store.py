@@ -82,7 +82,7 @@ def main() -> list[dict]:
             "pandas.read_csv(gz)",
             read_s,
             target=">= 5x and < 0.5 s",
-            note=f"({n_files} year files)",
+            note=f"({n_files} partition files)",
         ),
         row(
             "load 24 x 1h -> panel (end to end)",

@@ -3,8 +3,9 @@
 The loop uses ccxt's synchronous API (one request at a time; ``enableRateLimit`` spaces them):
 
 1. load the markets and check the symbol and timeframe (clear errors with close matches);
-2. ask the store which bar ranges are missing (before the first stored candle, whole missing years,
-   after the last one): a second fetch resumes from the last stored candle and requests only new ones;
+2. ask the store which bar ranges are missing (before the first stored candle, whole missing
+   partitions, after the last one): a second fetch resumes from the last stored candle and requests
+   only new ones;
 3. page through each range with ``since`` = last open time + one bar and the exchange's page limit;
 4. retry ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``, ``RateLimitExceeded``,
    ``DDoSProtection``) with exponential backoff, resuming at the page that failed;

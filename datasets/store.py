@@ -1,10 +1,15 @@
-"""`OHLCVStore`: a Parquet cache of candles, one hive partition per exchange/timeframe/symbol/year.
+"""`OHLCVStore`: a Parquet cache of candles, hive-partitioned by exchange/timeframe/symbol/years.
 
 Layout (``root`` is ``$ALPHAPULSE_DATA`` or ``./data``)::
 
-    root/exchange=binance/timeframe=1h/symbol=BTC_USDT/year=2024/data.parquet
+    root/exchange=binance/timeframe=1h/symbol=BTC_USDT/years=2020-2029/data.parquet
                                                       /_series.json   coverage hints
                                                       /.lock          writer lock
+    root/exchange=binance/timeframe=1m/symbol=BTC_USDT/year=2024/data.parquet
+
+A partition spans 10, 5, 2 or 1 calendar years, the longest that keeps a file under ~100k candles
+(:func:`~datasets.store_format.partition_years`: 10 years for 1h and longer bars, 1 year for 5m and
+shorter).
 
 Columns: ``timestamp_ms`` (int64, UTC ms of the bar open) and ``open, high, low, close, volume``.
 Exchanges send prices as decimal strings, so each price column is stored as an exact decimal
@@ -14,7 +19,7 @@ the float64 values bit for bit; a column that no scale reproduces (or with NaN) 
 The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store_format`.
 
 Writes are atomic (temp file + ``os.replace``) and serialised per symbol partition with a file lock;
-an incremental write rewrites only the year partitions it touches. Readers never lock.
+an incremental write rewrites only the partitions it touches. Readers never lock.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,18 +55,22 @@ from datasets.store_format import (
     atomic_write,
     candles_from_frame,
     concat_candles,
-    decode_column,
     decode_symbol,
     dedupe,
     encode_symbol,
     fmt_ms,
     make_table,
+    parse_partition,
+    partition_bounds,
+    partition_name,
+    partition_of,
+    partition_years,
     read_file,
     read_table,
     to_utc_ms,
-    year_bounds,
     years_of,
 )
+from datasets.store_panel import FileSlice, concat_columns, panel_from_files
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import invalid_candle_mask, split_invalid
 
@@ -80,49 +88,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SERIES_META = "_series.json"
+READ_THREADS = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-class _Columns(NamedTuple):
-    """Candles of several year files, concatenated: ``owners``/``sizes`` per file (symbol position,
-    rows), ``ts`` and ``values`` per row, ``metas`` per file."""
-
-    owners: np.ndarray
-    sizes: np.ndarray
-    ts: np.ndarray
-    values: dict[str, np.ndarray]
-    metas: list[dict]
-
-
-def _panel_from_files(
-    cols: _Columns, names: Sequence[str], timeframe: str, source: str
-) -> MarketData | None:
-    """The panel straight from per-file columns, without a long frame: each file's rows are one
-    symbol's sorted, unique candles (the store writes them so), copied as a block into an
-    asset-major array that is transposed once. None when the timestamps are off the timeframe grid
-    (the caller then uses :meth:`MarketData.from_long`, which says why)."""
-    step = timeframe_to_ms(timeframe)
-    start = int(cols.ts.min())
-    rows = (cols.ts - start) // step
-    if not np.array_equal(rows * step, cols.ts - start):
-        return None
-    n_bars = int(rows.max()) + 1
-    edges = np.concatenate([[0], np.cumsum(cols.sizes)])
-    arrays = {}
-    for name, values in cols.values.items():
-        out = np.full((len(names), n_bars), np.nan)
-        for j, a, b in zip(cols.owners, edges[:-1], edges[1:], strict=True):
-            r = rows[a:b]
-            if b > a and r[-1] - r[0] == b - a - 1:  # no gap inside the file: one block copy
-                out[j, r[0] : r[-1] + 1] = values[a:b]
-            else:
-                out[j, r] = values[a:b]
-        arrays[name] = np.ascontiguousarray(out.T)
-    grid = start + step * np.arange(n_bars, dtype=np.int64)
-    index = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True), name="time")
-    return MarketData(
-        index=index, symbols=tuple(names), timeframe=timeframe, arrays=arrays, source=source
-    )
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -158,20 +125,28 @@ class OHLCVStore:
         return self.root / f"exchange={exchange}" / f"timeframe={timeframe}"
 
     @staticmethod
-    def _year_files(series: Path) -> dict[int, Path]:
+    def _partitions(series: Path, timeframe: str) -> dict[int, Path]:
+        """``{first year: file}`` of a symbol's partitions, in time order.
+
+        A partition folder of another span (a store written with another layout) is an error that
+        names ``backtest data verify --repair``, which moves its rows into the right partitions.
+        """
+        span = partition_years(timeframe)
         files: dict[int, Path] = {}
         try:
             entries = list(os.scandir(series))
         except (FileNotFoundError, NotADirectoryError):
             return files
         for entry in entries:
-            year = entry.name.removeprefix("year=")
-            if (
-                entry.name.startswith("year=")
-                and year.isdigit()
-                and os.path.isfile(path := Path(entry.path, FILE_NAME))
-            ):
-                files[int(year)] = path
+            years = parse_partition(entry.name)
+            if years is None or not os.path.isfile(path := Path(entry.path, FILE_NAME)):
+                continue
+            if years != (years[0] - years[0] % span, years[0] - years[0] % span + span - 1):
+                raise StoreCorruptError(
+                    f"store partition {entry.path} does not follow the {timeframe} layout "
+                    f"({span}-year partitions such as {partition_name(2020, span)}); {REPAIR_HINT}"
+                )
+            files[years[0]] = path
         return dict(sorted(files.items()))
 
     # ------------------------------------------------------------------ catalogue
@@ -196,7 +171,7 @@ class OHLCVStore:
             except DataError:
                 log.warning("ignoring %s (not a symbol folder; see `backtest data verify`)", series)
                 continue
-            if self._year_files(series):
+            if self._partitions(series, timeframe):
                 out.append(symbol)
         return sorted(out)
 
@@ -231,12 +206,12 @@ class OHLCVStore:
 
     def first_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
         """Open time (UTC ms) of the first stored candle, or None."""
-        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
         return self._file_span(next(iter(files.values())))[1] if files else None
 
     def last_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
         """Open time (UTC ms) of the last stored candle, or None: where an incremental fetch resumes."""
-        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
         return self._file_span(files[max(files)])[2] if files else None
 
     def list(self) -> pd.DataFrame:
@@ -245,7 +220,9 @@ class OHLCVStore:
         for exchange in self.exchanges():
             for timeframe in self.timeframes(exchange):
                 for symbol in self.symbols(exchange, timeframe):
-                    files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+                    files = self._partitions(
+                        self.series_dir(exchange, timeframe, symbol), timeframe
+                    )
                     spans = [self._file_span(p) for p in files.values()]
                     rows.append(
                         (
@@ -300,10 +277,11 @@ class OHLCVStore:
         self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int
     ) -> builtins.list[tuple[int, int]]:
         """Bar-open ranges ``[a, b]`` (UTC ms, inclusive) that the store lacks within ``[start_ms, end_ms]``:
-        before the first candle, whole missing year partitions inside, after the last candle.
-        Exchange outages inside a year are not refetched (they are missing at the exchange too)."""
+        before the first candle, whole missing partitions inside, after the last candle.
+        Exchange outages inside a partition are not refetched (they are missing at the exchange too)."""
         step = timeframe_to_ms(timeframe)
-        files = self._year_files(self.series_dir(exchange, timeframe, symbol))
+        span = partition_years(timeframe)
+        files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
         if not files:
             return [(start_ms, end_ms)] if start_ms <= end_ms else []
         hints = self.coverage(exchange, timeframe, symbol)
@@ -316,9 +294,9 @@ class OHLCVStore:
             and hints.get("history_start_ms", first) > start_ms
         ):
             ranges.append((start_ms, min(first - step, end_ms)))
-        for year in range(min(files) + 1, max(files)):
-            lo, hi = year_bounds(year)
-            if year not in files and hi >= start_ms and lo <= end_ms:
+        for first_year in range(min(files) + span, max(files), span):
+            lo, hi = partition_bounds(first_year, span)
+            if first_year not in files and hi >= start_ms and lo <= end_ms:
                 ranges.append((max(lo, start_ms), min(hi, end_ms)))
         if last is not None:
             # the next bar on the stored grid after what the exchange already confirmed
@@ -352,7 +330,7 @@ class OHLCVStore:
         Returns
         -------
         int
-            Number of year partitions rewritten (only those the new rows fall in).
+            Number of partitions rewritten (only those the new rows fall in).
         """
         ts, values = candles_from_frame(frame)
         return self._write_candles(exchange, timeframe, symbol, ts, values, source)
@@ -369,27 +347,29 @@ class OHLCVStore:
         if not len(ts):
             return 0
         series = self.series_dir(exchange, timeframe, symbol)
-        years = years_of(ts)
-        bounds = np.flatnonzero(np.diff(years)) + 1  # ts is sorted: years come in runs
+        parts = partition_of(ts, partition_years(timeframe))
+        bounds = np.flatnonzero(np.diff(parts)) + 1  # ts is sorted: partitions come in runs
         with partition_lock(series):
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
                 part = (ts[lo:hi], {c: v[lo:hi] for c, v in values.items()})
-                self._merge_year(
-                    series, int(years[lo]), part, (exchange, timeframe, symbol), source
+                self._merge_partition(
+                    series, int(parts[lo]), part, (exchange, timeframe, symbol), source
                 )
         return len(bounds) + 1
 
-    def _merge_year(
+    def _merge_partition(
         self,
         series: Path,
-        year: int,
+        first_year: int,
         new: Candles,
         names: tuple[str, str, str],
         source: str,
         *,
         replace_existing: bool = False,
     ) -> None:
-        path = series / f"year={year}" / FILE_NAME
+        """Merge ``new`` (rows of the partition starting at ``first_year``; ``names`` = exchange,
+        timeframe, symbol) into its file, or replace the file's rows with them."""
+        path = series / partition_name(first_year, partition_years(names[1])) / FILE_NAME
         sources = {source}
         if path.exists() and not replace_existing:
             new = dedupe(*concat_candles([read_file(path)[:2], new]))
@@ -417,10 +397,11 @@ class OHLCVStore:
             return {}
 
     def file_metadata(self, exchange: str, timeframe: str, symbol: str, year: int) -> dict:
-        """The metadata written into one partition file (schema version, source, fetched_at, rows)."""
-        return self._file_meta(
-            self.series_dir(exchange, timeframe, symbol) / f"year={year}" / FILE_NAME
-        )
+        """The metadata written into the partition file holding ``year`` (schema version, source,
+        fetched_at, rows)."""
+        span = partition_years(timeframe)
+        folder = partition_name(year - year % span, span)
+        return self._file_meta(self.series_dir(exchange, timeframe, symbol) / folder / FILE_NAME)
 
     # ------------------------------------------------------------------ read
     def read(
@@ -439,7 +420,7 @@ class OHLCVStore:
             raise DataError(f"`start` ({fmt_ms(lo)}) must not be after `end` ({fmt_ms(hi)})")
         return lo, hi
 
-    def _read_columns(
+    def _open_files(
         self,
         symbols: Sequence[str],
         exchange: str,
@@ -447,52 +428,30 @@ class OHLCVStore:
         lo: int | None,
         hi: int | None,
         fields: Sequence[str] = FIELDS,
-    ) -> _Columns:
-        """Candles of ``symbols`` within ``[lo, hi]``, concatenated in symbol order, then time order.
-
-        Only the year files that overlap the bounds are read. Two passes over one batch of files per
-        worker thread (Arrow and numpy release the GIL): read and slice, then decode straight into
-        the preallocated output arrays (no intermediate copies).
-        """
+    ) -> builtins.list[FileSlice]:
+        """The partition files of ``symbols`` that overlap ``[lo, hi]``, read (``fields`` only) and
+        bounded, in symbol order, then time order."""
+        span = partition_years(timeframe)
         y_lo = -1 if lo is None else int(years_of(np.array([lo]))[0])
         y_hi = 10**6 if hi is None else int(years_of(np.array([hi]))[0])
         tasks = []
         for j, symbol in enumerate(symbols):
-            files = self._year_files(self.series_dir(exchange, timeframe, symbol))
-            tasks += [(j, p) for y, p in files.items() if y_lo <= y <= y_hi]
+            files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
+            tasks += [(j, p) for y, p in files.items() if y_lo < y + span and y <= y_hi]
         columns = ["timestamp_ms", *fields]
-        opened: list = [None] * len(tasks)
 
-        def open_batch(k: int) -> None:
-            for i in range(k, len(tasks), workers):
-                table, meta = read_table(tasks[i][1], columns)
-                ts = table.column("timestamp_ms").to_numpy()
-                a = (
-                    0 if lo is None else int(np.searchsorted(ts, lo, side="left"))
-                )  # files are sorted
-                b = len(ts) if hi is None else int(np.searchsorted(ts, hi, side="right"))
-                opened[i] = (table, ts, a, b, meta)
+        def open_file(task: tuple[int, Path]) -> FileSlice:
+            table, meta = read_table(task[1], columns)
+            ts = table.column("timestamp_ms").to_numpy()
+            a = 0 if lo is None else int(np.searchsorted(ts, lo, side="left"))  # files are sorted
+            b = len(ts) if hi is None else int(np.searchsorted(ts, hi, side="right"))
+            return FileSlice(task[0], table, ts, a, b, meta)
 
-        def fill_batch(k: int) -> None:
-            for i in range(k, len(tasks), workers):
-                table, ts, a, b, _ = opened[i]
-                o = offsets[i]
-                ts_all[o : o + b - a] = ts[a:b]
-                for c in fields:
-                    decode_column(table.column(c), a, b, out=values[c][o : o + b - a])
-
-        # one thread: on many small files the per-file Python work contends for the GIL and two
-        # threads were slower than one on a 2-core machine (bench_store.py)
-        workers = 1
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(open_batch, range(workers)))
-            sizes = np.array([b - a for _, _, a, b, _ in opened], dtype=np.int64)
-            offsets = np.concatenate([[0], np.cumsum(sizes)])
-            ts_all = np.empty(int(offsets[-1]), dtype=np.int64)
-            values = {c: np.empty(len(ts_all)) for c in fields}
-            list(pool.map(fill_batch, range(workers)))
-        owners = np.array([j for j, _ in tasks], dtype=np.int64)
-        return _Columns(owners, sizes, ts_all, values, [o[4] for o in opened])
+        if len(tasks) < 2 * READ_THREADS:
+            return [open_file(t) for t in tasks]
+        # Arrow decodes the pages with the GIL released: two threads read ~20% faster here
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            return list(pool.map(open_file, tasks))
 
     def _read_series(
         self,
@@ -503,11 +462,10 @@ class OHLCVStore:
         hi: int | None,
         fields: Sequence[str] = FIELDS,
     ) -> builtins.list[Candles]:
-        cols = self._read_columns(symbols, exchange, timeframe, lo, hi, fields)
-        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(symbols)).astype(
-            np.int64
+        cols = concat_columns(
+            self._open_files(symbols, exchange, timeframe, lo, hi, fields), fields
         )
-        edges = np.concatenate([[0], np.cumsum(per_symbol)])
+        edges = np.concatenate([[0], np.cumsum(cols.symbol_rows(len(symbols)))])
         return [
             (cols.ts[a:b], {c: v[a:b] for c, v in cols.values.items()})
             for a, b in itertools.pairwise(edges)
@@ -558,37 +516,38 @@ class OHLCVStore:
         if not names or len(set(names)) != len(names):
             raise DataError(f"`symbols` must be a non-empty list of distinct symbols; got {names}")
         self._check_stored(exchange, timeframe, names)
-        cols = self._read_columns(names, exchange, timeframe, lo, hi)
-        per_symbol = np.bincount(cols.owners, weights=cols.sizes, minlength=len(names))
+        files = self._open_files(names, exchange, timeframe, lo, hi)
+        per_symbol = np.bincount(
+            [f.owner for f in files], weights=[f.rows for f in files], minlength=len(names)
+        )
         empty = [s for s, n in zip(names, per_symbol, strict=True) if n == 0]
         if empty:
             raise DataError(
                 f"no stored {timeframe} candles for {', '.join(empty)} between {fmt_ms(lo)} and "
                 f"{fmt_ms(hi)} (see `backtest data list`)"
             )
-        codes = np.repeat(cols.owners.astype(np.int8 if len(names) < 128 else np.int32), cols.sizes)
-        frame = pd.DataFrame(
-            {
-                "symbol": pd.Categorical.from_codes(codes, categories=names),
-                "timestamp_ms": cols.ts,
-                **cols.values,
-            },
-            copy=False,
+        source = f"store:{exchange}"
+        # each file records how many invalid candles it holds (counted when written): when every
+        # file read says none, the panel comes straight from the files
+        clean = all(
+            f.meta.get("invalid") == 0 and f.meta.get("schema_version") == SCHEMA_VERSION
+            for f in files
         )
-        # each file records how many invalid candles it holds (counted when written): skip the
-        # check when every file read says none
-        if all(
-            m.get("invalid") == 0 and m.get("schema_version") == SCHEMA_VERSION for m in cols.metas
-        ):
-            valid, invalid = frame, frame.iloc[:0]
-            market = _panel_from_files(cols, names, timeframe, f"store:{exchange}")
-        else:
-            valid, invalid = split_invalid(frame)
-            market = None
+        market = panel_from_files(files, names, timeframe, source, FIELDS) if clean else None
+        invalid = pd.DataFrame({"symbol": [], "reason": []})
         if market is None:
-            market = MarketData.from_long(
-                valid, timeframe, symbols=names, source=f"store:{exchange}"
+            cols = concat_columns(files, FIELDS)
+            codes = np.repeat(cols.owners.astype(np.int32), cols.sizes)
+            frame = pd.DataFrame(
+                {
+                    "symbol": pd.Categorical.from_codes(codes, categories=names),
+                    "timestamp_ms": cols.ts,
+                    **cols.values,
+                },
+                copy=False,
             )
+            valid, invalid = (frame, invalid) if clean else split_invalid(frame)
+            market = MarketData.from_long(valid, timeframe, symbols=names, source=source)
         if len(invalid):
             counts = invalid["symbol"].value_counts()
             per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())

@@ -3,9 +3,12 @@
 Checks, per symbol partition:
 
 * unreadable Parquet files (truncated, garbage, wrong column types) -> moved to ``root/_quarantine``
-  (the data is refetched by the next ``data fetch``: the store then sees the missing year);
+  (the data is refetched by the next ``data fetch``: the store then sees the missing partition);
 * timestamps unsorted or duplicated -> rewritten sorted, keeping the last row of a duplicate;
-* rows in the wrong year partition -> moved to the right one;
+* rows in the wrong partition -> moved to the right one; a partition folder whose span does not
+  follow the timeframe's layout (:func:`~datasets.store_format.partition_years`, e.g. the yearly
+  ``year=2024`` folders of an hourly series written before the layout changed) -> all its rows
+  moved into the right partitions and the folder removed;
 * file metadata that disagrees with the data (row count, symbol, schema version) -> rewritten;
 * temporary files left by an interrupted write -> deleted;
 * an unreadable ``_series.json`` (coverage hints) -> deleted.
@@ -34,8 +37,11 @@ from datasets.store_format import (
     SCHEMA_VERSION,
     decode_symbol,
     dedupe,
+    parse_partition,
+    partition_name,
+    partition_of,
+    partition_years,
     read_file,
-    years_of,
 )
 from datasets.timeframe import timeframe_to_ms
 
@@ -118,19 +124,22 @@ def _check_series(
         for entry in sorted(series.iterdir()):
             if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
                 continue
-            year = entry.name.removeprefix("year=")
-            if not (entry.is_dir() and entry.name.startswith("year=") and year.isdigit()):
-                found.append((str(entry), "not a year partition", "left alone"))
+            years = parse_partition(entry.name)
+            if not (entry.is_dir() and years):
+                found.append((str(entry), "not a partition folder", "left alone"))
                 continue
             for item in sorted(entry.iterdir()):
                 if item.name.startswith("."):
                     continue
                 if item.name != FILE_NAME:
-                    found.append((str(item), "unexpected file in a year partition", "left alone"))
+                    found.append((str(item), "unexpected file in a partition", "left alone"))
                     continue
                 found += _check_file(
-                    store, (exchange, timeframe, symbol), item, int(year), repair, stamp
+                    store, (exchange, timeframe, symbol), item, years, repair, stamp
                 )
+            if repair:
+                with contextlib.suppress(OSError):
+                    entry.rmdir()  # emptied by moving its rows elsewhere
     return found
 
 
@@ -142,7 +151,12 @@ def _act(repair: bool, fix, done: str) -> str:
 
 
 def _check_file(
-    store: OHLCVStore, names: tuple[str, str, str], path: Path, year: int, repair: bool, stamp: str
+    store: OHLCVStore,
+    names: tuple[str, str, str],
+    path: Path,
+    years: tuple[int, int],
+    repair: bool,
+    stamp: str,
 ) -> list[tuple[str, str, str]]:
     try:
         ts, values, meta = read_file(path)
@@ -169,9 +183,17 @@ def _check_file(
     issues = []
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
         issues.append("timestamps unsorted or duplicated")
-    years = years_of(ts)
-    if (years != year).any():
-        issues.append(f"{int((years != year).sum())} rows belong to other years")
+    span = partition_years(names[1])
+    first_year = years[0]
+    if years != (first_year - first_year % span, first_year - first_year % span + span - 1):
+        issues.append(
+            f"partition folder does not follow the {names[1]} layout ({span}-year partitions "
+            f"such as {partition_name(2020, span)})"
+        )
+        first_year = -1  # no row belongs here
+    elsewhere = int((partition_of(ts, span) != first_year).sum())
+    if elsewhere and first_year != -1:
+        issues.append(f"{elsewhere} rows belong to other partitions")
     if (
         meta.get("schema_version") != SCHEMA_VERSION
         or meta.get("symbol") != names[2]
@@ -183,14 +205,14 @@ def _check_file(
 
     def rewrite() -> None:
         clean_ts, clean = dedupe(ts, values)
-        clean_years = years_of(clean_ts)
+        parts = partition_of(clean_ts, span)
         source = meta.get("source") or "repaired"
         series = path.parent.parent
-        own = clean_years == year
+        own = parts == first_year
         if own.any():
-            store._merge_year(
+            store._merge_partition(
                 series,
-                year,
+                first_year,
                 (clean_ts[own], {c: v[own] for c, v in clean.items()}),
                 names,
                 source,
@@ -198,9 +220,9 @@ def _check_file(
             )
         else:
             path.unlink()
-        for other in np.unique(clean_years[~own]):
-            sel = clean_years == other
-            store._merge_year(
+        for other in np.unique(parts[~own]):
+            sel = parts == other
+            store._merge_partition(
                 series,
                 int(other),
                 (clean_ts[sel], {c: v[sel] for c, v in clean.items()}),

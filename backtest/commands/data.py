@@ -187,7 +187,7 @@ def import_csv(
     n_symbols = frame["symbol"].nunique()
     _console().print(
         f"imported {total} {timeframe} candles of {n_symbols} symbols from {path.name} into "
-        f"{store.root / f'exchange={exchange}' / f'timeframe={timeframe}'} ({files} year partitions written)"
+        f"{store.root / f'exchange={exchange}' / f'timeframe={timeframe}'} ({files} partition files written)"
     )
 
 

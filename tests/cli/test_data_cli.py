@@ -179,7 +179,7 @@ def test_corrupt_parquet_is_named_with_the_repair_command(tmp_path, capsys):
     from tests.datasets.candles import DAY, candles
 
     store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 400, step_ms=DAY))
-    bad = store.series_dir("binance", "1d", "BTC/USDT") / "year=2021" / FILE_NAME
+    bad = store.series_dir("binance", "1d", "BTC/USDT") / "years=2020-2029" / FILE_NAME
     bad.write_bytes(b"garbage")
     code, _, err = _run(capsys, "data", "verify", "--root", str(store.root))
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+MINUTE = 60_000
 HOUR = 3_600_000
 DAY = 86_400_000
 

@@ -17,7 +17,7 @@ import datasets.store_format as store_format
 from datasets import MarketData, OHLCVStore, load_csv
 from datasets.errors import DataError, StoreCorruptError
 from datasets.store import FILE_NAME, SCHEMA_VERSION, decode_symbol, encode_symbol, to_utc_ms
-from tests.datasets.candles import DAY, candles, ms
+from tests.datasets.candles import DAY, HOUR, MINUTE, candles, ms
 
 
 # ---------------------------------------------------------------------------------- symbol names
@@ -75,23 +75,60 @@ def test_to_utc_ms():
 
 # ---------------------------------------------------------------------------------- files
 def test_layout_schema_and_metadata(store):
-    store.write("binance", "1h", "BTC/USDT", candles("2023-12-31 22:00", 5), source="ccxt:binance")
+    store.write("binance", "1h", "BTC/USDT", candles("2029-12-31 22:00", 5), source="ccxt:binance")
     series = store.root / "exchange=binance" / "timeframe=1h" / "symbol=BTC_USDT"
     files = sorted(p.relative_to(series).as_posix() for p in series.rglob("*.parquet"))
-    assert files == [f"year=2023/{FILE_NAME}", f"year=2024/{FILE_NAME}"]
-    schema = pq.read_schema(series / "year=2024" / FILE_NAME)
+    assert files == [f"years=2020-2029/{FILE_NAME}", f"years=2030-2039/{FILE_NAME}"]
+    schema = pq.read_schema(series / "years=2030-2039" / FILE_NAME)
     assert schema.field("timestamp_ms").type == pa.int64()
     assert all(
         pa.types.is_decimal(schema.field(c).type)
         for c in ("open", "high", "low", "close", "volume")
     )
     assert schema.field("close").type.scale == 2 and schema.field("volume").type.scale <= 4
-    meta = store.file_metadata("binance", "1h", "BTC/USDT", 2024)
+    meta = store.file_metadata("binance", "1h", "BTC/USDT", 2031)
     assert meta["schema_version"] == SCHEMA_VERSION and meta["source"] == "ccxt:binance"
     assert meta["rows"] == 3 and meta["symbol"] == "BTC/USDT" and meta["invalid"] == 0
     assert pd.Timestamp(meta["fetched_at"]).tzinfo is not None
     # a generic Parquet reader sees exact decimals, not lossy floats
-    assert str(pq.read_table(series / "year=2024" / FILE_NAME)["open"][0].as_py()).count(".") == 1
+    assert (
+        str(pq.read_table(series / "years=2030-2039" / FILE_NAME)["open"][0].as_py()).count(".")
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "step_ms", "folders"),
+    [
+        ("1m", 60_000, ["year=2023", "year=2024"]),
+        ("15m", 15 * 60_000, ["years=2022-2023", "years=2024-2025"]),
+        ("30m", 30 * 60_000, ["years=2020-2024"]),
+        ("4h", 4 * HOUR, ["years=2020-2029"]),
+        ("1d", DAY, ["years=2020-2029"]),
+    ],
+)
+def test_partition_span_follows_the_timeframe(store, timeframe, step_ms, folders):
+    """A partition spans the longest of 10/5/2/1 years that keeps it under ~100k candles."""
+    frame = candles("2023-12-31 23:00", 180, step_ms=step_ms)
+    assert store.write("binance", timeframe, "BTC/USDT", frame) == len(folders)
+    series = store.series_dir("binance", timeframe, "BTC/USDT")
+    assert sorted(p.parent.name for p in series.rglob(FILE_NAME)) == folders
+    back = store.read("binance", timeframe, "BTC/USDT")
+    assert back["timestamp_ms"].tolist() == frame["timestamp_ms"].tolist()
+
+
+def test_a_partition_of_another_layout_is_an_error_naming_the_repair(store):
+    store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
+    series = store.series_dir("binance", "1h", "BTC/USDT")
+    (series / "years=2020-2029").rename(
+        series / "year=2024"
+    )  # the yearly layout of the first release
+    with pytest.raises(
+        StoreCorruptError,
+        match=r"store partition .*year=2024 does not follow the 1h layout \(10-year partitions "
+        r"such as years=2020-2029\); run `backtest data verify --repair`",
+    ):
+        store.load("binance", ["BTC/USDT"], "1h")
 
 
 def test_values_round_trip_bit_for_bit_including_float_fallback(store):
@@ -124,22 +161,27 @@ def test_write_dedupes_sorts_and_new_rows_win(store):
     )
 
 
-def test_incremental_write_rewrites_only_the_touched_year(store):
-    store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 3 * 365, step_ms=DAY))
-    series = store.series_dir("binance", "1d", "BTC/USDT")
+def test_incremental_write_rewrites_only_the_touched_partition(store):
+    store.write(
+        "binance", "1m", "BTC/USDT", candles("2021-12-31 23:00", 3 * 24 * 60, step_ms=MINUTE)
+    )
+    series = store.series_dir("binance", "1m", "BTC/USDT")
     before = {
         p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)
     }
-    assert sorted(before) == ["year=2021", "year=2022", "year=2023"]
-    written = store.write(
-        "binance", "1d", "BTC/USDT", candles("2023-12-31", 3, step_ms=DAY, seed=3)
-    )
+    assert sorted(before) == ["year=2021", "year=2022"]
+    written = store.write("binance", "1m", "BTC/USDT", candles("2022-01-03", 5, step_ms=MINUTE))
     after = {
         p.parent.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in series.rglob(FILE_NAME)
     }
-    assert written == 2
-    assert after["year=2021"] == before["year=2021"] and after["year=2022"] == before["year=2022"]
-    assert after["year=2023"] != before["year=2023"] and "year=2024" in after
+    assert written == 1
+    assert after["year=2021"] == before["year=2021"] and after["year=2022"] != before["year=2022"]
+    # hourly: the decade partition takes the new candles; the next decade is a new file
+    store.write("binance", "1h", "BTC/USDT", candles("2029-12-30", 10))
+    hourly = store.series_dir("binance", "1h", "BTC/USDT") / "years=2020-2029" / FILE_NAME
+    stamp = hourly.stat().st_ino, hourly.stat().st_mtime_ns
+    assert store.write("binance", "1h", "BTC/USDT", candles("2030-01-01", 10)) == 1
+    assert (hourly.stat().st_ino, hourly.stat().st_mtime_ns) == stamp
 
 
 def test_failed_write_leaves_the_old_file_and_no_temp(store, monkeypatch):
@@ -198,31 +240,32 @@ def test_symbols_list_and_timestamps(store):
         "bytes",
     ]
     btc = listing[(listing.timeframe == "1h") & (listing.symbol == "BTC/USDT")].iloc[0]
-    assert (btc.rows, btc.files) == (48, 2) and btc["last"] == pd.Timestamp(
+    assert (btc.rows, btc.files) == (48, 1) and btc["last"] == pd.Timestamp(
         "2024-01-01 23:00", tz="UTC"
     )
     assert sorted(listing.timeframe.unique()) == ["1d", "1h"]
 
 
 def test_missing_ranges_head_holes_tail_and_hints(store):
-    store.write("binance", "1d", "BTC/USDT", candles("2020-06-01", 30, step_ms=DAY))
+    # daily bars: 10-year partitions; 2010-2019 is a whole missing partition inside
+    store.write("binance", "1d", "BTC/USDT", candles("2008-06-01", 30, step_ms=DAY))
     store.write("binance", "1d", "BTC/USDT", candles("2022-06-01", 30, step_ms=DAY))
-    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-01-01"))
+    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2008-01-01"), ms("2023-01-01"))
     assert got == [
-        (ms("2020-01-01"), ms("2020-05-31")),
-        (ms("2021-01-01"), ms("2021-12-31 23:59:59.999")),
+        (ms("2008-01-01"), ms("2008-05-31")),
+        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
         (ms("2022-07-01"), ms("2023-01-01")),
     ]
     store.update_coverage(
         "binance",
         "1d",
         "BTC/USDT",
-        history_start_ms=ms("2019-01-01"),
+        history_start_ms=ms("2007-01-01"),
         fetched_until_ms=ms("2023-01-01 12:00"),
     )
-    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-01-02"))
+    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2008-01-01"), ms("2023-01-02"))
     assert got == [
-        (ms("2021-01-01"), ms("2021-12-31 23:59:59.999")),
+        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
         (ms("2023-01-02"), ms("2023-01-02")),
     ]
     assert store.missing_ranges("binance", "1d", "XRP/USDT", 5, 9) == [(5, 9)]
@@ -275,6 +318,16 @@ def test_invalid_candles_are_stored_reported_and_kept_out(store):
     assert "high < max(open, close)" in market.notes[0] and "negative volume" in market.notes[0]
 
 
+def test_an_off_grid_candle_is_refused_with_the_reason(store):
+    """The store writes candles as given; a panel from a candle at hh:30 of an hourly series would
+    be wrong, so the fast path refuses and the general builder says why."""
+    frame = candles("2024-01-01", 10)
+    frame.loc[5, "timestamp_ms"] += 30 * 60_000
+    store.write("binance", "1h", "BTC/USDT", frame)
+    with pytest.raises(DataError, match="not aligned to the `1h` grid"):
+        store.load("binance", ["BTC/USDT"], "1h")
+
+
 def test_load_errors_are_one_clear_line(store):
     store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
     with pytest.raises(
@@ -296,13 +349,13 @@ def test_corrupt_file_names_itself_and_the_repair(store):
     path.write_bytes(b"not parquet at all")
     with pytest.raises(
         StoreCorruptError,
-        match=r"corrupt store file .*year=2024/data.parquet: .*backtest data verify --repair",
+        match=r"corrupt store file .*years=2020-2029/data.parquet: .*backtest data verify --repair",
     ):
         store.load("binance", ["BTC/USDT"], "1h")
 
 
 def test_wrong_column_type_is_corrupt(store):
-    path = store.series_dir("binance", "1h", "BTC/USDT") / "year=2024" / FILE_NAME
+    path = store.series_dir("binance", "1h", "BTC/USDT") / "years=2020-2029" / FILE_NAME
     path.parent.mkdir(parents=True)
     pq.write_table(
         pa.table(

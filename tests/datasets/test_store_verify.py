@@ -8,11 +8,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from datasets.store import FILE_NAME, SERIES_META
+from datasets.store_format import (
+    atomic_write,
+    make_table,
+    partition_name,
+    partition_years,
+    read_file,
+    years_of,
+)
 from tests.datasets.candles import DAY, candles, ms
 
 
 def _file(store, year: int, symbol: str = "BTC/USDT", timeframe: str = "1d"):
-    return store.series_dir("binance", timeframe, symbol) / f"year={year}" / FILE_NAME
+    """The partition file holding ``year``."""
+    span = partition_years(timeframe)
+    folder = partition_name(year - year % span, span)
+    return store.series_dir("binance", timeframe, symbol) / folder / FILE_NAME
 
 
 def _raw_write(path, frame) -> None:
@@ -27,9 +38,10 @@ def test_clean_store_has_no_findings(store):
 
 
 def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
-    store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 3 * 365, step_ms=DAY))
-    store.update_coverage("binance", "1d", "BTC/USDT", history_start_ms=ms("2020-01-01"))
-    bad = _file(store, 2022)
+    # daily bars 2009-12 .. 2020-01: partitions 2000-2009, 2010-2019, 2020-2029
+    store.write("binance", "1d", "BTC/USDT", candles("2009-12-01", 3714, step_ms=DAY))
+    store.update_coverage("binance", "1d", "BTC/USDT", history_start_ms=ms("2009-01-01"))
+    bad = _file(store, 2015)
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
     found = store.verify()
     assert len(found) == 1 and found.iloc[0]["path"] == str(bad)
@@ -43,28 +55,55 @@ def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     )
     assert not bad.exists() and len(list((store.root / "_quarantine").rglob(FILE_NAME))) == 1
     assert store.verify().empty
-    # the missing year is what the next fetch asks for (coverage hints were reset)
+    # the missing partition is what the next fetch asks for (coverage hints were reset)
     assert store.missing_ranges(
-        "binance", "1d", "BTC/USDT", ms("2020-01-01"), ms("2023-12-31")
-    ) == [(ms("2020-01-01"), ms("2020-12-31")), (ms("2022-01-01"), ms("2022-12-31 23:59:59.999"))]
+        "binance", "1d", "BTC/USDT", ms("2009-01-01"), ms("2020-01-31")
+    ) == [(ms("2009-01-01"), ms("2009-11-30")), (ms("2010-01-01"), ms("2019-12-31 23:59:59.999"))]
 
 
 def test_unsorted_duplicated_and_misplaced_rows_are_rewritten(store):
     store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 365, step_ms=DAY))
     frame = store.read("binance", "1d", "BTC/USDT")
-    stray = candles("2022-01-01", 2, step_ms=DAY, seed=5)
+    stray = candles("2030-01-01", 2, step_ms=DAY, seed=5)
     messy = pd.concat([frame.iloc[::-1], frame.iloc[[10]], stray], ignore_index=True)
     _raw_write(_file(store, 2021), messy)
     found = store.verify()
     assert found.iloc[0]["problem"] == (
-        "timestamps unsorted or duplicated; 2 rows belong to other years; "
+        "timestamps unsorted or duplicated; 2 rows belong to other partitions; "
         "file metadata disagrees with the data"
     )
     assert store.verify(repair=True).iloc[0]["action"] == "rewritten"
     assert store.verify().empty
     back = store.read("binance", "1d", "BTC/USDT")
     assert len(back) == 367 and back["timestamp_ms"].is_monotonic_increasing
-    assert _file(store, 2022).exists()
+    assert _file(store, 2030).exists()
+
+
+def test_partitions_of_another_layout_are_moved_into_this_one(store):
+    """A store written with yearly hourly partitions (the first release) migrates on repair."""
+    frame = candles("2023-12-31 12:00", 48)
+    store.write("binance", "1h", "BTC/USDT", frame, source="ccxt:binance")
+    series = store.series_dir("binance", "1h", "BTC/USDT")
+    ts, values, meta = read_file(_file(store, 2023, timeframe="1h"))
+    for year in (2023, 2024):
+        sel = years_of(ts) == year
+        legacy = make_table(
+            ts[sel], {c: v[sel] for c, v in values.items()}, {**meta, "rows": int(sel.sum())}
+        )
+        atomic_write(legacy, series / f"year={year}" / FILE_NAME)
+    (series / "years=2020-2029" / FILE_NAME).unlink()
+    (series / "years=2020-2029").rmdir()
+    found = store.verify()
+    assert found["path"].tolist() == [str(series / f"year={y}" / FILE_NAME) for y in (2023, 2024)]
+    assert set(found["problem"]) == {
+        "partition folder does not follow the 1h layout (10-year partitions such as years=2020-2029)"
+    }
+    assert (store.verify(repair=True)["action"] == "rewritten").all()
+    assert store.verify().empty
+    assert sorted(p.name for p in series.iterdir() if p.is_dir()) == ["years=2020-2029"]
+    back = store.read("binance", "1h", "BTC/USDT")
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
+    assert store.file_metadata("binance", "1h", "BTC/USDT", 2024)["source"] == "ccxt:binance"
 
 
 def test_leftover_temp_files_are_deleted(store):
@@ -82,12 +121,12 @@ def test_unreadable_hints_and_foreign_entries(store):
     series = store.series_dir("binance", "1d", "BTC/USDT")
     (series / SERIES_META).write_text("{not json")
     (series.parent / "symbol=..").mkdir()
-    (series / "year=2021" / "notes.txt").write_text("hello")
+    (_file(store, 2021).parent / "notes.txt").write_text("hello")
     found = store.verify(repair=True).set_index("problem")["action"].to_dict()
     assert found == {
         "unreadable coverage hints": "deleted",
         "not a symbol partition written by the store": "left alone",
-        "unexpected file in a year partition": "left alone",
+        "unexpected file in a partition": "left alone",
     }
 
 
