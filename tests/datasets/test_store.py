@@ -386,6 +386,16 @@ def test_import_hourly_csv_then_load_gives_back_the_same_values(hourly_csv, tmp_
     for field in ("open", "high", "low", "close", "volume"):
         assert np.array_equal(market.values(field), reference.values(field), equal_nan=True), field
     assert int(np.isfinite(market.values("close")).sum()) == len(frame) == 810_833
+    # bounds across the 2010s/2020s partition boundary give the same window of the same panel
+    window = store.load(
+        "binance", ["ETH/USDT", "SOL/USDT"], "1h", "2019-12-30 07:00", "2020-08-12 00:00"
+    )
+    expected = reference.select(["ETH/USDT", "SOL/USDT"]).between(
+        "2019-12-30 07:00", "2020-08-12 00:00"
+    )
+    assert window.index.equals(expected.index)
+    for field in ("open", "high", "low", "close", "volume"):
+        assert np.array_equal(window.values(field), expected.values(field), equal_nan=True), field
     # the README's largest BTC outage, from the store's own gap listing
     gaps = store.gaps("binance", "1h", ["BTC/USDT"])
     assert int(gaps["n_bars"].sum()) == 127 and int(gaps["n_bars"].max()) == 33
