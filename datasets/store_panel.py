@@ -1,14 +1,15 @@
 """Partition files -> candles or an aligned panel (the loader's hot path; :mod:`datasets.store`
 finds and opens the files).
 
-:func:`panel_from_files` builds the ``(n_bars, n_assets)`` arrays in one numba pass straight from
-the Arrow buffers (unscaled decimal integers divided by ``10**scale``, the exact inverse of the
-encoder), with no intermediate long arrays: fresh memory costs page faults, and the intermediates
-were as large as the panel. The grid is walked in blocks of :data:`BLOCK` bars so the cells being
-written stay in cache while each symbol's rows are scattered into its column; every symbol's rows
-are read in order. Anything unexpected -- a timestamp off the grid, out of order, duplicated -- makes
-the kernel return False and the caller falls back to :meth:`MarketData.from_long`, which says what
-is wrong.
+:func:`panel_from_files` copies the files' raw columns (bar open times and unscaled decimal
+integers, undecoded) into one ``(1 + fields, rows)`` int64 block, then builds the
+``(n_bars, n_assets)`` arrays in one numba pass that divides by ``10**scale`` (the exact inverse of
+the encoder) as it writes. The pass walks the bar grid in blocks of :data:`BLOCK` bars so the cells
+it scatters each symbol's rows into stay in cache. (Decoding into long float arrays first, then
+scattering with NumPy and transposing, took half as long again; handing numba the per-file Arrow
+buffers as typed lists saved the copy but compiled list code in every new process, ~0.3 s.)
+Anything unexpected -- a timestamp off the grid, out of order, duplicated -- makes the kernel
+return False and the caller falls back to :meth:`MarketData.from_long`, which says what is wrong.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from numba import njit
-from numba.typed import List
 
 from datasets.panel import MarketData
 from datasets.store_format import column_parts, decode_column
@@ -73,19 +73,20 @@ def concat_columns(files: Sequence[FileSlice], fields: Sequence[str]) -> Columns
 
 
 @njit(cache=True, nogil=True)
-def align_nb(ts, ints, floats, divisors, bounds, first_ms, step, out):
+def align_nb(raw, floats, starts, divisors, bounds, first_ms, step, out):
     """Write every file's candles into ``out`` (one ``(n_bars, n_assets)`` array per field).
 
-    Files ``bounds[j]:bounds[j + 1]`` hold symbol ``j``'s rows in time order; ``ts[f]`` are file
-    ``f``'s bar open times, which must lie on the grid ``first_ms + t * step``, strictly
-    increasing. Field ``k`` of file ``f`` is ``ints[f * K + k] / divisors[f, k]`` (decimal), or
-    ``floats[f * K + k]`` where ``divisors[f, k] == 0``. Cells without a candle are NaN. Returns
-    False when a timestamp is off the grid, unsorted or duplicated (``out`` is then incomplete).
+    File ``f`` is columns ``starts[f]:starts[f + 1]`` of ``raw``; files ``bounds[j]:bounds[j + 1]``
+    hold symbol ``j``'s rows, in time order. ``raw[0]`` are the bar open times, which must lie on
+    the grid ``first_ms + t * step``, strictly increasing per symbol; field ``k`` is
+    ``raw[1 + k] / divisors[f, k]`` (unscaled decimals), or ``floats[k]`` where
+    ``divisors[f, k] == 0``. Cells without a candle are NaN. Returns False when a timestamp is off
+    the grid, unsorted or duplicated (``out`` is then incomplete).
     """
     n_bars, n_assets = out[0].shape
     n_fields = len(out)
     cur = bounds[:-1].copy()  # file being read, per symbol
-    pos = np.zeros(n_assets, dtype=np.int64)  # next row in it
+    pos = starts[cur]  # next row, per symbol
     last = np.full(n_assets, -1, dtype=np.int64)  # last bar written, per symbol
     rows = np.empty(BLOCK, dtype=np.int64)
     for b0 in range(0, n_bars, BLOCK):
@@ -95,10 +96,10 @@ def align_nb(ts, ints, floats, divisors, bounds, first_ms, step, out):
         for j in range(n_assets):
             f, p = cur[j], pos[j]
             while f < bounds[j + 1]:
-                stamps = ts[f]
+                end = starts[f + 1]
                 n = 0
-                while p + n < len(stamps) and n < BLOCK:
-                    offset = stamps[p + n] - first_ms
+                while p + n < end and n < BLOCK:
+                    offset = raw[0, p + n] - first_ms
                     t = offset // step
                     if t >= b1:
                         break
@@ -111,30 +112,17 @@ def align_nb(ts, ints, floats, divisors, bounds, first_ms, step, out):
                     d = divisors[f, k]
                     col = out[k]
                     if d != 0.0:
-                        words = ints[f * n_fields + k]
                         for i in range(n):
-                            col[rows[i], j] = words[p + i] / d
+                            col[rows[i], j] = raw[1 + k, p + i] / d
                     else:
-                        values = floats[f * n_fields + k]
                         for i in range(n):
-                            col[rows[i], j] = values[p + i]
+                            col[rows[i], j] = floats[k, p + i]
                 p += n
-                if p < len(stamps):
+                if p < end:
                     break  # the file goes on in the next block
-                f, p = f + 1, 0
+                f += 1
             cur[j], pos[j] = f, p
     return bool(np.all(cur >= bounds[1:]))  # False: rows left over beyond the grid
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """A read-only contiguous view: Arrow's zero-copy buffers are read-only and one typed list
-    holds one array type."""
-    view = np.ascontiguousarray(a).view()
-    view.flags.writeable = False
-    return view
-
-
-_NONE_INT, _NONE_FLOAT = _frozen(np.empty(0, np.int64)), _frozen(np.empty(0))
 
 
 def panel_from_files(
@@ -151,17 +139,24 @@ def panel_from_files(
     lasts = [int(f.ts[f.hi - 1]) for f in files if f.rows]
     first = min(firsts)
     n_bars = (max(lasts) - first) // step + 1
-    ts, ints, floats = List(), List(), List()
+    sizes = np.array([f.rows for f in files], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    raw = np.empty((1 + len(fields), int(starts[-1])), dtype=np.int64)
+    floats = np.empty((len(fields), 0))  # float64 columns are rare: allocated when one comes
     divisors = np.zeros((len(files), len(fields)))
-    for i, f in enumerate(files):
-        ts.append(_frozen(f.ts[f.lo : f.hi]))
+    for i, (f, a, b) in enumerate(zip(files, starts[:-1], starts[1:], strict=True)):
+        raw[0, a:b] = f.ts[f.lo : f.hi]
         for k, c in enumerate(fields):
-            raw, divisors[i, k] = column_parts(f.table.column(c), f.lo, f.hi)
-            ints.append(_frozen(raw) if divisors[i, k] else _NONE_INT)
-            floats.append(_NONE_FLOAT if divisors[i, k] else _frozen(raw))
+            values, divisors[i, k] = column_parts(f.table.column(c), f.lo, f.hi)
+            if divisors[i, k]:
+                raw[1 + k, a:b] = values
+            else:
+                if not floats.size:
+                    floats = np.empty((len(fields), raw.shape[1]))
+                floats[k, a:b] = values
     bounds = np.searchsorted([f.owner for f in files], np.arange(len(names) + 1))
     out = tuple(np.empty((n_bars, len(names))) for _ in fields)
-    if not align_nb(ts, ints, floats, divisors, bounds, first, step, out):
+    if not align_nb(raw, floats, starts, divisors, bounds, first, step, out):
         return None
     grid = first + step * np.arange(n_bars, dtype=np.int64)
     index = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True), name="time")
