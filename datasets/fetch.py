@@ -4,8 +4,9 @@ The loop uses ccxt's synchronous API (one request at a time; ``enableRateLimit``
 
 1. load the markets and check the symbol and timeframe (clear errors with close matches);
 2. ask the store which bar ranges are missing (before the first stored candle, whole missing
-   partitions, after the last one): a second fetch resumes from the last stored candle and requests
-   only new ones;
+   partitions, after the last one, and the rest of any range an earlier fetch left unfinished,
+   which the store tracks): a second fetch resumes from the last stored candle and requests only
+   new ones;
 3. page through each range with ``since`` = last open time + one bar and the exchange's page limit;
 4. retry ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``, ``RateLimitExceeded``,
    ``DDoSProtection``) with exponential backoff, resuming at the page that failed;
@@ -242,6 +243,8 @@ def fetch_ohlcv(
 
     try:
         for lo, hi in report.ranges:
+            if store is not None:  # until finished, missing_ranges keeps the rest of this range
+                store.track_fetch(exchange.id, timeframe, symbol, lo, hi, done=False)
             cursor, complete = lo, False
             while cursor <= hi:
 
@@ -281,9 +284,11 @@ def fetch_ohlcv(
                     flush()
             complete = complete or cursor > hi
             if store is not None and complete:
+                flush()
                 _record_coverage(
                     store, exchange.id, timeframe, symbol, lo, hi, received, report.ranges
                 )
+                store.track_fetch(exchange.id, timeframe, symbol, lo, hi, done=True)
     finally:
         flush()
     frame = _frame(np.concatenate(received) if received else np.empty((0, 6)))

@@ -25,6 +25,7 @@ an incremental write rewrites only the partitions it touches. Readers never lock
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -32,7 +33,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -243,8 +244,9 @@ class OHLCVStore:
 
     # ------------------------------------------------------------------ coverage hints
     def coverage(self, exchange: str, timeframe: str, symbol: str) -> dict:
-        """Hints a fetch left: ``history_start_ms`` (nothing exists before the first candle from there)
-        and ``fetched_until_ms`` (the exchange had nothing newer up to there)."""
+        """Hints fetches left: ``history_start_ms`` (nothing exists before the first candle from
+        there), ``fetched_until_ms`` (the exchange had nothing newer up to there) and ``fetching``
+        (``[lo, hi]`` bar ranges a fetch started and did not finish)."""
         path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
         try:
             return json.loads(path.read_text()) if path.exists() else {}
@@ -255,13 +257,9 @@ class OHLCVStore:
     def update_coverage(
         self, exchange: str, timeframe: str, symbol: str, **hints: int | None
     ) -> None:
-        series = self.series_dir(exchange, timeframe, symbol)
-        with partition_lock(series):
-            meta = {
-                **self.coverage(exchange, timeframe, symbol),
-                "symbol": symbol,
-                "schema_version": SCHEMA_VERSION,
-            }
+        """Widen ``history_start_ms`` / ``fetched_until_ms`` (None removes a hint)."""
+
+        def edit(meta: dict) -> None:
             for key, value in hints.items():
                 if value is None:
                     meta.pop(key, None)
@@ -269,6 +267,53 @@ class OHLCVStore:
                     meta[key] = min(int(value), meta.get(key, int(value)))
                 else:
                     meta[key] = max(int(value), meta.get(key, int(value)))
+
+        self._edit_coverage(exchange, timeframe, symbol, edit)
+
+    def track_fetch(
+        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, done: bool
+    ) -> None:
+        """Record that a fetch of bars ``[lo, hi]`` started (``done=False``) or finished with every
+        candle written (``done=True``). A range left unfinished (Ctrl-C, a crash, exhausted
+        retries) stays in :meth:`missing_ranges` from its last stored candle on, even where it
+        lies between stored candles, until a fetch finishes it."""
+
+        def edit(meta: dict) -> None:
+            ranges = [(int(a), int(b)) for a, b in meta.pop("fetching", [])]
+            if done:  # the parts of each unfinished range outside [lo, hi] that still lack bars
+                pieces = [(a, min(b, lo - 1)) for a, b in ranges if a < lo]
+                pieces += [(max(a, hi + 1), b) for a, b in ranges if b > hi]
+                ranges = [
+                    (a, b)
+                    for a, b in pieces
+                    if self._rest_of(exchange, timeframe, symbol, a, b) is not None
+                ]
+            else:
+                ranges.append((lo, hi))
+            if ranges:
+                meta["fetching"] = sorted(set(ranges))
+
+        self._edit_coverage(exchange, timeframe, symbol, edit)
+
+    def _edit_coverage(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbol: str,
+        edit: Callable[[dict], None],
+        *,
+        locked: bool = False,
+    ) -> None:
+        """Apply ``edit`` to the series' hints and write them atomically (``locked``: the caller
+        holds the series lock already)."""
+        series = self.series_dir(exchange, timeframe, symbol)
+        with contextlib.nullcontext() if locked else partition_lock(series):
+            meta = {
+                **self.coverage(exchange, timeframe, symbol),
+                "symbol": symbol,
+                "schema_version": SCHEMA_VERSION,
+            }
+            edit(meta)
             tmp = series / f".{SERIES_META}.{uuid.uuid4().hex[:8]}.tmp"
             tmp.write_text(json.dumps(meta, indent=1))
             os.replace(tmp, series / SERIES_META)
@@ -276,9 +321,10 @@ class OHLCVStore:
     def missing_ranges(
         self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int
     ) -> builtins.list[tuple[int, int]]:
-        """Bar-open ranges ``[a, b]`` (UTC ms, inclusive) that the store lacks within ``[start_ms, end_ms]``:
-        before the first candle, whole missing partitions inside, after the last candle.
-        Exchange outages inside a partition are not refetched (they are missing at the exchange too)."""
+        """Bar-open ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) that the store lacks within
+        ``[start_ms, end_ms]``: before the first candle, whole missing partitions inside, after the
+        last candle, and the rest of any fetch left unfinished (:meth:`track_fetch`). Exchange
+        outages inside a partition are not refetched (they are missing at the exchange too)."""
         step = timeframe_to_ms(timeframe)
         span = partition_years(timeframe)
         files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
@@ -304,7 +350,32 @@ class OHLCVStore:
             tail = last + ((confirmed - last) // step + 1) * step
             if end_ms >= tail:
                 ranges.append((max(tail, start_ms), end_ms))
-        return [(a, b) for a, b in ranges if a <= b]
+        for lo, hi in hints.get("fetching", []):
+            rest = self._rest_of(
+                exchange, timeframe, symbol, max(int(lo), start_ms), min(int(hi), end_ms)
+            )
+            ranges += [rest] if rest is not None else []
+        merged: builtins.list[tuple[int, int]] = []
+        for a, b in sorted((a, b) for a, b in ranges if a <= b):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
+    def _rest_of(
+        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int
+    ) -> tuple[int, int] | None:
+        """What an unfinished fetch of ``[lo, hi]`` did not store: a fetch pages forward and writes
+        in order, so what it stored is a prefix; the rest starts one bar after its last candle."""
+        step = timeframe_to_ms(timeframe)
+        anchor = self.first_timestamp(exchange, timeframe, symbol)
+        if lo > hi or anchor is None:
+            return None if lo > hi else (lo, hi)
+        done = self._read_series([symbol], exchange, timeframe, lo, hi, ())[0][0]
+        start = int(done[-1]) + step if len(done) else lo
+        start += (anchor - start) % step  # the first bar open on the stored grid
+        return (start, hi) if start <= hi else None
 
     # ------------------------------------------------------------------ write
     def write(
@@ -348,6 +419,7 @@ class OHLCVStore:
             return 0
         series = self.series_dir(exchange, timeframe, symbol)
         parts = partition_of(ts, partition_years(timeframe))
+        self._partitions(series, timeframe)  # refuses a series with folders of another layout
         bounds = np.flatnonzero(np.diff(parts)) + 1  # ts is sorted: partitions come in runs
         with partition_lock(series):
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
@@ -366,13 +438,16 @@ class OHLCVStore:
         source: str,
         *,
         replace_existing: bool = False,
+        new_wins: bool = True,
     ) -> None:
         """Merge ``new`` (rows of the partition starting at ``first_year``; ``names`` = exchange,
-        timeframe, symbol) into its file, or replace the file's rows with them."""
+        timeframe, symbol) into its file, or replace the file's rows with them. On a timestamp
+        both hold, the new row wins unless ``new_wins=False``."""
         path = series / partition_name(first_year, partition_years(names[1])) / FILE_NAME
         sources = {source}
         if path.exists() and not replace_existing:
-            new = dedupe(*concat_candles([read_file(path)[:2], new]))
+            old = read_file(path)[:2]
+            new = dedupe(*concat_candles([old, new] if new_wins else [new, old]))
             sources |= set(self._file_meta(path).get("source", "").split(",")) - {""}
         ts, values = new
         invalid = int(invalid_candle_mask(pd.DataFrame(values))[0].sum())

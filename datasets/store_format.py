@@ -313,8 +313,17 @@ def candles_from_frame(frame: pd.DataFrame) -> Candles:
     ts = frame["timestamp_ms"].to_numpy()
     if not np.issubdtype(ts.dtype, np.integer):
         raise DataError(f"`timestamp_ms` must hold integer milliseconds; got dtype {ts.dtype}")
+    ts = ts.astype(np.int64)
+    years = years_of(ts)
+    bad = (years < 1971) | (years > 9999)  # seconds read as ms land in 1970
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataError(
+            f"`timestamp_ms` must be UTC milliseconds of a bar in the years 1971-9999; got "
+            f"{ts[k]} (year {years[k]}): are these seconds, microseconds or nanoseconds?"
+        )
     values = {c: frame[c].to_numpy(dtype=np.float64) for c in FIELDS}
-    return dedupe(ts.astype(np.int64), values)
+    return dedupe(ts, values)
 
 
 def concat_candles(parts: Sequence[Candles]) -> Candles:

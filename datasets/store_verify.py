@@ -121,7 +121,9 @@ def _check_series(
                         _act(repair, meta_path.unlink, "deleted"),
                     )
                 )
-        for entry in sorted(series.iterdir()):
+        span = partition_years(timeframe)
+        # this layout's partitions first: a file quarantined there must not stop rows moving in
+        for entry in sorted(series.iterdir(), key=lambda e: (not _conforms(e.name, span), e.name)):
             if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
                 continue
             years = parse_partition(entry.name)
@@ -141,6 +143,20 @@ def _check_series(
                 with contextlib.suppress(OSError):
                     entry.rmdir()  # emptied by moving its rows elsewhere
     return found
+
+
+def _drop_confirmations(hints: dict) -> None:
+    hints.pop("history_start_ms", None)
+    hints.pop("fetched_until_ms", None)
+
+
+def _conforms(name: str, span: int) -> bool:
+    """True for a partition folder of the layout's span (``years=2020-2029`` for a 10-year span)."""
+    years = parse_partition(name)
+    return years is not None and years == (
+        years[0] - years[0] % span,
+        years[0] - years[0] % span + span - 1,
+    )
 
 
 def _act(repair: bool, fix, done: str) -> str:
@@ -167,9 +183,8 @@ def _check_file(
             dest = store.root / QUARANTINE / stamp / path.relative_to(store.root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
-            (path.parent.parent / SERIES_META).unlink(
-                missing_ok=True
-            )  # coverage hints no longer hold
+            # "nothing before / after here" no longer holds; unfinished fetch ranges still do
+            store._edit_coverage(*names, _drop_confirmations, locked=True)
             with contextlib.suppress(OSError):
                 path.parent.rmdir()
 
@@ -185,7 +200,7 @@ def _check_file(
         issues.append("timestamps unsorted or duplicated")
     span = partition_years(names[1])
     first_year = years[0]
-    if years != (first_year - first_year % span, first_year - first_year % span + span - 1):
+    if not _conforms(path.parent.name, span):
         issues.append(
             f"partition folder does not follow the {names[1]} layout ({span}-year partitions "
             f"such as {partition_name(2020, span)})"
@@ -209,6 +224,18 @@ def _check_file(
         source = meta.get("source") or "repaired"
         series = path.parent.parent
         own = parts == first_year
+        # rows move out first (a row already in its partition stays: it was written later than
+        # a stray or a leftover of the old layout); this file shrinks or goes only after that
+        for other in np.unique(parts[~own]):
+            sel = parts == other
+            store._merge_partition(
+                series,
+                int(other),
+                (clean_ts[sel], {c: v[sel] for c, v in clean.items()}),
+                names,
+                source,
+                new_wins=False,
+            )
         if own.any():
             store._merge_partition(
                 series,
@@ -220,14 +247,5 @@ def _check_file(
             )
         else:
             path.unlink()
-        for other in np.unique(parts[~own]):
-            sel = parts == other
-            store._merge_partition(
-                series,
-                int(other),
-                (clean_ts[sel], {c: v[sel] for c, v in clean.items()}),
-                names,
-                source,
-            )
 
     return [(str(path), "; ".join(issues), _act(repair, rewrite, "rewritten"))]

@@ -179,6 +179,39 @@ def test_ctrl_c_mid_fetch_leaves_a_consistent_store_that_resumes(fake_binance, s
     )
 
 
+def test_an_interrupted_backfill_leaves_no_silent_hole(fake_binance, store):
+    """A fetch that extends history backwards and stops half-way leaves candles on both sides of
+    what it did not get; the store remembers the unfinished range, so the next fetch fills it."""
+    ex = make_exchange("binance")
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2022-01-01", "2022-12-31 23:00", store=store)
+    fake_binance.fail(KeyboardInterrupt, path=KLINES, after=3)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_ohlcv(
+            ex, "LTC/USDT", "1h", "2018-01-01", "2022-12-31 23:00", store=store, flush_rows=1000
+        )
+    fake_binance._failures.clear()
+    got = _served(fake_binance, "LTCUSDT", ms("2018-01-01"), ms("2022-12-31 23:00"))[0]
+    assert store.first_timestamp("binance", "1h", "LTC/USDT") == got[0]
+    reached = got[2999]  # 3 pages of 1000 candles written before Ctrl-C
+    assert store.coverage("binance", "1h", "LTC/USDT")["fetching"] == [
+        [ms("2018-01-01"), ms("2021-12-31 23:00")]
+    ]
+    assert store.missing_ranges(
+        "binance", "1h", "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00")
+    ) == [(reached + HOUR, ms("2021-12-31 23:00"))]
+    fake_binance.requests.clear()
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2018-01-01", "2022-12-31 23:00", store=store)
+    assert _starts(fake_binance)[0] == reached + HOUR
+    _assert_store_equals_source(
+        store, fake_binance, "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00")
+    )
+    assert "fetching" not in store.coverage("binance", "1h", "LTC/USDT")
+    assert (
+        store.missing_ranges("binance", "1h", "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00"))
+        == []
+    )
+
+
 CRASH_CHILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path

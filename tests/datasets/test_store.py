@@ -117,6 +117,50 @@ def test_partition_span_follows_the_timeframe(store, timeframe, step_ms, folders
     assert back["timestamp_ms"].tolist() == frame["timestamp_ms"].tolist()
 
 
+@pytest.mark.parametrize(
+    ("scale", "unit"), [(1 / 1000, "seconds"), (1000, "microseconds"), (1_000_000, "nanoseconds")]
+)
+def test_timestamps_in_another_unit_are_refused(store, scale, unit):
+    frame = candles("2024-01-01", 3)
+    frame["timestamp_ms"] = (frame["timestamp_ms"] * scale).astype(np.int64)
+    with pytest.raises(
+        DataError,
+        match=r"`timestamp_ms` must be UTC milliseconds of a bar in the years 1971-9999; got "
+        r".*: are these seconds, microseconds or nanoseconds\?",
+    ):
+        store.write("binance", "1h", "BTC/USDT", frame)
+    assert not store.root.exists() or not list(store.root.rglob(FILE_NAME))
+
+
+def test_track_fetch_keeps_the_unfinished_part_of_a_range(store):
+    store.write("binance", "1h", "BTC/USDT", candles("2024-06-01", 24))
+    store.track_fetch(
+        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-05-31 23:00"), done=False
+    )
+    store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))  # then Ctrl-C
+    assert store.missing_ranges(
+        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00")
+    ) == [(ms("2024-01-01 10:00"), ms("2024-05-31 23:00"))]
+    # a narrower fetch finishes part of it; the rest stays tracked, then the rest is finished
+    store.track_fetch(
+        "binance", "1h", "BTC/USDT", ms("2024-03-01"), ms("2024-05-31 23:00"), done=True
+    )
+    assert store.coverage("binance", "1h", "BTC/USDT")["fetching"] == [
+        [ms("2024-01-01"), ms("2024-03-01") - 1]
+    ]
+    assert store.missing_ranges(
+        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00")
+    ) == [(ms("2024-01-01 10:00"), ms("2024-03-01") - 1)]
+    store.track_fetch(
+        "binance", "1h", "BTC/USDT", ms("2024-01-01 10:00"), ms("2024-02-29 23:00"), done=True
+    )
+    assert "fetching" not in store.coverage("binance", "1h", "BTC/USDT")
+    assert (
+        store.missing_ranges("binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00"))
+        == []
+    )
+
+
 def test_a_partition_of_another_layout_is_an_error_naming_the_repair(store):
     store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
     series = store.series_dir("binance", "1h", "BTC/USDT")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datasets.errors import StoreCorruptError
 from datasets.store import FILE_NAME, SERIES_META
 from datasets.store_format import (
     atomic_write,
@@ -41,6 +45,7 @@ def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     # daily bars 2009-12 .. 2020-01: partitions 2000-2009, 2010-2019, 2020-2029
     store.write("binance", "1d", "BTC/USDT", candles("2009-12-01", 3714, step_ms=DAY))
     store.update_coverage("binance", "1d", "BTC/USDT", history_start_ms=ms("2009-01-01"))
+    store.track_fetch("binance", "1d", "BTC/USDT", ms("2021-01-01"), ms("2021-12-31"), done=False)
     bad = _file(store, 2015)
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
     found = store.verify()
@@ -55,10 +60,16 @@ def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     )
     assert not bad.exists() and len(list((store.root / "_quarantine").rglob(FILE_NAME))) == 1
     assert store.verify().empty
+    hints = store.coverage("binance", "1d", "BTC/USDT")
+    assert "history_start_ms" not in hints  # no longer true once data is gone
+    assert hints["fetching"] == [[ms("2021-01-01"), ms("2021-12-31")]]  # still unfinished
     # the missing partition is what the next fetch asks for (coverage hints were reset)
     assert store.missing_ranges(
         "binance", "1d", "BTC/USDT", ms("2009-01-01"), ms("2020-01-31")
-    ) == [(ms("2009-01-01"), ms("2009-11-30")), (ms("2010-01-01"), ms("2019-12-31 23:59:59.999"))]
+    ) == [
+        (ms("2009-01-01"), ms("2009-11-30")),
+        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
+    ]
 
 
 def test_unsorted_duplicated_and_misplaced_rows_are_rewritten(store):
@@ -139,3 +150,52 @@ def test_wrong_schema_is_unreadable(store, column_type):
     pq.write_table(table, path)
     found = store.verify()
     assert found["problem"].tolist() == [f"unreadable: column timestamp_ms has type {column_type}"]
+
+
+def _legacy_hourly(store, frame) -> Path:
+    """Write ``frame`` (hourly) as the first release did: one ``year=YYYY`` folder per year."""
+    series = store.series_dir("binance", "1h", "BTC/USDT")
+    ts = frame["timestamp_ms"].to_numpy()
+    values = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    for year in np.unique(years_of(ts)):
+        sel = years_of(ts) == year
+        meta = {"schema_version": 1, "symbol": "BTC/USDT", "rows": int(sel.sum()), "source": "old"}
+        table = make_table(ts[sel], {c: v[sel] for c, v in values.items()}, meta)
+        atomic_write(table, series / f"year={year}" / FILE_NAME)
+    return series
+
+
+def test_migration_keeps_newer_rows_and_survives_a_corrupt_target(store):
+    """Rows already in a new-layout partition win over the old layout's copy of the same bar; a
+    corrupt new-layout file is quarantined first, and no legacy row is lost on the way."""
+    old = candles("2023-12-31 12:00", 48)
+    series = _legacy_hourly(store, old)
+    newer = old.iloc[20:30].copy()
+    newer["close"] = newer["high"]  # a later, corrected fetch of 10 bars
+    table = make_table(
+        newer["timestamp_ms"].to_numpy(),
+        {c: newer[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
+        {"schema_version": 1, "symbol": "BTC/USDT", "rows": 10, "source": "ccxt:binance"},
+    )
+    atomic_write(table, series / "years=2020-2029" / FILE_NAME)
+    with pytest.raises(StoreCorruptError, match="does not follow the 1h layout"):
+        store.write("binance", "1h", "BTC/USDT", candles("2024-02-01", 3))  # refused, not mixed
+    assert store.verify(repair=True)["action"].tolist() == ["rewritten", "rewritten"]
+    back = store.read("binance", "1h", "BTC/USDT")
+    assert back["timestamp_ms"].tolist() == old["timestamp_ms"].tolist()
+    assert back["close"].tolist()[20:30] == newer["close"].tolist()  # the newer rows stayed
+    assert back["close"].tolist()[:20] == old["close"].tolist()[:20]
+
+    # again, with the new-layout file corrupt: it is quarantined, the legacy rows all move in
+    store2 = type(store)(store.root.parent / "second")
+    series = _legacy_hourly(store2, old)
+    target = series / "years=2020-2029" / FILE_NAME
+    target.parent.mkdir()
+    target.write_bytes(b"PAR1 garbage")
+    found = store2.verify(repair=True)
+    assert found["action"].str.startswith("moved to _quarantine/").sum() == 1
+    assert (found["action"] == "rewritten").sum() == 2
+    assert store2.verify().empty
+    assert store2.read("binance", "1h", "BTC/USDT")["timestamp_ms"].tolist() == (
+        old["timestamp_ms"].tolist()
+    )
