@@ -3,10 +3,9 @@
 The loop uses ccxt's synchronous API (one request at a time; ``enableRateLimit`` spaces them):
 
 1. load the markets and check the symbol and timeframe (clear errors with close matches);
-2. ask the store which bar ranges are missing (before the first stored candle, whole missing
-   partitions, after the last one, and the rest of any range an earlier fetch left unfinished,
-   which the store tracks): a second fetch resumes from the last stored candle and requests only
-   new ones;
+2. ask the store which bar ranges it does not hold completely (:meth:`OHLCVStore.covered`): a
+   second fetch resumes one bar after the last page written and requests only new candles, also
+   inside a range an earlier fetch was stopped in;
 3. page through each range with ``since`` = last open time + one bar and the exchange's page limit;
 4. retry ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``, ``RateLimitExceeded``,
    ``DDoSProtection``) with exponential backoff, resuming at the page that failed;
@@ -231,21 +230,27 @@ def fetch_ohlcv(
     page = limit or page_limit(exchange, (exchange.markets.get(symbol) or {}).get("type") or "spot")
     received: list[np.ndarray] = []
     pending: list[np.ndarray] = []
+    progress_of: dict[str, int] = {}  # the range being fetched: lo, hi, cursor (all before: done)
 
     def flush() -> None:
-        if store is not None and pending:
+        if store is None:
+            return
+        if pending:
             rows = np.concatenate(pending)
             pending.clear()
             store.write(exchange.id, timeframe, symbol, _frame(rows), source=f"ccxt:{exchange.id}")
+        if progress_of and progress_of["cursor"] > progress_of["lo"]:
+            # every bar before the cursor is written now (outages included): held
+            hi = min(progress_of["cursor"] - 1, progress_of["hi"])
+            store.cover(exchange.id, timeframe, symbol, progress_of["lo"], hi)
 
     def count_retry(_: BaseException) -> None:
         report.retries += 1
 
     try:
         for lo, hi in report.ranges:
-            if store is not None:  # until finished, missing_ranges keeps the rest of this range
-                store.track_fetch(exchange.id, timeframe, symbol, lo, hi, done=False)
             cursor, complete = lo, False
+            progress_of.update(lo=lo, hi=hi, cursor=lo)
             while cursor <= hi:
 
                 def request(since_ms: int = cursor) -> Any:
@@ -268,6 +273,7 @@ def fetch_ohlcv(
                 received.append(keep)
                 pending.append(keep)
                 cursor = int(rows[:, 0].max()) + step
+                progress_of["cursor"] = cursor
                 if progress is not None:
                     progress(
                         FetchProgress(
@@ -282,13 +288,10 @@ def fetch_ohlcv(
                     )
                 if sum(len(r) for r in pending) >= flush_rows:
                     flush()
-            complete = complete or cursor > hi
-            if store is not None and complete:
+            if complete or cursor > hi:  # the exchange has nothing more in [lo, hi]
+                progress_of["cursor"] = hi + 1
                 flush()
-                _record_coverage(
-                    store, exchange.id, timeframe, symbol, lo, hi, received, report.ranges
-                )
-                store.track_fetch(exchange.id, timeframe, symbol, lo, hi, done=True)
+            progress_of.clear()
     finally:
         flush()
     frame = _frame(np.concatenate(received) if received else np.empty((0, 6)))
@@ -319,31 +322,6 @@ def _frame(rows: np.ndarray) -> pd.DataFrame:
         rows[:, 0].astype(np.int64), {c: rows[:, k + 1] for k, c in enumerate(FIELDS)}
     )
     return pd.DataFrame({"timestamp_ms": ts, **values})
-
-
-def _record_coverage(
-    store: OHLCVStore,
-    exchange_id: str,
-    timeframe: str,
-    symbol: str,
-    lo: int,
-    hi: int,
-    received: list[np.ndarray],
-    ranges: list[tuple[int, int]],
-) -> None:
-    """Remember what the exchange confirmed: nothing before the first candle since ``lo`` (when this
-    range started before any stored data) and nothing newer up to ``hi`` (the last range)."""
-    got = [r[:, 0] for r in received if len(r)]
-    first = min(int(g.min()) for g in got) if got else None
-    hints: dict[str, int] = {}
-    if (lo, hi) == ranges[0] and (first is None or first > lo):
-        stored_first = store.first_timestamp(exchange_id, timeframe, symbol)
-        if stored_first is None or lo < stored_first:  # a head range, not a hole or the tail
-            hints["history_start_ms"] = lo
-    if (lo, hi) == ranges[-1]:
-        hints["fetched_until_ms"] = hi
-    if hints:
-        store.update_coverage(exchange_id, timeframe, symbol, **hints)
 
 
 def ensure_history(

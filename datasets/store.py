@@ -3,7 +3,7 @@
 Layout (``root`` is ``$ALPHAPULSE_DATA`` or ``./data``)::
 
     root/exchange=binance/timeframe=1h/symbol=BTC_USDT/years=2020-2029/data.parquet
-                                                      /_series.json   coverage hints
+                                                      /_series.json   coverage (bar ranges held completely)
                                                       /.lock          writer lock
     root/exchange=binance/timeframe=1m/symbol=BTC_USDT/year=2024/data.parquet
 
@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datasets.errors import DataError, StoreCorruptError
+from datasets.intervals import Interval, gaps, normalise, subtract, union
 from datasets.lock import partition_lock
 from datasets.panel import MarketData
 from datasets.store_format import (
@@ -62,13 +63,13 @@ from datasets.store_format import (
     fmt_ms,
     make_table,
     parse_partition,
-    partition_bounds,
     partition_name,
     partition_of,
     partition_years,
     read_file,
     read_table,
     to_utc_ms,
+    year_bounds,
     years_of,
 )
 from datasets.store_panel import FileSlice, concat_columns, panel_from_files
@@ -91,6 +92,18 @@ log = logging.getLogger(__name__)
 SERIES_META = "_series.json"
 READ_THREADS = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _whole_bars(held: Sequence[Interval], timeframe: str, anchor: int) -> builtins.list[Interval]:
+    """Held bar-open ranges as the time their bars span (grid ``anchor + k * step``): from the
+    first bar open inside to one ms before the bar after the last, so neighbours merge."""
+    step = timeframe_to_ms(timeframe)
+    out = []
+    for a, b in held:
+        first, last = a + (anchor - a) % step, b - (b - anchor) % step
+        if first <= last:
+            out.append((first, last + step - 1))
+    return normalise(out)
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -126,7 +139,21 @@ class OHLCVStore:
         return self.root / f"exchange={exchange}" / f"timeframe={timeframe}"
 
     @staticmethod
-    def _partitions(series: Path, timeframe: str) -> dict[int, Path]:
+    def _partition_folders(series: Path) -> dict[tuple[int, int], Path]:
+        """``{(first year, last year): file}`` of every partition folder with a file, any span."""
+        files: dict[tuple[int, int], Path] = {}
+        try:
+            entries = list(os.scandir(series))
+        except (FileNotFoundError, NotADirectoryError):
+            return files
+        for entry in entries:
+            years = parse_partition(entry.name)
+            if years is not None and os.path.isfile(path := Path(entry.path, FILE_NAME)):
+                files[years] = path
+        return dict(sorted(files.items()))
+
+    @classmethod
+    def _partitions(cls, series: Path, timeframe: str) -> dict[int, Path]:
         """``{first year: file}`` of a symbol's partitions, in time order.
 
         A partition folder of another span (a store written with another layout) is an error that
@@ -134,21 +161,14 @@ class OHLCVStore:
         """
         span = partition_years(timeframe)
         files: dict[int, Path] = {}
-        try:
-            entries = list(os.scandir(series))
-        except (FileNotFoundError, NotADirectoryError):
-            return files
-        for entry in entries:
-            years = parse_partition(entry.name)
-            if years is None or not os.path.isfile(path := Path(entry.path, FILE_NAME)):
-                continue
-            if years != (years[0] - years[0] % span, years[0] - years[0] % span + span - 1):
+        for (first, last), path in cls._partition_folders(series).items():
+            if (first, last) != (first - first % span, first - first % span + span - 1):
                 raise StoreCorruptError(
-                    f"store partition {entry.path} does not follow the {timeframe} layout "
+                    f"store partition {path.parent} does not follow the {timeframe} layout "
                     f"({span}-year partitions such as {partition_name(2020, span)}); {REPAIR_HINT}"
                 )
-            files[years[0]] = path
-        return dict(sorted(files.items()))
+            files[first] = path
+        return files
 
     # ------------------------------------------------------------------ catalogue
     def exchanges(self) -> list[str]:
@@ -242,11 +262,10 @@ class OHLCVStore:
             columns=["exchange", "timeframe", "symbol", "first", "last", "rows", "files", "bytes"],
         )
 
-    # ------------------------------------------------------------------ coverage hints
+    # ------------------------------------------------------------------ coverage
     def coverage(self, exchange: str, timeframe: str, symbol: str) -> dict:
-        """Hints fetches left: ``history_start_ms`` (nothing exists before the first candle from
-        there), ``fetched_until_ms`` (the exchange had nothing newer up to there) and ``fetching``
-        (``[lo, hi]`` bar ranges a fetch started and did not finish)."""
+        """The series' hints file (``_series.json``): ``covered``, the bar ranges ``[a, b]`` (UTC ms,
+        inclusive) the store holds completely (see :meth:`covered`)."""
         path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
         try:
             return json.loads(path.read_text()) if path.exists() else {}
@@ -254,46 +273,78 @@ class OHLCVStore:
             log.warning("ignoring unreadable %s", path)
             return {}
 
-    def update_coverage(
-        self, exchange: str, timeframe: str, symbol: str, **hints: int | None
+    def covered(self, exchange: str, timeframe: str, symbol: str) -> builtins.list[Interval]:
+        """Bar ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) for which the store holds every
+        candle the source has: the span of each write (a fetch's pages, an import) and each range a
+        fetch finished, exchange outages inside included. A range a fetch was stopped in counts
+        only up to the last page it wrote, so :meth:`missing_ranges` sees the rest even when it
+        lies between stored candles.
+
+        A series written before coverage was recorded: its stored span (widened by the older
+        ``history_start_ms`` / ``fetched_until_ms`` hints) minus whole missing partitions."""
+        return self._covered_from(
+            self.coverage(exchange, timeframe, symbol), exchange, timeframe, symbol
+        )
+
+    def _covered_from(
+        self, hints: dict, exchange: str, timeframe: str, symbol: str
+    ) -> builtins.list[Interval]:
+        if "covered" in hints:
+            return normalise(hints["covered"])
+        folders = self._partition_folders(self.series_dir(exchange, timeframe, symbol))
+        spans = []
+        for path in folders.values():
+            with contextlib.suppress(StoreCorruptError):  # verify deals with unreadable files
+                spans.append(self._file_span(path))
+        firsts = [f for _, f, _ in spans if f is not None]
+        lasts = [last for _, _, last in spans if last is not None]
+        if not firsts or not lasts:
+            return []
+        first, last = min(firsts), max(lasts)
+        held = [
+            (
+                min(first, int(hints.get("history_start_ms", first))),
+                max(last, int(hints.get("fetched_until_ms", last))),
+            )
+        ]
+        years = list(folders)
+        for a, b in gaps(years, years[0][0], years[-1][1]):  # whole years no partition holds
+            held = subtract(held, year_bounds(a)[0], year_bounds(b)[1])
+        return held
+
+    def _grid_anchor(self, exchange: str, timeframe: str, symbol: str) -> int | None:
+        """A stored bar open time (the grid's phase), from any readable file of any layout."""
+        for path in self._partition_folders(self.series_dir(exchange, timeframe, symbol)).values():
+            with contextlib.suppress(StoreCorruptError):
+                first = self._file_span(path)[1]
+                if first is not None:
+                    return first
+        return None
+
+    def cover(
+        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, locked: bool = False
     ) -> None:
-        """Widen ``history_start_ms`` / ``fetched_until_ms`` (None removes a hint)."""
+        """Record that the store holds every candle of bars ``[lo, hi]`` (``locked``: the caller
+        holds the series lock)."""
 
         def edit(meta: dict) -> None:
-            for key, value in hints.items():
-                if value is None:
-                    meta.pop(key, None)
-                elif key == "history_start_ms":
-                    meta[key] = min(int(value), meta.get(key, int(value)))
-                else:
-                    meta[key] = max(int(value), meta.get(key, int(value)))
+            held = union(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
+            anchor = self._grid_anchor(exchange, timeframe, symbol)
+            meta["covered"] = _whole_bars(held, timeframe, lo if anchor is None else anchor)
 
-        self._edit_coverage(exchange, timeframe, symbol, edit)
+        self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
 
-    def track_fetch(
-        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, done: bool
+    def uncover(
+        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, locked: bool = False
     ) -> None:
-        """Record that a fetch of bars ``[lo, hi]`` started (``done=False``) or finished with every
-        candle written (``done=True``). A range left unfinished (Ctrl-C, a crash, exhausted
-        retries) stays in :meth:`missing_ranges` from its last stored candle on, even where it
-        lies between stored candles, until a fetch finishes it."""
+        """Record that bars ``[lo, hi]`` are no longer held (a quarantined partition)."""
 
         def edit(meta: dict) -> None:
-            ranges = [(int(a), int(b)) for a, b in meta.pop("fetching", [])]
-            if done:  # the parts of each unfinished range outside [lo, hi] that still lack bars
-                pieces = [(a, min(b, lo - 1)) for a, b in ranges if a < lo]
-                pieces += [(max(a, hi + 1), b) for a, b in ranges if b > hi]
-                ranges = [
-                    (a, b)
-                    for a, b in pieces
-                    if self._rest_of(exchange, timeframe, symbol, a, b) is not None
-                ]
-            else:
-                ranges.append((lo, hi))
-            if ranges:
-                meta["fetching"] = sorted(set(ranges))
+            held = subtract(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
+            anchor = self._grid_anchor(exchange, timeframe, symbol)
+            meta["covered"] = held if anchor is None else _whole_bars(held, timeframe, anchor)
 
-        self._edit_coverage(exchange, timeframe, symbol, edit)
+        self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
 
     def _edit_coverage(
         self,
@@ -304,8 +355,7 @@ class OHLCVStore:
         *,
         locked: bool = False,
     ) -> None:
-        """Apply ``edit`` to the series' hints and write them atomically (``locked``: the caller
-        holds the series lock already)."""
+        """Apply ``edit`` to the series' hints and write them atomically."""
         series = self.series_dir(exchange, timeframe, symbol)
         with contextlib.nullcontext() if locked else partition_lock(series):
             meta = {
@@ -320,62 +370,22 @@ class OHLCVStore:
 
     def missing_ranges(
         self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int
-    ) -> builtins.list[tuple[int, int]]:
-        """Bar-open ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) that the store lacks within
-        ``[start_ms, end_ms]``: before the first candle, whole missing partitions inside, after the
-        last candle, and the rest of any fetch left unfinished (:meth:`track_fetch`). Exchange
-        outages inside a partition are not refetched (they are missing at the exchange too)."""
-        step = timeframe_to_ms(timeframe)
-        span = partition_years(timeframe)
-        files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
-        if not files:
-            return [(start_ms, end_ms)] if start_ms <= end_ms else []
-        hints = self.coverage(exchange, timeframe, symbol)
-        first = self._file_span(files[min(files)])[1]
-        last = self._file_span(files[max(files)])[2]
-        ranges = []
-        if (
-            first is not None
-            and start_ms < first
-            and hints.get("history_start_ms", first) > start_ms
-        ):
-            ranges.append((start_ms, min(first - step, end_ms)))
-        for first_year in range(min(files) + span, max(files), span):
-            lo, hi = partition_bounds(first_year, span)
-            if first_year not in files and hi >= start_ms and lo <= end_ms:
-                ranges.append((max(lo, start_ms), min(hi, end_ms)))
-        if last is not None:
-            # the next bar on the stored grid after what the exchange already confirmed
-            confirmed = max(last, int(hints.get("fetched_until_ms", last)))
-            tail = last + ((confirmed - last) // step + 1) * step
-            if end_ms >= tail:
-                ranges.append((max(tail, start_ms), end_ms))
-        for lo, hi in hints.get("fetching", []):
-            rest = self._rest_of(
-                exchange, timeframe, symbol, max(int(lo), start_ms), min(int(hi), end_ms)
-            )
-            ranges += [rest] if rest is not None else []
-        merged: builtins.list[tuple[int, int]] = []
-        for a, b in sorted((a, b) for a, b in ranges if a <= b):
-            if merged and a <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        return merged
-
-    def _rest_of(
-        self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int
-    ) -> tuple[int, int] | None:
-        """What an unfinished fetch of ``[lo, hi]`` did not store: a fetch pages forward and writes
-        in order, so what it stored is a prefix; the rest starts one bar after its last candle."""
+    ) -> builtins.list[Interval]:
+        """Bar-open ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint, ends on the stored bar
+        grid) within ``[start_ms, end_ms]`` that the store does not hold completely
+        (:meth:`covered`). Exchange outages inside a held range are not refetched (they are
+        missing at the exchange too)."""
+        if start_ms > end_ms:
+            return []
         step = timeframe_to_ms(timeframe)
         anchor = self.first_timestamp(exchange, timeframe, symbol)
-        if lo > hi or anchor is None:
-            return None if lo > hi else (lo, hi)
-        done = self._read_series([symbol], exchange, timeframe, lo, hi, ())[0][0]
-        start = int(done[-1]) + step if len(done) else lo
-        start += (anchor - start) % step  # the first bar open on the stored grid
-        return (start, hi) if start <= hi else None
+        out = []
+        for a, b in gaps(self.covered(exchange, timeframe, symbol), start_ms, end_ms):
+            if anchor is not None:  # whole bars of the stored grid
+                a, b = a + (anchor - a) % step, b - (b - anchor) % step
+            if a <= b:
+                out.append((a, b))
+        return out
 
     # ------------------------------------------------------------------ write
     def write(
@@ -388,6 +398,9 @@ class OHLCVStore:
         source: str = "unknown",
     ) -> int:
         """Merge candles into the store; rows with a stored timestamp replace the stored row.
+
+        The frame is taken as every candle the source has from its first to its last bar: that
+        span joins :meth:`covered` (bars missing inside it are exchange outages).
 
         Parameters
         ----------
@@ -422,11 +435,21 @@ class OHLCVStore:
         self._partitions(series, timeframe)  # refuses a series with folders of another layout
         bounds = np.flatnonzero(np.diff(parts)) + 1  # ts is sorted: partitions come in runs
         with partition_lock(series):
+            held = self.covered(exchange, timeframe, symbol)  # before the new rows land
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
                 part = (ts[lo:hi], {c: v[lo:hi] for c, v in values.items()})
                 self._merge_partition(
                     series, int(parts[lo]), part, (exchange, timeframe, symbol), source
                 )
+            self._edit_coverage(
+                exchange,
+                timeframe,
+                symbol,
+                lambda meta: meta.update(
+                    covered=_whole_bars(union(held, int(ts[0]), int(ts[-1])), timeframe, int(ts[0]))
+                ),
+                locked=True,
+            )
         return len(bounds) + 1
 
     def _merge_partition(

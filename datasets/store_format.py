@@ -160,11 +160,6 @@ def partition_of(ts: np.ndarray, span: int) -> np.ndarray:
     return years - (years % span)
 
 
-def partition_bounds(first_year: int, span: int) -> tuple[int, int]:
-    """``(first_ms, last_ms)`` (inclusive) a partition covers."""
-    return year_bounds(first_year)[0], year_bounds(first_year + span - 1)[1]
-
-
 # ---------------------------------------------------------------------------------- column codec
 def encode_column(values: np.ndarray) -> pa.Array:
     """Exact decimal (smallest scale that round-trips bit for bit) or float64 as the fallback."""

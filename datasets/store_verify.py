@@ -42,6 +42,8 @@ from datasets.store_format import (
     partition_of,
     partition_years,
     read_file,
+    read_table,
+    year_bounds,
 )
 from datasets.timeframe import timeframe_to_ms
 
@@ -122,8 +124,18 @@ def _check_series(
                     )
                 )
         span = partition_years(timeframe)
-        # this layout's partitions first: a file quarantined there must not stop rows moving in
-        for entry in sorted(series.iterdir(), key=lambda e: (not _conforms(e.name, span), e.name)):
+
+        def order(entry: Path) -> tuple[bool, bool, str]:
+            # unreadable files first (quarantined before rows move), then this layout's
+            # partitions, then folders of another layout, whose rows move into them
+            try:
+                read_table(entry / FILE_NAME)
+                readable = True
+            except StoreCorruptError:
+                readable = False
+            return readable, not _conforms(entry.name, span), entry.name
+
+        for entry in sorted(series.iterdir(), key=order):
             if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
                 continue
             years = parse_partition(entry.name)
@@ -143,11 +155,6 @@ def _check_series(
                 with contextlib.suppress(OSError):
                     entry.rmdir()  # emptied by moving its rows elsewhere
     return found
-
-
-def _drop_confirmations(hints: dict) -> None:
-    hints.pop("history_start_ms", None)
-    hints.pop("fetched_until_ms", None)
 
 
 def _conforms(name: str, span: int) -> bool:
@@ -183,8 +190,8 @@ def _check_file(
             dest = store.root / QUARANTINE / stamp / path.relative_to(store.root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
-            # "nothing before / after here" no longer holds; unfinished fetch ranges still do
-            store._edit_coverage(*names, _drop_confirmations, locked=True)
+            first, last = years  # the partition's bars are no longer held
+            store.uncover(*names, year_bounds(first)[0], year_bounds(last)[1], locked=True)
             with contextlib.suppress(OSError):
                 path.parent.rmdir()
 

@@ -193,8 +193,9 @@ def test_an_interrupted_backfill_leaves_no_silent_hole(fake_binance, store):
     got = _served(fake_binance, "LTCUSDT", ms("2018-01-01"), ms("2022-12-31 23:00"))[0]
     assert store.first_timestamp("binance", "1h", "LTC/USDT") == got[0]
     reached = got[2999]  # 3 pages of 1000 candles written before Ctrl-C
-    assert store.coverage("binance", "1h", "LTC/USDT")["fetching"] == [
-        [ms("2018-01-01"), ms("2021-12-31 23:00")]
+    assert store.covered("binance", "1h", "LTC/USDT") == [
+        (ms("2018-01-01"), reached + HOUR - 1),  # up to the last page written
+        (ms("2022-01-01"), ms("2023-01-01") - 1),  # whole bars: to the end of the last one
     ]
     assert store.missing_ranges(
         "binance", "1h", "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00")
@@ -205,11 +206,41 @@ def test_an_interrupted_backfill_leaves_no_silent_hole(fake_binance, store):
     _assert_store_equals_source(
         store, fake_binance, "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00")
     )
-    assert "fetching" not in store.coverage("binance", "1h", "LTC/USDT")
+    assert store.covered("binance", "1h", "LTC/USDT") == [(ms("2018-01-01"), ms("2023-01-01") - 1)]
     assert (
         store.missing_ranges("binance", "1h", "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00"))
         == []
     )
+
+
+def test_interrupted_fetches_inside_an_unfinished_range_leave_no_hole(fake_binance, store):
+    """Two backfills stopped at different places, then windows fetched apart: every bar the
+    exchange has between them is fetched in the end, and nothing stored is asked for twice."""
+    ex = make_exchange("binance")
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2022-06-01", "2022-12-31 23:00", store=store)
+    for since in ("2018-01-01", "2020-01-01"):
+        fake_binance.fail(KeyboardInterrupt, path=KLINES, after=2)
+        with pytest.raises(KeyboardInterrupt):
+            fetch_ohlcv(
+                ex, "LTC/USDT", "1h", since, "2022-12-31 23:00", store=store, flush_rows=500
+            )
+        fake_binance._failures.clear()
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2019-03-01", "2019-03-31 23:00", store=store)  # a window
+    stored_before = set(store.read("binance", "1h", "LTC/USDT")["timestamp_ms"].tolist())
+    fake_binance.requests.clear()
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2018-01-01", "2022-12-31 23:00", store=store)
+    _assert_store_equals_source(
+        store, fake_binance, "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00")
+    )
+    starts = _starts(fake_binance)  # no request starts at a bar that was already stored
+    assert starts and len(starts) == len(set(starts)) and not stored_before & set(starts)
+    assert (
+        store.missing_ranges("binance", "1h", "LTC/USDT", ms("2018-01-01"), ms("2022-12-31 23:00"))
+        == []
+    )
+    fake_binance.requests.clear()
+    fetch_ohlcv(ex, "LTC/USDT", "1h", "2018-01-01", "2022-12-31 23:00", store=store)
+    assert _starts(fake_binance) == []
 
 
 CRASH_CHILD = textwrap.dedent("""
@@ -312,7 +343,7 @@ def test_ensure_history_fetches_missing_then_works_offline(fake_binance, tmp_pat
         -1
     ] == pd.Timestamp("2022-12-31", tz="UTC")
     assert np.isnan(market.close["SOL/USDT"].iloc[0]) and not market.gaps().shape[0]
-    assert store.coverage("binance", "1d", "BTC/USDT")["history_start_ms"] == ms("2017-01-01")
+    assert store.covered("binance", "1d", "BTC/USDT")[0][0] == ms("2017-01-01")
     fake_binance.requests.clear()
     again = ensure_history(
         store, "binance", ["BTC/USDT", "SOL/USDT"], "1d", "2017-01-01", "2022-12-31"

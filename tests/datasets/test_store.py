@@ -16,7 +16,14 @@ import pytest
 import datasets.store_format as store_format
 from datasets import MarketData, OHLCVStore, load_csv
 from datasets.errors import DataError, StoreCorruptError
-from datasets.store import FILE_NAME, SCHEMA_VERSION, decode_symbol, encode_symbol, to_utc_ms
+from datasets.store import (
+    FILE_NAME,
+    SCHEMA_VERSION,
+    SERIES_META,
+    decode_symbol,
+    encode_symbol,
+    to_utc_ms,
+)
 from tests.datasets.candles import DAY, HOUR, MINUTE, candles, ms
 
 
@@ -132,33 +139,30 @@ def test_timestamps_in_another_unit_are_refused(store, scale, unit):
     assert not store.root.exists() or not list(store.root.rglob(FILE_NAME))
 
 
-def test_track_fetch_keeps_the_unfinished_part_of_a_range(store):
+def test_coverage_is_what_was_written_or_confirmed(store):
+    """`covered` holds the span of each write and each confirmed range, as whole bars; the hole
+    between two separately written windows is missing, and so is a quarantined range."""
     store.write("binance", "1h", "BTC/USDT", candles("2024-06-01", 24))
-    store.track_fetch(
-        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-05-31 23:00"), done=False
-    )
-    store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))  # then Ctrl-C
-    assert store.missing_ranges(
-        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00")
-    ) == [(ms("2024-01-01 10:00"), ms("2024-05-31 23:00"))]
-    # a narrower fetch finishes part of it; the rest stays tracked, then the rest is finished
-    store.track_fetch(
-        "binance", "1h", "BTC/USDT", ms("2024-03-01"), ms("2024-05-31 23:00"), done=True
-    )
-    assert store.coverage("binance", "1h", "BTC/USDT")["fetching"] == [
-        [ms("2024-01-01"), ms("2024-03-01") - 1]
+    store.write("binance", "1h", "BTC/USDT", candles("2024-01-01", 10))
+    assert store.covered("binance", "1h", "BTC/USDT") == [
+        (ms("2024-01-01"), ms("2024-01-01 10:00") - 1),
+        (ms("2024-06-01"), ms("2024-06-02") - 1),
     ]
-    assert store.missing_ranges(
-        "binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00")
-    ) == [(ms("2024-01-01 10:00"), ms("2024-03-01") - 1)]
-    store.track_fetch(
-        "binance", "1h", "BTC/USDT", ms("2024-01-01 10:00"), ms("2024-02-29 23:00"), done=True
-    )
-    assert "fetching" not in store.coverage("binance", "1h", "BTC/USDT")
-    assert (
-        store.missing_ranges("binance", "1h", "BTC/USDT", ms("2024-01-01"), ms("2024-06-01 23:00"))
-        == []
-    )
+    window = (ms("2024-01-01"), ms("2024-06-01 23:00"))
+    assert store.missing_ranges("binance", "1h", "BTC/USDT", *window) == [
+        (ms("2024-01-01 10:00"), ms("2024-05-31 23:00"))
+    ]
+    store.cover("binance", "1h", "BTC/USDT", ms("2024-03-01"), ms("2024-05-31 23:00"))
+    assert store.missing_ranges("binance", "1h", "BTC/USDT", *window) == [
+        (ms("2024-01-01 10:00"), ms("2024-02-29 23:00"))
+    ]
+    store.cover("binance", "1h", "BTC/USDT", ms("2024-01-01 10:00"), ms("2024-02-29 23:00"))
+    assert store.covered("binance", "1h", "BTC/USDT") == [(ms("2024-01-01"), ms("2024-06-02") - 1)]
+    assert store.missing_ranges("binance", "1h", "BTC/USDT", *window) == []
+    store.uncover("binance", "1h", "BTC/USDT", ms("2024-02-01"), ms("2024-03-01") - 1)
+    assert store.missing_ranges("binance", "1h", "BTC/USDT", *window) == [
+        (ms("2024-02-01"), ms("2024-02-29 23:00"))
+    ]
 
 
 def test_a_partition_of_another_layout_is_an_error_naming_the_repair(store):
@@ -290,29 +294,28 @@ def test_symbols_list_and_timestamps(store):
     assert sorted(listing.timeframe.unique()) == ["1d", "1h"]
 
 
-def test_missing_ranges_head_holes_tail_and_hints(store):
-    # daily bars: 10-year partitions; 2010-2019 is a whole missing partition inside
+def test_missing_ranges_head_holes_tail_and_legacy_hints(store):
     store.write("binance", "1d", "BTC/USDT", candles("2008-06-01", 30, step_ms=DAY))
     store.write("binance", "1d", "BTC/USDT", candles("2022-06-01", 30, step_ms=DAY))
     got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2008-01-01"), ms("2023-01-01"))
     assert got == [
         (ms("2008-01-01"), ms("2008-05-31")),
-        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
+        (ms("2008-07-01"), ms("2022-05-31")),  # between two windows written apart
         (ms("2022-07-01"), ms("2023-01-01")),
     ]
-    store.update_coverage(
-        "binance",
-        "1d",
-        "BTC/USDT",
-        history_start_ms=ms("2007-01-01"),
-        fetched_until_ms=ms("2023-01-01 12:00"),
-    )
-    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2008-01-01"), ms("2023-01-02"))
-    assert got == [
-        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
-        (ms("2023-01-02"), ms("2023-01-02")),
-    ]
     assert store.missing_ranges("binance", "1d", "XRP/USDT", 5, 9) == [(5, 9)]
+    # a store written before coverage was recorded: its span (widened by the old hints) minus
+    # whole years no partition holds
+    hints = store.series_dir("binance", "1d", "BTC/USDT") / SERIES_META
+    legacy = {"history_start_ms": ms("2007-01-01"), "fetched_until_ms": ms("2023-01-01 12:00")}
+    hints.write_text(json.dumps(legacy))
+    got = store.missing_ranges("binance", "1d", "BTC/USDT", ms("2007-01-01"), ms("2023-01-02"))
+    assert got == [(ms("2010-01-01"), ms("2019-12-31")), (ms("2023-01-02"), ms("2023-01-02"))]
+    # the first write after the upgrade keeps what the old hints said
+    store.write("binance", "1d", "BTC/USDT", candles("2023-01-02", 1, step_ms=DAY))
+    assert store.missing_ranges(
+        "binance", "1d", "BTC/USDT", ms("2007-01-01"), ms("2023-01-02")
+    ) == [(ms("2010-01-01"), ms("2019-12-31"))]
 
 
 # ---------------------------------------------------------------------------------- loading

@@ -44,8 +44,6 @@ def test_clean_store_has_no_findings(store):
 def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     # daily bars 2009-12 .. 2020-01: partitions 2000-2009, 2010-2019, 2020-2029
     store.write("binance", "1d", "BTC/USDT", candles("2009-12-01", 3714, step_ms=DAY))
-    store.update_coverage("binance", "1d", "BTC/USDT", history_start_ms=ms("2009-01-01"))
-    store.track_fetch("binance", "1d", "BTC/USDT", ms("2021-01-01"), ms("2021-12-31"), done=False)
     bad = _file(store, 2015)
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
     found = store.verify()
@@ -60,15 +58,12 @@ def test_unreadable_file_is_quarantined_and_refetch_is_planned(store):
     )
     assert not bad.exists() and len(list((store.root / "_quarantine").rglob(FILE_NAME))) == 1
     assert store.verify().empty
-    hints = store.coverage("binance", "1d", "BTC/USDT")
-    assert "history_start_ms" not in hints  # no longer true once data is gone
-    assert hints["fetching"] == [[ms("2021-01-01"), ms("2021-12-31")]]  # still unfinished
-    # the missing partition is what the next fetch asks for (coverage hints were reset)
+    # the quarantined partition is what the next fetch asks for
     assert store.missing_ranges(
         "binance", "1d", "BTC/USDT", ms("2009-01-01"), ms("2020-01-31")
     ) == [
         (ms("2009-01-01"), ms("2009-11-30")),
-        (ms("2010-01-01"), ms("2019-12-31 23:59:59.999")),
+        (ms("2010-01-01"), ms("2019-12-31")),
     ]
 
 
@@ -199,3 +194,22 @@ def test_migration_keeps_newer_rows_and_survives_a_corrupt_target(store):
     assert store2.read("binance", "1h", "BTC/USDT")["timestamp_ms"].tolist() == (
         old["timestamp_ms"].tolist()
     )
+
+
+def test_unreadable_files_are_quarantined_before_rows_move(store):
+    """Stray rows of a partition whose own file is corrupt: the repair quarantines the corrupt
+    file first, then moves the strays into a new one (it neither crashes nor loses them)."""
+    store.write("binance", "1d", "BTC/USDT", candles("2015-01-01", 30, step_ms=DAY))
+    store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 30, step_ms=DAY))
+    home = store.read("binance", "1d", "BTC/USDT", end="2019-12-31")
+    stray = candles("2021-06-01", 3, step_ms=DAY, seed=4)
+    _raw_write(_file(store, 2015), pd.concat([home, stray], ignore_index=True))
+    _file(store, 2021).write_bytes(b"PAR1 garbage")
+    found = store.verify(repair=True)
+    assert sorted(found["action"].str.split("/").str[0]) == ["moved to _quarantine", "rewritten"]
+    assert store.verify().empty
+    back = store.read("binance", "1d", "BTC/USDT")
+    assert back["timestamp_ms"].tolist() == [*home["timestamp_ms"], *stray["timestamp_ms"]]
+    assert store.missing_ranges(
+        "binance", "1d", "BTC/USDT", ms("2021-01-01"), ms("2021-05-31")
+    ) == [(ms("2021-01-01"), ms("2021-05-31"))]
