@@ -310,12 +310,14 @@ def candles_from_frame(frame: pd.DataFrame) -> Candles:
         raise DataError(f"`timestamp_ms` must hold integer milliseconds; got dtype {ts.dtype}")
     ts = ts.astype(np.int64)
     years = years_of(ts)
-    bad = (years < 1971) | (years > 9999)  # seconds read as ms land in 1970
+    # seconds read as milliseconds land before 1970-04-27 (10**10 ms); us and ns after 9999
+    bad = (years < 1000) | (years > 9999) | ((ts >= 0) & (ts < 10**10))
     if bad.any():
         k = int(np.argmax(bad))
         raise DataError(
-            f"`timestamp_ms` must be UTC milliseconds of a bar in the years 1971-9999; got "
-            f"{ts[k]} (year {years[k]}): are these seconds, microseconds or nanoseconds?"
+            f"`timestamp_ms` must be UTC milliseconds of a bar in the years 1000-9999, not in "
+            f"1970-01-01..1970-04-26; got {ts[k]} (year {years[k]}): are these seconds, "
+            "microseconds or nanoseconds?"
         )
     values = {c: frame[c].to_numpy(dtype=np.float64) for c in FIELDS}
     return dedupe(ts, values)

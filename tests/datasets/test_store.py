@@ -132,11 +132,21 @@ def test_timestamps_in_another_unit_are_refused(store, scale, unit):
     frame["timestamp_ms"] = (frame["timestamp_ms"] * scale).astype(np.int64)
     with pytest.raises(
         DataError,
-        match=r"`timestamp_ms` must be UTC milliseconds of a bar in the years 1971-9999; got "
-        r".*: are these seconds, microseconds or nanoseconds\?",
+        match=r"`timestamp_ms` must be UTC milliseconds of a bar in the years 1000-9999, not "
+        r"in 1970-01-01..1970-04-26; got .*: are these seconds, microseconds or nanoseconds\?",
     ):
         store.write("binance", "1h", "BTC/USDT", frame)
     assert not store.root.exists() or not list(store.root.rglob(FILE_NAME))
+
+
+def test_history_before_1970_is_kept(store):
+    old = candles("1955-01-03", 400, step_ms=DAY)
+    store.write("nyse", "1d", "DJI/USD", old)
+    assert (
+        store.read("nyse", "1d", "DJI/USD")["timestamp_ms"].tolist() == old["timestamp_ms"].tolist()
+    )
+    market = store.load("nyse", ["DJI/USD"], "1d")
+    assert market.index[0] == pd.Timestamp("1955-01-03", tz="UTC") and market.n_bars == 400
 
 
 def test_coverage_is_what_was_written_or_confirmed(store):
