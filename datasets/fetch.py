@@ -237,8 +237,8 @@ def fetch_ohlcv(
             return
         if pending:
             rows = np.concatenate(pending)
-            pending.clear()
             store.write(exchange.id, timeframe, symbol, _frame(rows), source=f"ccxt:{exchange.id}")
+            pending.clear()  # only once written: a failed write is retried on the way out
         if progress_of and progress_of["cursor"] > progress_of["lo"]:
             # every bar before the cursor is written now (outages included): held
             hi = min(progress_of["cursor"] - 1, progress_of["hi"])

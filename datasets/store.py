@@ -268,10 +268,14 @@ class OHLCVStore:
         inclusive) the store holds completely (see :meth:`covered`)."""
         path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
         try:
-            return json.loads(path.read_text()) if path.exists() else {}
-        except (OSError, ValueError):
-            log.warning("ignoring unreadable %s", path)
-            return {}
+            meta = json.loads(path.read_text()) if path.exists() else {}
+            normalise(meta.get("covered", []))  # checks its shape
+            return meta
+        except (OSError, ValueError, TypeError, AttributeError):
+            # holes inside the stored span are recorded nowhere else: hold nothing, so the next
+            # fetch rechecks every bar it asks for (`backtest data verify --repair` resets it)
+            log.warning("unreadable %s: treating every bar as not held", path)
+            return {"covered": []}
 
     def covered(self, exchange: str, timeframe: str, symbol: str) -> builtins.list[Interval]:
         """Bar ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) for which the store holds every
@@ -330,7 +334,9 @@ class OHLCVStore:
         def edit(meta: dict) -> None:
             held = union(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
             anchor = self._grid_anchor(exchange, timeframe, symbol)
-            meta["covered"] = _whole_bars(held, timeframe, lo if anchor is None else anchor)
+            # with no candle stored the grid is unknown: keep [lo, hi] as given (the first write
+            # snaps it onto the grid of its candles)
+            meta["covered"] = held if anchor is None else _whole_bars(held, timeframe, anchor)
 
         self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
 
@@ -365,7 +371,10 @@ class OHLCVStore:
             }
             edit(meta)
             tmp = series / f".{SERIES_META}.{uuid.uuid4().hex[:8]}.tmp"
-            tmp.write_text(json.dumps(meta, indent=1))
+            with open(tmp, "w") as fh:
+                fh.write(json.dumps(meta, indent=1))
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, series / SERIES_META)
 
     def missing_ranges(

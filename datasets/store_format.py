@@ -168,11 +168,10 @@ def encode_column(values: np.ndarray) -> pa.Array:
         for scale in range(MAX_SCALE + 1):
             if peak * 10.0**scale >= _EXACT_INT:
                 break
-            ints = np.rint(values * 10.0**scale)
-            if np.array_equal(
-                (ints / 10.0**scale).view(np.int64), values.view(np.int64)
-            ):  # bits, so -0.0 too
-                buf = pa.py_buffer(ints.astype(np.int64))
+            ints = np.rint(values * 10.0**scale).astype(np.int64)
+            # the decoder's very expression, on the integers stored; bits, so -0.0 falls back
+            if np.array_equal((ints / 10.0**scale).view(np.int64), values.view(np.int64)):
+                buf = pa.py_buffer(ints)
                 return pa.Array.from_buffers(pa.decimal64(18, scale), len(values), [None, buf])
     return pa.array(values, pa.float64())
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.errors import DataError, StoreCorruptError
+from datasets.intervals import normalise
 from datasets.lock import LOCK_NAME, partition_lock
 from datasets.store import SERIES_META, OHLCVStore
 from datasets.store_format import (
@@ -114,15 +115,29 @@ def _check_series(
         meta_path = series / SERIES_META
         if meta_path.exists():
             try:
-                json.loads(meta_path.read_text())
-            except (OSError, ValueError):
+                normalise(json.loads(meta_path.read_text()).get("covered", []))
+            except (OSError, ValueError, TypeError, AttributeError):
                 found.append(
                     (
                         str(meta_path),
-                        "unreadable coverage hints",
-                        _act(repair, meta_path.unlink, "deleted"),
+                        "unreadable coverage",
+                        _act(
+                            repair,
+                            lambda: store._edit_coverage(
+                                exchange, timeframe, symbol, _hold_nothing, locked=True
+                            ),
+                            "reset: the next fetch rechecks every bar it asks for",
+                        ),
                     )
                 )
+        if repair:  # a series of the first release: its coverage, before rows move around
+            store._edit_coverage(
+                exchange,
+                timeframe,
+                symbol,
+                _record_derived(store, exchange, timeframe, symbol),
+                locked=True,
+            )
         span = partition_years(timeframe)
 
         def order(entry: Path) -> tuple[bool, bool, str]:
@@ -155,6 +170,20 @@ def _check_series(
                 with contextlib.suppress(OSError):
                     entry.rmdir()  # emptied by moving its rows elsewhere
     return found
+
+
+def _hold_nothing(hints: dict) -> None:
+    hints["covered"] = []
+
+
+def _record_derived(store: OHLCVStore, exchange: str, timeframe: str, symbol: str):
+    """Write down the coverage a series without one derives from its files (the first release
+    recorded none), while its folders still say which years it holds."""
+
+    def edit(hints: dict) -> None:
+        hints["covered"] = store._covered_from(hints, exchange, timeframe, symbol)
+
+    return edit
 
 
 def _conforms(name: str, span: int) -> bool:

@@ -243,6 +243,31 @@ def test_interrupted_fetches_inside_an_unfinished_range_leave_no_hole(fake_binan
     assert _starts(fake_binance) == []
 
 
+def test_a_failed_write_is_not_counted_as_held(fake_binance, store, monkeypatch):
+    """The last flush fails (disk full) and so does its retry on the way out: the range must not
+    be recorded as held, so the next fetch asks for it again."""
+    ex = make_exchange("binance")
+    real_write = OHLCVStore.write
+    calls = []
+
+    def failing_write(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 2:
+            raise OSError("disk full")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(OHLCVStore, "write", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        fetch_ohlcv(ex, "ADA/USDT", "1h", "2022-01-01", "2022-03-01", store=store, flush_rows=1000)
+    monkeypatch.setattr(OHLCVStore, "write", real_write)
+    served = _served(fake_binance, "ADAUSDT", ms("2022-01-01"), ms("2022-03-01"))[0]
+    assert store.missing_ranges(
+        "binance", "1h", "ADA/USDT", ms("2022-01-01"), ms("2022-03-01")
+    ) == [(served[1000], ms("2022-03-01"))]
+    fetch_ohlcv(ex, "ADA/USDT", "1h", "2022-01-01", "2022-03-01", store=store)
+    _assert_store_equals_source(store, fake_binance, "ADA/USDT", ms("2022-01-01"), ms("2022-03-01"))
+
+
 CRASH_CHILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path

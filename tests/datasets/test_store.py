@@ -304,6 +304,16 @@ def test_symbols_list_and_timestamps(store):
     assert sorted(listing.timeframe.unique()) == ["1d", "1h"]
 
 
+def test_a_range_without_candles_is_held_without_guessing_the_grid(store):
+    """Nothing stored yet and nothing at the exchange in [lo, hi] (before a listing): the claim
+    stays within [lo, hi], so the listing bar after it is still missing."""
+    store.cover("binance", "1h", "SOL/USDT", ms("2020-08-11 00:30"), ms("2020-08-11 03:45"))
+    store.write("binance", "1h", "SOL/USDT", candles("2020-08-11 06:00", 3))
+    assert store.missing_ranges(
+        "binance", "1h", "SOL/USDT", ms("2020-08-11 01:00"), ms("2020-08-11 08:00")
+    ) == [(ms("2020-08-11 04:00"), ms("2020-08-11 05:00"))]
+
+
 def test_missing_ranges_head_holes_tail_and_legacy_hints(store):
     store.write("binance", "1d", "BTC/USDT", candles("2008-06-01", 30, step_ms=DAY))
     store.write("binance", "1d", "BTC/USDT", candles("2022-06-01", 30, step_ms=DAY))

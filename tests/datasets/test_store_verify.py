@@ -130,7 +130,7 @@ def test_unreadable_hints_and_foreign_entries(store):
     (_file(store, 2021).parent / "notes.txt").write_text("hello")
     found = store.verify(repair=True).set_index("problem")["action"].to_dict()
     assert found == {
-        "unreadable coverage hints": "deleted",
+        "unreadable coverage": "reset: the next fetch rechecks every bar it asks for",
         "not a symbol partition written by the store": "left alone",
         "unexpected file in a partition": "left alone",
     }
@@ -213,3 +213,28 @@ def test_unreadable_files_are_quarantined_before_rows_move(store):
     assert store.missing_ranges(
         "binance", "1d", "BTC/USDT", ms("2021-01-01"), ms("2021-05-31")
     ) == [(ms("2021-01-01"), ms("2021-05-31"))]
+
+
+def test_repair_of_a_first_release_store_keeps_its_year_holes(store):
+    """Yearly hourly folders 2019 and 2021 (2020 was never fetched): moving them into one 10-year
+    partition must not make 2020 look held."""
+    frame = pd.concat([candles("2019-06-01", 200), candles("2021-03-01", 200, seed=1)])
+    series = _legacy_hourly(store, frame.reset_index(drop=True))
+    assert not (series / SERIES_META).exists()
+    store.verify(repair=True)
+    assert store.verify().empty
+    assert store.missing_ranges(
+        "binance", "1h", "BTC/USDT", ms("2019-06-01"), ms("2021-03-01")
+    ) == [(ms("2020-01-01"), ms("2020-12-31 23:00"))]
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"covered": [[1, 2, 3]]}', '{"covered": 5}'])
+def test_an_unreadable_coverage_holds_nothing_until_reset(store, text):
+    store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 10, step_ms=DAY))
+    (store.series_dir("binance", "1d", "BTC/USDT") / SERIES_META).write_text(text)
+    window = (ms("2021-01-01"), ms("2021-01-10"))
+    assert store.missing_ranges("binance", "1d", "BTC/USDT", *window) == [window]  # recheck all
+    assert store.verify()["problem"].tolist() == ["unreadable coverage"]
+    store.verify(repair=True)
+    assert store.verify().empty
+    assert store.missing_ranges("binance", "1d", "BTC/USDT", *window) == [window]
