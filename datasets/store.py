@@ -94,6 +94,29 @@ READ_THREADS = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
+def read_hints(path: Path) -> dict | None:
+    """The hints file ``path`` (``_series.json``), or None when it is unreadable or malformed:
+    ``covered`` must be a list of ``[a, b]`` integer pairs and the older hints integers."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+    def is_int(x: object) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    ok = isinstance(meta, dict) and all(
+        is_int(meta[k]) for k in ("history_start_ms", "fetched_until_ms") if k in meta
+    )
+    covered = meta.get("covered", []) if ok else None
+    ok = ok and isinstance(covered, list)
+    ok = ok and all(
+        isinstance(r, list) and len(r) == 2 and all(is_int(x) for x in r) and r[0] <= r[1]
+        for r in covered or ()
+    )
+    return meta if ok else None
+
+
 def _whole_bars(held: Sequence[Interval], timeframe: str, anchor: int) -> builtins.list[Interval]:
     """Held bar-open ranges as the time their bars span (grid ``anchor + k * step``): from the
     first bar open inside to one ms before the bar after the last, so neighbours merge."""
@@ -267,15 +290,15 @@ class OHLCVStore:
         """The series' hints file (``_series.json``): ``covered``, the bar ranges ``[a, b]`` (UTC ms,
         inclusive) the store holds completely (see :meth:`covered`)."""
         path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
-        try:
-            meta = json.loads(path.read_text()) if path.exists() else {}
-            normalise(meta.get("covered", []))  # checks its shape
-            return meta
-        except (OSError, ValueError, TypeError, AttributeError):
+        if not path.exists():
+            return {}
+        meta = read_hints(path)
+        if meta is None:
             # holes inside the stored span are recorded nowhere else: hold nothing, so the next
             # fetch rechecks every bar it asks for (`backtest data verify --repair` resets it)
             log.warning("unreadable %s: treating every bar as not held", path)
             return {"covered": []}
+        return meta
 
     def covered(self, exchange: str, timeframe: str, symbol: str) -> builtins.list[Interval]:
         """Bar ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) for which the store holds every

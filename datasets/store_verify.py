@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 from pathlib import Path
@@ -30,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from datasets.errors import DataError, StoreCorruptError
-from datasets.intervals import normalise
 from datasets.lock import LOCK_NAME, partition_lock
-from datasets.store import SERIES_META, OHLCVStore
+from datasets.store import SERIES_META, OHLCVStore, read_hints
 from datasets.store_format import (
     FILE_NAME,
     SCHEMA_VERSION,
@@ -113,24 +111,24 @@ def _check_series(
                 )
             )
         meta_path = series / SERIES_META
-        if meta_path.exists():
-            try:
-                normalise(json.loads(meta_path.read_text()).get("covered", []))
-            except (OSError, ValueError, TypeError, AttributeError):
-                found.append(
-                    (
-                        str(meta_path),
-                        "unreadable coverage",
-                        _act(
-                            repair,
-                            lambda: store._edit_coverage(
-                                exchange, timeframe, symbol, _hold_nothing, locked=True
-                            ),
-                            "reset: the next fetch rechecks every bar it asks for",
+        if meta_path.is_dir():
+            found.append((str(meta_path), "a folder where the coverage file belongs", "left alone"))
+        elif meta_path.exists() and read_hints(meta_path) is None:
+            found.append(
+                (
+                    str(meta_path),
+                    "unreadable coverage",
+                    _act(
+                        repair,
+                        lambda: store._edit_coverage(
+                            exchange, timeframe, symbol, _hold_nothing, locked=True
                         ),
-                    )
+                        "reset: the next fetch rechecks every bar it asks for",
+                    ),
                 )
-        if repair:  # a series of the first release: its coverage, before rows move around
+            )
+        if repair and not meta_path.is_dir():
+            # a series of the first release: its coverage, before rows move around
             store._edit_coverage(
                 exchange,
                 timeframe,

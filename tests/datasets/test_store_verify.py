@@ -228,7 +228,20 @@ def test_repair_of_a_first_release_store_keeps_its_year_holes(store):
     ) == [(ms("2020-01-01"), ms("2020-12-31 23:00"))]
 
 
-@pytest.mark.parametrize("text", ["{not json", '{"covered": [[1, 2, 3]]}', '{"covered": 5}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        '{"covered": [[1, 2, 3]]}',
+        '{"covered": 5}',
+        '{"covered": [[0, Infinity]]}',
+        '{"covered": [[true, 1700000000000]]}',
+        '{"covered": [[5, 1]]}',
+        '["12"]',
+        '{"history_start_ms": "x"}',
+        '{"fetched_until_ms": null}',
+    ],
+)
 def test_an_unreadable_coverage_holds_nothing_until_reset(store, text):
     store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 10, step_ms=DAY))
     (store.series_dir("binance", "1d", "BTC/USDT") / SERIES_META).write_text(text)
@@ -237,4 +250,15 @@ def test_an_unreadable_coverage_holds_nothing_until_reset(store, text):
     assert store.verify()["problem"].tolist() == ["unreadable coverage"]
     store.verify(repair=True)
     assert store.verify().empty
+    assert store.missing_ranges("binance", "1d", "BTC/USDT", *window) == [window]
+
+
+def test_a_folder_where_the_coverage_file_belongs_is_reported_and_left(store):
+    store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 10, step_ms=DAY))
+    hints = store.series_dir("binance", "1d", "BTC/USDT") / SERIES_META
+    hints.unlink()
+    hints.mkdir()
+    expected = [(str(hints), "a folder where the coverage file belongs", "left alone")]
+    assert [tuple(r) for r in store.verify(repair=True).to_numpy()] == expected
+    window = (ms("2021-01-01"), ms("2021-01-10"))
     assert store.missing_ranges("binance", "1d", "BTC/USDT", *window) == [window]
