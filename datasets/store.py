@@ -353,24 +353,29 @@ class OHLCVStore:
     ) -> None:
         """Record that the store holds every candle of bars ``[lo, hi]`` (``locked``: the caller
         holds the series lock)."""
-
-        def edit(meta: dict) -> None:
-            held = union(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
-            anchor = self._grid_anchor(exchange, timeframe, symbol)
-            # with no candle stored the grid is unknown: keep [lo, hi] as given (the first write
-            # snaps it onto the grid of its candles)
-            meta["covered"] = held if anchor is None else _whole_bars(held, timeframe, anchor)
-
-        self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
+        self._change_coverage(union, exchange, timeframe, symbol, lo, hi, locked)
 
     def uncover(
         self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, locked: bool = False
     ) -> None:
         """Record that bars ``[lo, hi]`` are no longer held (a quarantined partition)."""
+        self._change_coverage(subtract, exchange, timeframe, symbol, lo, hi, locked)
 
+    def _change_coverage(
+        self,
+        change: Callable[[Sequence[Interval], int, int], builtins.list[Interval]],
+        exchange: str,
+        timeframe: str,
+        symbol: str,
+        lo: int,
+        hi: int,
+        locked: bool,
+    ) -> None:
         def edit(meta: dict) -> None:
-            held = subtract(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
+            held = change(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
             anchor = self._grid_anchor(exchange, timeframe, symbol)
+            # with no candle stored the grid is unknown: keep the bounds as given (the first
+            # write snaps them onto the grid of its candles)
             meta["covered"] = held if anchor is None else _whole_bars(held, timeframe, anchor)
 
         self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
