@@ -61,6 +61,7 @@ from datasets.store_format import (
     dedupe,
     encode_symbol,
     fmt_ms,
+    follows_layout,
     make_table,
     parse_partition,
     partition_name,
@@ -121,12 +122,14 @@ def _whole_bars(held: Sequence[Interval], timeframe: str, anchor: int) -> builti
     """Held bar-open ranges as the time their bars span (grid ``anchor + k * step``): from the
     first bar open inside to one ms before the bar after the last, so neighbours merge."""
     step = timeframe_to_ms(timeframe)
-    out = []
-    for a, b in held:
-        first, last = a + (anchor - a) % step, b - (b - anchor) % step
-        if first <= last:
-            out.append((first, last + step - 1))
-    return normalise(out)
+    bars = (_bars_within(a, b, anchor, step) for a, b in held)
+    return normalise((first, last + step - 1) for first, last in bars)
+
+
+def _bars_within(a: int, b: int, anchor: int, step: int) -> Interval:
+    """First and last bar open in ``[a, b]`` on the grid ``anchor + k * step`` (first > last
+    when none)."""
+    return a + (anchor - a) % step, b - (b - anchor) % step
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -184,8 +187,8 @@ class OHLCVStore:
         """
         span = partition_years(timeframe)
         files: dict[int, Path] = {}
-        for (first, last), path in cls._partition_folders(series).items():
-            if (first, last) != (first - first % span, first - first % span + span - 1):
+        for (first, _), path in cls._partition_folders(series).items():
+            if not follows_layout(path.parent.name, span):
                 raise StoreCorruptError(
                     f"store partition {path.parent} does not follow the {timeframe} layout "
                     f"({span}-year partitions such as {partition_name(2020, span)}); {REPAIR_HINT}"
@@ -415,14 +418,12 @@ class OHLCVStore:
         if start_ms > end_ms:
             return []
         step = timeframe_to_ms(timeframe)
-        anchor = self.first_timestamp(exchange, timeframe, symbol)
-        out = []
-        for a, b in gaps(self.covered(exchange, timeframe, symbol), start_ms, end_ms):
-            if anchor is not None:  # whole bars of the stored grid
-                a, b = a + (anchor - a) % step, b - (b - anchor) % step
-            if a <= b:
-                out.append((a, b))
-        return out
+        anchor = self._grid_anchor(exchange, timeframe, symbol)
+        held = gaps(self.covered(exchange, timeframe, symbol), start_ms, end_ms)
+        if anchor is None:
+            return held
+        bars = (_bars_within(a, b, anchor, step) for a, b in held)  # whole bars of the grid
+        return [(a, b) for a, b in bars if a <= b]
 
     # ------------------------------------------------------------------ write
     def write(

@@ -154,6 +154,12 @@ def parse_partition(name: str) -> tuple[int, int] | None:
     return (first, last) if first <= last else None
 
 
+def follows_layout(name: str, span: int) -> bool:
+    """True for a partition folder of the ``span``-year layout (``years=2020-2029`` for 10)."""
+    years = parse_partition(name)
+    return years is not None and name == partition_name(years[0] - years[0] % span, span)
+
+
 def partition_of(ts: np.ndarray, span: int) -> np.ndarray:
     """First year of the partition each timestamp (UTC ms) belongs to."""
     years = years_of(ts)

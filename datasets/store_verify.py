@@ -11,7 +11,9 @@ Checks, per symbol partition:
   moved into the right partitions and the folder removed;
 * file metadata that disagrees with the data (row count, symbol, schema version) -> rewritten;
 * temporary files left by an interrupted write -> deleted;
-* an unreadable ``_series.json`` (coverage hints) -> deleted.
+* an unreadable or malformed ``_series.json`` (coverage) -> reset to hold nothing (the next fetch
+  rechecks every bar it asks for); a series without one (the first release) gets the coverage its
+  folders imply written down before any rows move.
 
 Anything else (foreign files, folders that are not store partitions) is reported and left alone.
 Repairs hold the partition's writer lock.
@@ -36,6 +38,7 @@ from datasets.store_format import (
     SCHEMA_VERSION,
     decode_symbol,
     dedupe,
+    follows_layout,
     parse_partition,
     partition_name,
     partition_of,
@@ -127,14 +130,11 @@ def _check_series(
                     ),
                 )
             )
-        if repair and not meta_path.is_dir():
-            # a series of the first release: its coverage, before rows move around
+        if repair and "covered" not in store.coverage(exchange, timeframe, symbol):
+            # a series of the first release: its coverage, while its folders still say it
+            held = store.covered(exchange, timeframe, symbol)
             store._edit_coverage(
-                exchange,
-                timeframe,
-                symbol,
-                _record_derived(store, exchange, timeframe, symbol),
-                locked=True,
+                exchange, timeframe, symbol, lambda hints: hints.update(covered=held), locked=True
             )
         span = partition_years(timeframe)
 
@@ -146,7 +146,7 @@ def _check_series(
                 readable = True
             except StoreCorruptError:
                 readable = False
-            return readable, not _conforms(entry.name, span), entry.name
+            return readable, not follows_layout(entry.name, span), entry.name
 
         for entry in sorted(series.iterdir(), key=order):
             if entry.name.startswith(".") or entry.name in (SERIES_META, LOCK_NAME):
@@ -172,25 +172,6 @@ def _check_series(
 
 def _hold_nothing(hints: dict) -> None:
     hints["covered"] = []
-
-
-def _record_derived(store: OHLCVStore, exchange: str, timeframe: str, symbol: str):
-    """Write down the coverage a series without one derives from its files (the first release
-    recorded none), while its folders still say which years it holds."""
-
-    def edit(hints: dict) -> None:
-        hints["covered"] = store._covered_from(hints, exchange, timeframe, symbol)
-
-    return edit
-
-
-def _conforms(name: str, span: int) -> bool:
-    """True for a partition folder of the layout's span (``years=2020-2029`` for a 10-year span)."""
-    years = parse_partition(name)
-    return years is not None and years == (
-        years[0] - years[0] % span,
-        years[0] - years[0] % span + span - 1,
-    )
 
 
 def _act(repair: bool, fix, done: str) -> str:
@@ -234,7 +215,7 @@ def _check_file(
         issues.append("timestamps unsorted or duplicated")
     span = partition_years(names[1])
     first_year = years[0]
-    if not _conforms(path.parent.name, span):
+    if not follows_layout(path.parent.name, span):
         issues.append(
             f"partition folder does not follow the {names[1]} layout ({span}-year partitions "
             f"such as {partition_name(2020, span)})"
