@@ -4,6 +4,12 @@ At decision bar ``t`` the allocator sees the simple returns of bars ``t-L+1 .. t
 closes of bars ``t-L .. t``) of the assets with a complete window there (the point-in-time
 universe); every other asset gets weight 0. No array row after ``t`` is read, by construction: the
 window is sliced from ``close[: t + 1]``.
+
+The user's limits are promises: the allocator solves under the limits of that universe
+(:func:`strategies.universe_limits`: per-asset bounds and groups restricted to it, and a budget
+below 1 with the rest in cash when its caps cannot fill the book), and every target is checked
+against them (:meth:`strategies.UniverseLimits.apply`); a breach stops the run with
+:class:`strategies.LimitError`, floors that need more than the book with ``ConstraintError``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from strategies import Allocation, Constraints
+from strategies import Allocation, Constraints, UniverseLimits, universe_limits
 from strategies.errors import ConstraintError, NoFreedomWarning
 
 log = logging.getLogger(__name__)
@@ -45,49 +51,6 @@ def window_validity(close: np.ndarray, lookback: int) -> np.ndarray:
     return out
 
 
-def _relaxed_constraints(constraints: Constraints, n: int) -> tuple[Constraints, float, str | None]:
-    """Bounds that a universe of ``n`` assets can satisfy, the investable share, and a note."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NoFreedomWarning)
-            constraints.bounds(n)
-        return constraints, 1.0, None
-    except ConstraintError:
-        pass
-    lo = (
-        np.broadcast_to(np.asarray(constraints.min_weight, dtype=float), (n,))
-        if np.ndim(constraints.min_weight) == 0
-        else None
-    )
-    hi_total = (
-        float(np.sum(np.broadcast_to(np.asarray(constraints.max_weight, dtype=float), (n,))))
-        if np.ndim(constraints.max_weight) == 0
-        else 1.0
-    )
-    if lo is not None and lo.sum() > 1:
-        return (
-            Constraints(0.0, constraints.max_weight),
-            1.0,
-            (
-                f"universe of {n} assets cannot hold min_weight={constraints.min_weight:g} each: floor dropped"
-            ),
-        )
-    if hi_total < 1:
-        return (
-            Constraints(0.0, 1.0),
-            hi_total,
-            (
-                f"universe of {n} assets at max_weight={constraints.max_weight:g} each: "
-                f"{1 - hi_total:.0%} held in cash"
-            ),
-        )
-    return (
-        Constraints(),
-        1.0,
-        "constraints infeasible for this universe: unconstrained weights used",
-    )
-
-
 @dataclass
 class SharedWork:
     """Work that walk-forwards over the same closes and lookback can share (parameter sweeps).
@@ -95,8 +58,9 @@ class SharedWork:
     ``windows`` maps a decision bar to the universe's returns window there; it depends only on the
     closes and the lookback, so one dict may serve every allocator and constraint set. ``allocations``
     maps a decision bar to ``(allocation or exception, previous weights it was computed with)`` and
-    ``relaxed`` a universe size to the bounds used for it; both are valid for one allocator and one
-    constraint set, and are reused across schedules and cost models.
+    ``limits`` a universe (its member indices as bytes) to its :class:`~strategies.UniverseLimits`;
+    both are valid for one allocator and one constraint set, and are reused across schedules and
+    cost models.
     An allocation that consulted the previous weights (the ``"previous"`` fallback, or an allocator
     with ``uses_previous = True``) is reused only for the same previous weights. Allocators must not
     modify the returns they are given (the allocator protocol already asks for pure functions).
@@ -104,7 +68,7 @@ class SharedWork:
 
     windows: dict[int, np.ndarray] = field(default_factory=dict)
     allocations: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)
-    relaxed: dict[int, tuple[Constraints, float, str | None]] = field(default_factory=dict)
+    limits: dict[bytes, UniverseLimits] = field(default_factory=dict)
 
 
 def _window_returns(
@@ -154,6 +118,27 @@ def _allocate(
     return outcome
 
 
+def _limits(
+    constraints: Constraints,
+    members: np.ndarray,
+    n_assets: int,
+    symbols: Sequence[str],
+    shared: SharedWork | None,
+) -> UniverseLimits:
+    """The limits of the universe ``members``, memoised by universe in ``shared``."""
+    key = members.tobytes()
+    if shared is not None and key in shared.limits:
+        return shared.limits[key]
+    try:
+        limits = universe_limits(constraints, members, n_assets, symbols)
+    except ConstraintError as exc:
+        names = ", ".join(symbols[int(j)] for j in members[:5]) + (", ..." if members.size > 5 else "")
+        raise ConstraintError(f"{exc} (universe {names})") from None
+    if shared is not None:
+        shared.limits[key] = limits
+    return limits
+
+
 def walk_forward(
     close: np.ndarray,
     decision_bars: np.ndarray,
@@ -199,38 +184,38 @@ def walk_forward(
             previous = weights[k]
             continue
         returns = _window_returns(close, int(t), lookback, members, shared)
-        if shared is None:
-            cons, investable, relax_note = _relaxed_constraints(constraints, members.size)
-        else:
-            if members.size not in shared.relaxed:
-                shared.relaxed[members.size] = _relaxed_constraints(constraints, members.size)
-            cons, investable, relax_note = shared.relaxed[members.size]
+        limits = _limits(constraints, members, n, symbols, shared)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoFreedomWarning)
                 allocation: Allocation = _allocate(
-                    allocator, returns, cons, previous[members], int(t), shared
+                    allocator,
+                    returns,
+                    limits.constraints,
+                    previous[members] / limits.budget,
+                    int(t),
+                    shared,
                 )
-            w = np.asarray(allocation.weights, dtype=np.float64) * investable
+            w = np.asarray(allocation.weights, dtype=np.float64)
             method, notes = allocation.method, tuple(allocation.notes)
             if k == bars.size - 1:
                 # what the reports need to draw the last decision (frontier, dendrogram)
                 out.last_extras = {
                     **allocation.extras,
                     "labels": [symbols[int(j)] for j in members],
-                    "weights": np.asarray(allocation.weights, dtype=np.float64),
+                    "weights": w * limits.budget,
                     "decision_time_bar": int(t),
                 }
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
-            w = previous[members]
+            w = previous[members] / limits.budget
             method, notes = "previous", (f"allocator error: {exc}; previous weights kept",)
-        if not np.all(np.isfinite(w)) or w.sum() > 1 + 1e-9 or (w < -1e-12).any():
-            w, method = previous[members], "previous"
-            notes = (*notes, "allocator returned invalid weights; previous weights kept")
-        weights[k, members] = np.clip(w, 0.0, None)
-        if relax_note:
-            notes = (relax_note, *notes)
+        if not np.all(np.isfinite(w)):
+            w, method = previous[members] / limits.budget, "previous"
+            notes = (*notes, "allocator returned non-finite weights; previous weights kept")
+        where = f"at decision bar {int(t)} ({getattr(allocator, 'name', 'allocator')}, {method}): "
+        weights[k, members] = limits.apply(w, [symbols[int(j)] for j in members], where)
+        notes = (*limits.notes, *notes)
         out.methods.append(method)
         out.notes.append(notes)
         previous = weights[k]

@@ -12,9 +12,16 @@ from strategies.base import (
     validate_returns,
 )
 from strategies.baselines import EqualWeight, InverseVolatility
-from strategies.errors import ConstraintError, InputError, NoFreedomWarning, SolverError
+from strategies.errors import (
+    ConstraintError,
+    InputError,
+    LimitError,
+    NoFreedomWarning,
+    SolverError,
+)
 from strategies.frontier import efficient_frontier, frontier_from_moments
 from strategies.hrp import HRPStrategy, hrp_weights
+from strategies.limits import UniverseLimits, universe_limits
 from strategies.mpt import MPTStrategy
 from strategies.registry import STRATEGIES, build_strategy
 from strategies.risk_parity import RiskParity
@@ -30,14 +37,17 @@ __all__ = [
     "HRPStrategy",
     "InputError",
     "InverseVolatility",
+    "LimitError",
     "MPTStrategy",
     "NoFreedomWarning",
     "RiskParity",
     "SolverError",
+    "UniverseLimits",
     "build_strategy",
     "efficient_frontier",
     "frontier_from_moments",
     "hrp_weights",
     "project_to_bounds",
+    "universe_limits",
     "validate_returns",
 ]

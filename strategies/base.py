@@ -83,17 +83,7 @@ class Constraints:
                 return np.full(n_assets, lo_s), np.full(
                     n_assets, hi_s
                 )  # fast path: valid, with freedom
-        lo = _broadcast(self.min_weight, n_assets, "min_weight")
-        hi = _broadcast(self.max_weight, n_assets, "max_weight")
-        if np.any(lo < 0) or np.any(hi > 1 + _TOL):
-            raise ConstraintError(
-                f"weights are long-only and at most 1: `min_weight` must be >= 0 and `max_weight` <= 1; "
-                f"got min_weight={self.min_weight}, max_weight={self.max_weight}"
-            )
-        if np.any(lo > hi + _TOL):
-            raise ConstraintError(
-                f"`min_weight` must be <= `max_weight`; got min_weight={self.min_weight} > max_weight={self.max_weight}"
-            )
+        lo, hi = self.per_asset(n_assets)
         if lo.sum() > 1 + 1e-9:
             raise ConstraintError(
                 f"`min_weight` = {_fmt(self.min_weight)} with {n_assets} assets needs {lo.sum():.4g} > 100% of "
@@ -110,6 +100,30 @@ class Constraints:
                 f"max_weight={_fmt(self.max_weight)}, {n_assets} assets): the optimiser has no freedom",
                 NoFreedomWarning,
                 stacklevel=3,
+            )
+        return lo, hi
+
+    def per_asset(self, n_assets: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-asset ``(lower, upper)`` arrays, checked to lie in [0, 1] with lower <= upper.
+
+        Unlike :meth:`bounds`, the totals are not checked: a universe whose caps cannot fill the
+        book is :func:`strategies.limits.universe_limits`' business.
+        """
+        lo = broadcast_bound(self.min_weight, n_assets, "min_weight")
+        hi = broadcast_bound(self.max_weight, n_assets, "max_weight")
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ConstraintError(
+                f"`min_weight` and `max_weight` must be finite numbers; "
+                f"got min_weight={self.min_weight}, max_weight={self.max_weight}"
+            )
+        if np.any(lo < 0) or np.any(hi > 1 + _TOL):
+            raise ConstraintError(
+                f"weights are long-only and at most 1: `min_weight` must be >= 0 and `max_weight` <= 1; "
+                f"got min_weight={self.min_weight}, max_weight={self.max_weight}"
+            )
+        if np.any(lo > hi + _TOL):
+            raise ConstraintError(
+                f"`min_weight` must be <= `max_weight`; got min_weight={self.min_weight} > max_weight={self.max_weight}"
             )
         return lo, hi
 
@@ -152,7 +166,8 @@ class Constraints:
         return np.vstack(rows), np.asarray(rhs)
 
 
-def _broadcast(value: float | Sequence[float], n_assets: int, name: str) -> np.ndarray:
+def broadcast_bound(value: float | Sequence[float], n_assets: int, name: str) -> np.ndarray:
+    """``value`` (a float or a length-``n_assets`` sequence) as a float64 array of shape ``(n_assets,)``."""
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim == 0:
         return np.full(n_assets, float(arr))

@@ -17,3 +17,7 @@ class NoFreedomWarning(UserWarning):
 
 class SolverError(ArithmeticError):
     """The quadratic-programming solver could not solve a problem (infeasible, not PD, iteration limit)."""
+
+
+class LimitError(RuntimeError):
+    """Target weights would break a limit the user set (a bound, a group cap): the run stops."""
