@@ -153,42 +153,24 @@ def import_csv(
         typer.Argument(help="Long CSV (symbol,timestamp_ms,open,high,low,close,volume), .gz ok."),
     ],
     exchange: ExchangeOpt,
-    timeframe: TimeframeOpt,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe", "-t", help="ccxt timeframe, e.g. 1h (default: inferred from the rows)."
+        ),
+    ] = None,
     symbols: Annotated[
         str | None, typer.Option("--symbols", "-s", help="Only these symbols (comma-separated).")
     ] = None,
     root: RootOpt = None,
 ) -> None:
-    """Write a long CSV dump into the store (merging with what is there)."""
-    from datasets.csvimport import infer_timeframe, read_long_csv, resolve_csv_path
-    from datasets.errors import DataError
-    from datasets.store_format import FIELDS
+    """Write a long CSV dump into the store (merging with what is there; rows in any order)."""
+    from datasets.csvimport import import_csv
 
-    path = resolve_csv_path(file)
-    frame = read_long_csv(path, _symbols(symbols))
-    missing = [c for c in FIELDS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path.name} lacks column(s) {missing}; the store needs OHLCV candles "
-            "(close-only files can be loaded with datasets.load_csv instead)"
-        )
-    if frame.empty:
-        raise DataError(f"no rows in {path.name}" + (f" for symbols {symbols}" if symbols else ""))
-    found = infer_timeframe(frame)
-    if found != timeframe:
-        raise DataError(
-            f"{path.name} holds {found} candles but `--timeframe` is {timeframe}; pass --timeframe {found}"
-        )
-    store = _store(root)
-    total = files = 0
-    for symbol, rows in frame.groupby("symbol", sort=True):
-        files += store.write(exchange, timeframe, str(symbol), rows, source=f"csv:{path.name}")
-        total += len(rows)
-    n_symbols = frame["symbol"].nunique()
-    _console().print(
-        f"imported {total} {timeframe} candles of {n_symbols} symbols from {path.name} into "
-        f"{store.root / f'exchange={exchange}' / f'timeframe={timeframe}'} ({files} partition files written)"
-    )
+    report = import_csv(file, _store(root), exchange, timeframe, _symbols(symbols))
+    console = _console()
+    for line in report.lines():
+        console.print(line, soft_wrap=True)
 
 
 @data_app.command("list")
@@ -236,14 +218,23 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    """Check every file of the store; exit 2 when problems remain (run again with --repair)."""
+    """Check every file of the store; exit 2 when problems remain (run again with --repair), 1 when
+    the store does not exist or holds no series."""
     from datasets.errors import StoreCorruptError
 
     store = _store(root)
+    fill = "`backtest data fetch` or `backtest data import`"
+    if not store.root.is_dir():
+        what = "is a file, not a folder" if store.root.exists() else "does not exist"
+        _fail(
+            f"the store {store.root} {what}; pass `--root` with a store folder, or fill one with {fill}"
+        )
     problems = store.verify(repair=repair)
     console = _console()
     for row in problems.itertuples(index=False):
         console.print(f"{row.path}: {row.problem} -> {row.action}", soft_wrap=True)
+    if problems.empty and store.list().empty:
+        _fail(f"the store {store.root} holds no series; fill it with {fill}")
     if problems.empty:
         console.print(f"store {store.root}: all files readable and consistent")
     elif not repair:
@@ -254,6 +245,12 @@ def verify(
         )
     else:
         console.print(f"repaired the store {store.root} ({len(problems)} finding(s) above)")
+
+
+def _fail(message: str) -> None:
+    """One ``error:`` line on stderr and exit code 1 (a failed check, not bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 @data_app.command("gaps")

@@ -179,6 +179,7 @@ def test_corrupt_parquet_is_named_with_the_repair_command(tmp_path, capsys):
     from tests.datasets.candles import DAY, candles
 
     store.write("binance", "1d", "BTC/USDT", candles("2021-01-01", 400, step_ms=DAY))
+    store.write("binance", "1d", "ETH/USDT", candles("2021-01-01", 40, step_ms=DAY))  # stays
     bad = store.series_dir("binance", "1d", "BTC/USDT") / "years=2020-2029" / FILE_NAME
     bad.write_bytes(b"garbage")
     code, _, err = _run(capsys, "data", "verify", "--root", str(store.root))
@@ -200,7 +201,7 @@ def test_corrupt_parquet_is_named_with_the_repair_command(tmp_path, capsys):
     assert _run(capsys, "data", "verify", "--root", str(store.root))[0] == 0
 
 
-def test_import_checks_the_timeframe(daily_csv, tmp_path, capsys):
+def test_import_checks_the_timeframe_it_is_given(daily_csv, tmp_path, capsys):
     code, _, err = _run(
         capsys,
         "data",
@@ -209,14 +210,15 @@ def test_import_checks_the_timeframe(daily_csv, tmp_path, capsys):
         "-e",
         "binance",
         "-t",
-        "1h",
+        "1w",
         "--root",
         str(tmp_path),
     )
-    assert code == 2
-    assert (
-        err.strip()
-        == "error: binance_spot_usdt_1d.csv.gz holds 1d candles but `--timeframe` is 1h; pass --timeframe 1d"
+    assert code == 2 and list(tmp_path.iterdir()) == []
+    assert err.strip() == (
+        "error: binance_spot_usdt_1d.csv.gz: column 'timestamp_ms', row 3: 1602806400000 "
+        "(2020-10-16 00:00) is not on the 1w grid of the earliest candle (2017-08-17 00:00); "
+        "check `--timeframe`"
     )
 
 
@@ -231,12 +233,11 @@ def test_import_a_subset_and_list_an_empty_store(daily_csv, tmp_path, capsys):
         str(daily_csv),
         "-e",
         "binance",
-        "-t",
-        "1d",
         "-s",
         "BTC/USDT,AAVE/USDT",
         "--root",
         str(tmp_path / "s"),
     )
-    assert code == 0 and "imported 2789 1d candles of 2 symbols" in out
+    assert code == 0
+    assert "imported 2789 1d candles (timeframe inferred from the rows) of 2 symbols" in out
     assert OHLCVStore(tmp_path / "s").symbols("binance", "1d") == ["AAVE/USDT", "BTC/USDT"]
