@@ -33,6 +33,7 @@ from backtest.errors import LiveError
 from backtest.live_orders import place_orders
 from backtest.live_results import AnalysisResult, OrderReport, RebalancePlan, Trade
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
+from strategies import Constraints, UniverseLimits, universe_limits
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,11 @@ class PortfolioAnalyzer:
         Parameters
         ----------
         constraints : Constraints or dict, optional
-            E.g. ``{"min_weight": 0.05, "max_weight": 0.40}`` (infeasible bounds raise).
+            E.g. ``{"min_weight": 0.05, "max_weight": 0.40}``, over the whole book (cash reserve
+            included); per-asset bounds and group members index ``universe``. They hold for the
+            assets with a full lookback window: when their caps cannot fill the book the rest is
+            held in cash (noted); floors that need more than the invested share raise
+            ``ConstraintError``.
 
         Returns
         -------
@@ -288,24 +293,30 @@ class PortfolioAnalyzer:
         market = await self.load_history(universe)
         strategy = align_strategy(self.strategy, market)
         returns, assets, excluded, window = self._window(market, universe)
+        invest = 1.0 - self.settings.cash_reserve
+        members = np.array([universe.index(a) for a in assets])
+        limits = universe_limits(
+            Constraints.coerce(constraints), members, len(universe), universe, invest=invest
+        )
         previous = np.array([current.get(a, 0.0) for a in assets])
         alloc = strategy.allocate_detailed(
-            returns,
-            constraints,
-            previous / previous.sum() if previous.sum() > 0 else None,
-            symbols=assets,
+            returns, limits.constraints, previous / limits.budget, symbols=assets
         )
         mu, cov = _moments(alloc.extras, returns, market.periods_per_year)
-        invested = 1.0 - self.settings.cash_reserve
-        w = np.asarray(alloc.weights, dtype=np.float64)
-        ret, vol = invested * float(w @ mu), invested * math.sqrt(max(float(w @ cov @ w), 0.0))
+        name = getattr(strategy, "name", type(strategy).__name__)
+        w = limits.apply(alloc.weights, assets, f"live target ({name}, {alloc.method}): ")
+        ret, vol = float(w @ mu), math.sqrt(max(float(w @ cov @ w), 0.0))
         rf = float(getattr(strategy, "risk_free_rate", 0.0))
         weights = {a: 0.0 for a in universe}
-        weights.update({a: invested * float(x) for a, x in zip(assets, w, strict=True)})
-        weights[self.quote] = self.settings.cash_reserve
-        notes = (*alloc.notes, *(f"{a} excluded: {r}" for a, r in excluded.items()))
+        weights.update({a: float(x) for a, x in zip(assets, w, strict=True)})
+        weights[self.quote] = self.settings.cash_reserve + (invest - limits.budget)
+        notes = (
+            *limits.notes,
+            *alloc.notes,
+            *(f"{a} excluded: {r}" for a, r in excluded.items()),
+        )
         diagnostics = {
-            "strategy": getattr(strategy, "name", type(strategy).__name__),
+            "strategy": name,
             "method": alloc.method,
             "notes": notes,
             "universe": list(universe),
@@ -328,7 +339,7 @@ class PortfolioAnalyzer:
             method=alloc.method,
             notes=notes,
             diagnostics=diagnostics,
-            frontier=self._frontier(strategy, mu, cov, constraints, rf, assets),
+            frontier=self._frontier(strategy, mu, cov, limits, rf, assets),
             current_weights=current,
             extras=dict(alloc.extras),
         )
@@ -365,7 +376,7 @@ class PortfolioAnalyzer:
         strategy: Any,
         mu: np.ndarray,
         cov: np.ndarray,
-        constraints: Any,
+        limits: UniverseLimits,
         rf: float,
         assets: list[str],
     ) -> Any:
@@ -375,8 +386,17 @@ class PortfolioAnalyzer:
         if not isinstance(strategy, MPTStrategy) or len(assets) < 2:
             return None
         try:
+            restricted = Constraints(
+                limits.lo.tolist(), limits.hi.tolist(), limits.groups, limits.A, limits.b
+            )
             return frontier_from_moments(
-                mu, cov, self.settings.frontier_points, constraints, rf, assets
+                mu,
+                cov,
+                self.settings.frontier_points,
+                restricted,
+                rf,
+                assets,
+                invest=1.0 - self.settings.cash_reserve,
             )
         except ValueError as exc:
             log.warning("no efficient frontier: %s", exc)

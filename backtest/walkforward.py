@@ -132,7 +132,9 @@ def _limits(
     try:
         limits = universe_limits(constraints, members, n_assets, symbols)
     except ConstraintError as exc:
-        names = ", ".join(symbols[int(j)] for j in members[:5]) + (", ..." if members.size > 5 else "")
+        names = ", ".join(symbols[int(j)] for j in members[:5]) + (
+            ", ..." if members.size > 5 else ""
+        )
         raise ConstraintError(f"{exc} (universe {names})") from None
     if shared is not None:
         shared.limits[key] = limits

@@ -7,6 +7,7 @@ pandas is imported inside the functions (reports only; ``import strategies`` sta
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from strategies import estimators as est
 from strategies.base import Constraints, validate_returns
+from strategies.errors import NoFreedomWarning
+from strategies.limits import universe_limits
 from strategies.portfolio_qp import frontier_points
 
 
@@ -24,6 +27,8 @@ def frontier_from_moments(
     constraints: Constraints | Mapping[str, Any] | None = None,
     risk_free_rate: float = 0.02,
     symbols: Sequence[str] | None = None,
+    *,
+    invest: float = 1.0,
 ) -> Any:
     """Efficient portfolios for annualised moments.
 
@@ -41,6 +46,10 @@ def frontier_from_moments(
         Annual rate for the Sharpe column.
     symbols : sequence of str, optional
         Names of the weight columns (default ``asset_0 ...``).
+    invest : float, default 1
+        Largest share of the book in the assets (``1 - cash_reserve``). When it or the limits keep
+        part of the book in cash (see :func:`strategies.limits.universe_limits`), every point holds
+        that budget under the real limits and the rest in cash.
 
     Returns
     -------
@@ -66,11 +75,16 @@ def frontier_from_moments(
     n = mu.shape[0]
     if cov.shape != (n, n):
         raise ValueError(f"`cov` must have shape ({n}, {n}) to match `mu`; got {cov.shape}")
-    cons = Constraints.coerce(constraints)
-    lo, hi = cons.bounds(n)
-    G, h = cons.linear(n)
-    weights = frontier_points(mu, cov, int(n_points), lo, hi, G, h, 10 * (n + len(h)) + 50)
-    weights = weights[np.isfinite(weights).all(axis=1)]
+    limits = universe_limits(
+        Constraints.coerce(constraints), np.arange(n), n, symbols, invest=invest
+    )
+    with warnings.catch_warnings():
+        if limits.notes:  # the note already says every asset sits at its cap
+            warnings.simplefilter("ignore", NoFreedomWarning)
+        lo, hi = limits.constraints.bounds(n)
+    G, h = limits.constraints.linear(n)
+    scaled = frontier_points(mu, cov, int(n_points), lo, hi, G, h, 10 * (n + len(h)) + 50)
+    weights = np.array([limits.apply(v) for v in scaled if np.isfinite(v).all()]).reshape(-1, n)
     ret = weights @ mu
     vol = np.sqrt(np.maximum(np.einsum("ki,ij,kj->k", weights, cov, weights), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):

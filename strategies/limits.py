@@ -112,7 +112,11 @@ class UniverseLimits:
 
 
 def universe_limits(
-    constraints: Constraints, members: np.ndarray, n_assets: int, symbols: Any = None
+    constraints: Constraints,
+    members: np.ndarray,
+    n_assets: int,
+    symbols: Any = None,
+    invest: float = 1.0,
 ) -> UniverseLimits:
     """The limits of the universe ``members`` (indices into ``n_assets`` configured assets).
 
@@ -124,6 +128,9 @@ def universe_limits(
         The universe at this decision, in increasing order.
     symbols : sequence of str, optional
         Names of all ``n_assets``, for notes and errors.
+    invest : float, default 1
+        Share of the book the universe may hold at most (``1 - cash_reserve`` live): the budget is
+        ``min(invest, largest share the limits allow)`` and the limits apply to the whole book.
 
     Examples
     --------
@@ -141,21 +148,23 @@ def universe_limits(
     sub = Constraints(lo, hi, groups, A, b)
     G, h = sub.linear(members.size)
     n = members.size
-    if lo.sum() > 1 + TOLERANCE:
+    book = "100% of the book" if invest >= 1 else f"the {_percent(invest)} of the book invested"
+    if lo.sum() > invest + TOLERANCE:
         raise ConstraintError(
-            f"`min_weight` needs {lo.sum():.4g} > 100% of the book for a universe of {n} assets; "
-            f"`min_weight` must be <= 1/{n} = {1 / n:.4g}"
+            f"`min_weight` needs {lo.sum():.4g} > {book} for a universe of {n} assets; "
+            f"`min_weight` must be <= {invest:g}/{n} = {invest / n:.4g}"
         )
     low, high = _share_range(lo, hi, G, h)
-    if low > 1 + TOLERANCE:
+    if low > invest + TOLERANCE:
         raise ConstraintError(
-            f"the group minima need {low:.4g} > 100% of the book for a universe of {n} assets; "
+            f"the group minima need {low:.4g} > {book} for a universe of {n} assets; "
             "lower the group `min` totals"
         )
-    budget = min(1.0, high)
+    budget = min(invest, high)
     notes = list(skipped)
-    if budget < 1 - TOLERANCE:
+    if budget < invest - TOLERANCE:
         notes.append(_cash_note(constraints, n, budget))
+    if budget < 1 - TOLERANCE:
         sub = _scaled(lo, hi, groups, A, b, budget)
     else:
         budget = 1.0

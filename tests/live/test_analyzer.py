@@ -351,6 +351,29 @@ def test_a_symbol_without_a_market_is_a_clear_error(funded):
     assert {t.asset for t in plan} == {"LTC", "ETH", "BTC"}
 
 
+def test_caps_that_cannot_fill_the_book_hold_with_the_rest_in_cash(live_binance, keys, live_store):
+    """Two assets at max_weight 0.4 (the cash reserve counted in the book): each at its cap, 20%
+    cash, said in the notes; the frontier holds the same budget."""
+    two = PortfolioAnalyzer(
+        BinanceConnector(),
+        universe=["BTC", "ETH"],
+        store=live_store,
+        settings={"cash_reserve": 0.1},
+    )
+    result = run(_analysis(two, {"min_weight": 0.05, "max_weight": 0.40}))
+    assert result.weights["BTC"] == pytest.approx(0.4, abs=1e-12)
+    assert result.weights["ETH"] == pytest.approx(0.4, abs=1e-12)
+    assert max(result.weights["BTC"], result.weights["ETH"]) <= 0.4
+    assert result.weights["USDT"] == pytest.approx(0.2, abs=1e-12)
+    assert (
+        "universe of 2 assets at max_weight=0.4 each: every asset at its cap, 20% held in cash"
+        in (result.notes)
+    )
+    if result.frontier is not None:
+        held = result.frontier[["BTC", "ETH"]].to_numpy()
+        assert held.max() <= 0.4 and held.sum(axis=1) == pytest.approx(0.8)
+
+
 def test_bad_analysis_inputs(live_binance, keys, live_store, exchange_fixtures):
     with pytest.raises(LiveError, match="`lookback_days` must be > 0"):
         PortfolioAnalyzer(BinanceConnector(), lookback_days=0)
@@ -366,9 +389,9 @@ def test_bad_analysis_inputs(live_binance, keys, live_store, exchange_fixtures):
         )
     two = PortfolioAnalyzer(BinanceConnector(), universe=["BTC", "ETH"], store=live_store)
     with pytest.raises(
-        ConstraintError, match=r"`max_weight` = 0\.4 with 2 assets leaves 20% unallocatable"
+        ConstraintError, match=r"`min_weight` needs 1\.2 > 100% of the book for a universe of 2"
     ):
-        run(_analysis(two, {"min_weight": 0.05, "max_weight": 0.40}))
+        run(_analysis(two, {"min_weight": 0.6}))
     _with_balances(
         live_binance, exchange_fixtures, {"LTC": "0.00000000", "ETH": "0.00000000", "USDT": "10.0"}
     )

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest import run_backtest
-from datasets import synthetic_market
 from backtest.walkforward import window_validity
+from datasets import synthetic_market
 from strategies import STRATEGIES, ConstraintError, Constraints, build_strategy
 
 N_BARS = 160
