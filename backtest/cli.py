@@ -7,7 +7,9 @@ config or input. ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 import sys
 from typing import Annotated
 
@@ -93,11 +95,38 @@ def _report(exc: Exception) -> int:
         for loc, msg in exc.errors:
             typer.echo(f"error: {loc}: {msg}" if loc else f"error: {msg}", err=True)
     else:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        typer.echo(f"error: {message}", err=True)
-    if code == 1:
+        typer.echo(f"error: {describe_error(exc)}", err=True)
+    if code == 1 and not isinstance(exc, OSError):  # an OS or network error says all there is
         typer.echo("(run with --debug for the traceback)", err=True)
     return code
+
+
+_OS_HINTS = {
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EISDIR: "a folder is in the way: move it or choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOENT: "check the path",
+    errno.ENOSPC: "free some disk space or choose another path",
+    errno.EROFS: "choose a writable path",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """The first line of an error as a plain sentence, never with the OS's ``[Errno N]`` prefix.
+
+    An OS error becomes "cannot access PATH: cause; how to fix"
+    (``PermissionError(13, "Permission denied", "out/x")`` ->
+    "cannot access out/x: permission denied; check its permissions or choose another path").
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+        cause = exc.strerror[:1].lower() + exc.strerror[1:]
+        text = f"cannot access {' -> '.join(paths)}: {cause}" if paths else cause
+        hint = _OS_HINTS.get(exc.errno or 0)
+        return f"{text}; {hint}" if hint else text
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return re.sub(r"\[Errno -?\d+\]\s*", "", first)  # an OS error's text inside another message
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row
+from common import median_time, row, shared_file
 
-from datasets import load_csv, shared_data_dir
+from datasets import load_csv
 from strategies import Constraints, HRPStrategy, MPTStrategy
 
 N_OBS = 90
@@ -41,10 +41,7 @@ MAX_WEIGHT = {20: 0.2, 50: 0.1, 100: 0.05}
 
 def _returns() -> dict[int, pd.DataFrame]:
     """Returns windows keyed by the number of assets."""
-    folder = shared_data_dir()
-    if folder is None or not (folder / "binance_spot_usdt_1d.csv.gz").exists():
-        raise SystemExit("needs ../shared/data/binance_spot_usdt_1d.csv.gz")
-    close = load_csv(folder / "binance_spot_usdt_1d.csv.gz", start="2021-09-01").close
+    close = load_csv(shared_file("binance_spot_usdt_1d.csv.gz"), start="2021-09-01").close
     returns = close.pct_change().iloc[1:]
     last = returns.iloc[-N_OBS:].dropna(axis=1)
     long = returns.iloc[-LONG_OBS:].dropna(axis=1)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row
+from common import median_time, row, shared_file
 from peers import peer_walk_forward, pypfopt_hrp, skfolio_hrp
 
 from backtest import (
@@ -29,7 +29,7 @@ from backtest import (
 from backtest.costs import RiskControls
 from backtest.schedule import Schedule
 from backtest.simulate import check_targets, prepare_market, simulate
-from datasets import load_csv, shared_data_dir
+from datasets import load_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 HOURLY_20 = [
@@ -57,15 +57,8 @@ HOURLY_20 = [
 DAILY_20 = [*HOURLY_20[:18], "ZEC/USDT", "THETA/USDT"]
 
 
-def _shared(name: str) -> Path:
-    folder = shared_data_dir()
-    if folder is None or not (folder / name).exists():
-        raise SystemExit(f"needs ../shared/data/{name}")
-    return folder / name
-
-
 def kernel_job() -> list[dict]:
-    market = load_csv(_shared("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
+    market = load_csv(shared_file("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
     market = market.between(market.index[-35_000], None)
     close = market.values("close")
     n_bars, n = close.shape
@@ -201,7 +194,7 @@ def kernel_job() -> list[dict]:
 def walk_forward_jobs() -> list[dict]:
     from strategies import HRPStrategy, MPTStrategy
 
-    market = load_csv(_shared("binance_spot_usdt_1d.csv.gz"), symbols=DAILY_20)
+    market = load_csv(shared_file("binance_spot_usdt_1d.csv.gz"), symbols=DAILY_20)
     costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
     out = []
 

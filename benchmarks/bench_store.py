@@ -20,19 +20,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row
+from common import median_time, row, shared_file
 
-from datasets import MarketData, OHLCVStore, shared_data_dir
+from datasets import MarketData, OHLCVStore
 from datasets.csvimport import read_long_csv
 
 FILE = "binance_spot_usdt_1h.csv.gz"
-
-
-def _csv() -> Path:
-    folder = shared_data_dir()
-    if folder is None or not (folder / FILE).exists():
-        raise SystemExit(f"needs ../shared/data/{FILE}")
-    return folder / FILE
 
 
 def _import(store: OHLCVStore, path: Path) -> None:
@@ -42,7 +35,7 @@ def _import(store: OHLCVStore, path: Path) -> None:
 
 
 def main() -> list[dict]:
-    path = _csv()
+    path = shared_file(FILE)
     with tempfile.TemporaryDirectory() as tmp:
         store = OHLCVStore(Path(tmp) / "store")
         _import(store, path)

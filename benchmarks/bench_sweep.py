@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row
+from common import median_time, row, shared_file
 from peers import PEERS, peer_walk_forward, pypfopt_max_sharpe
 
 from backtest.schedule import Schedule
 from backtest.sweep import run_sweep
-from datasets import load_csv, shared_data_dir
+from datasets import load_csv
 
 LOOKBACKS = [30, 60, 90, 180, 365]
 FREQUENCIES = ["1W", "2W", "1M", "1Q"]
@@ -35,10 +35,7 @@ FEE, SLIPPAGE, CASH = 0.001, 0.0005, 100_000.0
 
 
 def _daily_csv() -> Path:
-    folder = shared_data_dir()
-    if folder is None or not (folder / "binance_spot_usdt_1d.csv.gz").exists():
-        raise SystemExit("needs ../shared/data/binance_spot_usdt_1d.csv.gz")
-    return folder / "binance_spot_usdt_1d.csv.gz"
+    return shared_file("binance_spot_usdt_1d.csv.gz")
 
 
 def longest_pairs(n: int = 20) -> list[str]:

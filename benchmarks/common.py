@@ -1,11 +1,27 @@
-"""Shared helpers for the benchmark scripts: timing (warm-up, median of repeats) and table rows."""
+"""Shared helpers for the benchmark scripts: the data files, timing (warm-up, median of repeats)
+and table rows."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from datasets import shared_data_dir
+
+
+def shared_file(name: str) -> Path:
+    """``name`` in the shared data folder (``$ALPHAPULSE_SHARED_DATA`` or ``../shared/data``, the
+    rule the tests use), or exit saying where it was looked for."""
+    folder = shared_data_dir()
+    if folder is None or not (folder / name).exists():
+        raise SystemExit(
+            f"needs the shared data file {name} in {folder or '../shared/data'}: "
+            "set ALPHAPULSE_SHARED_DATA to the folder that holds it"
+        )
+    return folder / name
 
 
 def median_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> float:

@@ -35,7 +35,15 @@ from datasets.errors import (
     MissingCredentialsError,
     ReadOnlyError,
 )
-from datasets.exchange import KEY_ENV, SECRET_ENV, check_exchange_id, check_symbol, make_exchange
+from datasets.exchange import (
+    KEY_ENV,
+    SECRET_ENV,
+    check_exchange_id,
+    check_symbol,
+    make_exchange,
+    network_down,
+    network_error,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -305,9 +313,14 @@ class ExchangeConnector:
                 "and its IP whitelist"
             )
         except ccxt.NetworkError as exc:
-            error = ExchangeUnavailableError(
-                f"{self.exchange_id} {what} failed: {type(exc).__name__}: {self.redact(str(exc))[:300]} "
-                "(network or exchange outage; try again later)"
+            detail = self.redact(str(exc))[:300]
+            error = (
+                network_error(f"{self.exchange_id} {what}", exc, detail)
+                if network_down(exc)
+                else ExchangeUnavailableError(
+                    f"{self.exchange_id} {what} failed: {type(exc).__name__}: {detail} "
+                    "(exchange outage or rate limit; try again later)"
+                )
             )
         except ccxt.BaseError as exc:
             error = ExchangeError(

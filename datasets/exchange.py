@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from datasets.errors import ExchangeError
+from datasets.errors import ExchangeError, ExchangeUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -167,4 +167,35 @@ def check_timeframe(exchange: Any, timeframe: str) -> str:
     raise ExchangeError(
         f"`timeframe` {timeframe!r} is not offered by {exchange.id}; "
         f"choose one of {', '.join(offered)}"
+    )
+
+
+def network_down(exc: BaseException) -> bool:
+    """True when a ccxt error means the request never got an answer (no network, DNS, proxy,
+    timeout), so retrying soon is pointless.
+
+    ccxt raises ``NetworkError`` / ``RequestTimeout`` from the HTTP layer; its async flavour raises
+    ``ExchangeNotAvailable`` *from* the socket's ``OSError``. An ``ExchangeNotAvailable`` raised
+    for an HTTP 5xx answer (no such cause), rate limits (``RateLimitExceeded``, ``DDoSProtection``)
+    and the other ``NetworkError`` subclasses are worth a retry: they return False.
+    """
+    import ccxt
+
+    return isinstance(exc, ccxt.NetworkError) and (
+        type(exc) in (ccxt.NetworkError, ccxt.RequestTimeout) or isinstance(exc.__cause__, OSError)
+    )
+
+
+def network_error(
+    who: str, exc: BaseException, detail: str | None = None
+) -> ExchangeUnavailableError:
+    """The one-line error for a ccxt error for which :func:`network_down` holds.
+
+    ``who`` names the exchange (``"binance"``, ``"binance load_markets"``); ``detail`` replaces
+    the ccxt message (e.g. with keys masked).
+    """
+    text = str(exc) if detail is None else detail
+    return ExchangeUnavailableError(
+        f"{who}: network unreachable (ccxt {type(exc).__name__}: {text}); "
+        "check your connection or proxy"
     )

@@ -7,8 +7,10 @@ The loop uses ccxt's synchronous API (one request at a time; ``enableRateLimit``
    second fetch resumes one bar after the last page written and requests only new candles, also
    inside a range an earlier fetch was stopped in;
 3. page through each range with ``since`` = last open time + one bar and the exchange's page limit;
-4. retry ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``, ``RateLimitExceeded``,
-   ``DDoSProtection``) with exponential backoff, resuming at the page that failed;
+4. retry rate limits (``RateLimitExceeded``, ``DDoSProtection``) and exchange outages
+   (``ExchangeNotAvailable``: HTTP 5xx, maintenance) with exponential backoff, resuming at the page
+   that failed; a request that got no answer (no network, DNS, proxy, timeout) stops at once with
+   one line naming the network (:func:`datasets.exchange.network_down`);
 5. drop the still-open candle (open time + timeframe > exchange clock), de-duplicate, sort, count
    invalid candles (kept in the store, reported, and kept out of panels by the loader);
 6. flush to the store every ``flush_rows`` candles and when stopping for any reason (error,
@@ -27,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from datasets.errors import DataError, ExchangeError
-from datasets.exchange import check_symbol, check_timeframe, make_exchange
+from datasets.exchange import (
+    check_symbol,
+    check_timeframe,
+    make_exchange,
+    network_down,
+    network_error,
+)
 from datasets.panel import MarketData
 from datasets.store import OHLCVStore
 from datasets.store_format import FIELDS, dedupe, fmt_ms, to_utc_ms
@@ -112,10 +120,12 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> Any:
-    """Run ``call``; on a ccxt ``NetworkError`` (timeouts, exchange unavailable, rate limits) wait
+    """Run ``call``; on a rate limit or an exchange outage (ccxt ``NetworkError`` subclasses) wait
     ``backoff_s * 2**attempt`` seconds (at most ``max_backoff_s``) and try again, ``max_retries`` times.
 
-    Other ccxt errors (bad symbol, authentication, ...) are not retried: they become `ExchangeError`.
+    Without an answer at all (no network, DNS, proxy, timeout: :func:`~datasets.exchange.network_down`)
+    it raises `ExchangeUnavailableError` at once, naming ``what`` and the network. Other ccxt errors
+    (bad symbol, authentication, ...) are not retried: they become `ExchangeError`.
     """
     import ccxt
 
@@ -123,6 +133,8 @@ def call_with_retries(
         try:
             return call()
         except ccxt.NetworkError as exc:
+            if network_down(exc):
+                raise network_error(what, exc) from exc
             if attempt == max_retries:
                 log.error("%s failed after %d retries: %s", what, max_retries, exc)
                 raise

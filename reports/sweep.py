@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["read_dsr", "read_pbo", "read_walk_forward", "write_sweep_report"]
+__all__ = ["percent", "read_dsr", "read_pbo", "read_walk_forward", "write_sweep_report"]
+
+DSR_BAR = 0.95  # the usual significance bar of the Deflated Sharpe Ratio
+PBO_LOW, COIN_FLIP = 0.1, 0.5
 
 _TEMPLATE = """{% extends "_base.html.j2" %}
 {% block content %}
@@ -84,25 +87,53 @@ def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
     return pattern.format(value)
 
 
+def percent(value: float, bars: Sequence[float] = (), decimals: int = 0) -> str:
+    """``value`` as a percentage with the fewest decimals (at least ``decimals``) at which the
+    printed number is on the same side of every threshold in ``bars`` as ``value`` itself.
+
+    Every overfitting verdict formats its numbers here, so the number agrees with the verdict:
+
+    >>> percent(0.9476, [0.95]), percent(0.95, [0.95]), percent(0.9504, [0.95]), percent(0.7, [0.95])
+    ('94.8%', '95%', '95%', '70%')
+    """
+    return f"{100 * value:.{_places(value, bars, decimals)}f}%"
+
+
+def _places(value: float, bars: Sequence[float], decimals: int) -> int:
+    def agrees(places: int) -> bool:
+        shown = float(f"{100 * value:.{places}f}")
+        return all((shown >= float(f"{100 * bar:.{places}f}")) == (value >= bar) for bar in bars)
+
+    places = decimals
+    while places < 8 and not agrees(places):
+        places += 1
+    return places
+
+
 def read_dsr(dsr: Mapping[str, Any]) -> str:
     """Plain-language reading of a Deflated Sharpe Ratio summary (``dsr``, ``n_trials``, annual Sharpes)."""
     p, n = float(dsr["dsr"]), int(dsr["n_trials"])
+    places = _places(p, [DSR_BAR, COIN_FLIP], 0)
+    shown = percent(p, decimals=places)
     head = (
         f"The best of {n} points has an annualised Sharpe ratio of {_fmt(dsr['sharpe_annual'])}; the best of "
         f"{n} strategies with no skill at all would be expected to reach {_fmt(dsr['benchmark_annual'])}. "
     )
-    if p >= 0.95:
+    if p >= DSR_BAR:
         return head + (
-            f"With a DSR of {p:.0%}, the best point's edge is statistically significant even after "
-            f"accounting for the {n} trials and the shape of its returns."
+            f"With a DSR of {shown}, at or above the {percent(DSR_BAR)} bar, the best point's edge is "
+            f"statistically significant even after accounting for the {n} trials and the shape of its "
+            "returns."
         )
-    if p >= 0.5:
+    if p >= COIN_FLIP:
         return head + (
-            f"The DSR of {p:.0%} is below the usual 95% bar: there is a {1 - p:.0%} chance that the "
-            "best point only looks good because it was picked from many; treat it as unproven."
+            f"The DSR of {shown} is below the {percent(DSR_BAR)} bar: there is a "
+            f"{percent(1 - p, decimals=places)} "
+            "chance that the best point only looks good because it was picked from many; treat it as "
+            "unproven."
         )
     return head + (
-        f"The DSR of {p:.0%} says the best point's Sharpe ratio is about what picking the luckiest of "
+        f"The DSR of {shown} says the best point's Sharpe ratio is about what picking the luckiest of "
         f"{n} trials gives: most likely luck, not skill."
     )
 
@@ -111,12 +142,13 @@ def read_pbo(pbo: Mapping[str, Any]) -> str:
     """Plain-language reading of a PBO summary (``pbo``, ``n_combinations``, ``prob_oos_loss``)."""
     p = float(pbo["pbo"])
     head = (
-        f"In {p:.0%} of {pbo['n_combinations']} ways to split the history into an in-sample and an "
-        "out-of-sample half, the point that was best in sample ranked in the bottom half out of sample. "
+        f"In {percent(p, [PBO_LOW, COIN_FLIP])} of {pbo['n_combinations']} ways to split the history "
+        "into an in-sample and an out-of-sample half, the point that was best in sample ranked in the "
+        "bottom half out of sample. "
     )
-    if p < 0.1:
+    if p < PBO_LOW:
         verdict = "That is low: the ranking of parameter sets carries over to unseen data."
-    elif p < 0.5:
+    elif p < COIN_FLIP:
         verdict = (
             "Some of the ranking carries over, but choosing the top cell is partly fitting noise."
         )
@@ -128,7 +160,7 @@ def read_pbo(pbo: Mapping[str, Any]) -> str:
     return (
         head
         + verdict
-        + f" The in-sample best lost money out of sample in {float(pbo['prob_oos_loss']):.0%} of the splits."
+        + f" The in-sample best lost money out of sample in {percent(float(pbo['prob_oos_loss']))} of the splits."
     )
 
 
@@ -353,7 +385,7 @@ def _dsr_context(dsr: Mapping[str, Any] | None, labels: Mapping[str, str]) -> di
         return None
     best = labels.get(str(dsr.get("best")), str(dsr.get("best")))
     return {
-        "dsr_text": f"{dsr['dsr']:.1%}",
+        "dsr_text": percent(dsr["dsr"], [DSR_BAR, COIN_FLIP], decimals=1),
         "sharpe_text": _fmt(dsr["sharpe_annual"]),
         "benchmark_text": _fmt(dsr["benchmark_annual"]),
         "n_trials": dsr["n_trials"],
@@ -365,8 +397,8 @@ def _pbo_context(pbo: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not pbo:
         return None
     return {
-        "pbo_text": f"{pbo['pbo']:.1%}",
-        "loss_text": f"{pbo['prob_oos_loss']:.1%}",
+        "pbo_text": percent(pbo["pbo"], [PBO_LOW, COIN_FLIP], decimals=1),
+        "loss_text": percent(pbo["prob_oos_loss"], decimals=1),
         "n_combinations": pbo["n_combinations"],
         "n_splits": pbo["n_splits"],
         "reading": read_pbo(pbo),

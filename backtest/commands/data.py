@@ -20,6 +20,26 @@ RootOpt = Annotated[
     Path | None,
     typer.Option("--root", "--out", help="Store folder (default: $ALPHAPULSE_DATA or ./data)."),
 ]
+
+
+def _checked_root(root: Path | None) -> Path | None:
+    """The store a command writes to (given or default) must be a folder: checked while parsing."""
+    from backtest.commands import check_out_dir
+    from datasets.store import OHLCVStore
+
+    check_out_dir(OHLCVStore(root).root, "--root")
+    return root
+
+
+WriteRootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        "--out",
+        help="Store folder (default: $ALPHAPULSE_DATA or ./data).",
+        callback=_checked_root,
+    ),
+]
 ExchangeOpt = Annotated[
     str, typer.Option("--exchange", "-e", help="ccxt exchange id, e.g. binance.")
 ]
@@ -72,9 +92,13 @@ def fetch(
     until: Annotated[
         str | None, typer.Option(help="Last bar (UTC date); default: the last closed bar.")
     ] = None,
-    root: RootOpt = None,
+    root: WriteRootOpt = None,
     max_retries: Annotated[
-        int, typer.Option(help="Retries per request on network errors and rate limits.")
+        int,
+        typer.Option(
+            help="Retries per request on rate limits and exchange outages (HTTP 5xx); "
+            "without network the fetch stops at once."
+        ),
     ] = 5,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
@@ -162,7 +186,7 @@ def import_csv(
     symbols: Annotated[
         str | None, typer.Option("--symbols", "-s", help="Only these symbols (comma-separated).")
     ] = None,
-    root: RootOpt = None,
+    root: WriteRootOpt = None,
 ) -> None:
     """Write a long CSV dump into the store (merging with what is there; rows in any order)."""
     from datasets.csvimport import import_csv

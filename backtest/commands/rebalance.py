@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from backtest.commands import check_out_dir
+
 
 def register(app: typer.Typer) -> None:
     """Attach ``rebalance`` to the main app."""
@@ -46,6 +48,8 @@ def rebalance(
     from backtest.config import load_config
 
     cfg = load_config(config)
+    if out is not None:
+        check_out_dir(out)
     asyncio.run(_rebalance(cfg, execute=execute, yes=yes, out=out))
 
 

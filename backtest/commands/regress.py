@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from backtest.commands import check_out_dir
+
 if TYPE_CHECKING:
     from backtest.regress import Change, CheckReport, Comparison
 
@@ -50,6 +52,7 @@ def record(
     """Run each experiment and write its baseline (metrics, equity fingerprint, weights, data hash)."""
     from backtest import regress
 
+    check_out_dir(baseline, "--baseline")
     console = _console()
     for path in regress.record(configs, baseline, jobs=jobs):
         console.print(f"recorded {path}")

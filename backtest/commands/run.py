@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from backtest.commands import check_out_dir
+
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output folder (default: out/<experiment name>).")
 ]
@@ -80,6 +82,7 @@ def run(
 
     console = Console(stderr=False)
     cfg = load_config(config)
+    folder = check_out_dir(out or Path("out") / cfg.name)
     market = load_market(cfg)
     label = "SYNTHETIC data" if market.synthetic else f"data: {market.source}"
     console.print(
@@ -89,7 +92,6 @@ def run(
     progress, update = _progress_callback(console)
     with progress:
         result = run_experiment(cfg, market, progress=update)
-    folder = out or Path("out") / cfg.name
     paths = write_outputs(result, cfg, folder, html=not no_html)
     metrics = json.loads(paths["metrics"].read_text())
     console.print(metrics_table({cfg.strategy.name: metrics}, f"{cfg.name} ({label})"))
@@ -125,7 +127,7 @@ def compare(
     console = Console()
     cfgs = [load_config(c) for c in configs]
     results: dict[str, Any] = {}
-    folder = out or Path("out") / ("compare-" + "-".join(c.name for c in cfgs))
+    folder = check_out_dir(out or Path("out") / ("compare-" + "-".join(c.name for c in cfgs)))
     fingerprints = set()
     # every strategy starts on one calendar: the first bar at which all have a full lookback
     markets = [load_market(cfg) for cfg in cfgs]
@@ -169,6 +171,8 @@ def report(
     from backtest.experiment import write_tearsheet
     from backtest.result import BacktestResult
 
+    if out is not None:
+        check_out_dir(out)
     result = BacktestResult.load(result_dir)
     path = write_tearsheet(result, out or result_dir)
     typer.echo(f"report: {path}")

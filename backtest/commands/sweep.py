@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from backtest.commands import check_out_dir
+
 _SHOWN = [
     ("sharpe", "Sharpe", "{:.2f}"),
     ("cagr", "CAGR", "{:.1%}"),
@@ -125,7 +127,7 @@ def sweep(
         )
     except tomllib.TOMLDecodeError:
         name = "experiment"
-    folder = out or Path("out") / f"sweep-{name}"
+    folder = check_out_dir(out or Path("out") / f"sweep-{name}")
     progress, (update, state) = _progress(console)
     try:
         with progress:

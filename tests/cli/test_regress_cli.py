@@ -157,7 +157,7 @@ def test_record_into_a_file(work, capsys):
     _fails(
         ["regress", "record", str(work / "small.toml"), "--baseline", str(work / "small.toml")],
         capsys,
-        "`--baseline` must be a directory; got the file",
+        f"`--baseline` {work / 'small.toml'} is a file, not a folder; pass --baseline with a folder",
     )
 
 

@@ -85,9 +85,7 @@ def test_incremental_second_fetch_requests_only_new_candles(fake_binance, store)
 @pytest.mark.parametrize(
     "failure",
     [
-        ccxt.NetworkError("connection reset by peer"),
         ccxt.RateLimitExceeded("binance 429 too many requests"),
-        ccxt.RequestTimeout("read timed out"),
         HttpError(
             429,
             {
@@ -98,7 +96,7 @@ def test_incremental_second_fetch_requests_only_new_candles(fake_binance, store)
         HttpError(400, {"code": -1003, "msg": "Too much request weight used."}),
         HttpError(503, "Service Unavailable", reason="Service Unavailable"),
     ],
-    ids=["network", "ratelimit", "timeout", "http429", "code-1003", "http503"],
+    ids=["ratelimit", "http429", "code-1003", "http503"],
 )
 def test_failures_mid_pagination_are_retried_with_backoff(fake_binance, store, failure):
     fake_binance.fail(failure, path=KLINES, after=3, times=2)  # pages 4 and 5 fail twice in a row
