@@ -29,15 +29,17 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
         if d.symbols:
             market = market.select(d.symbols)
         if d.start or d.end:
-            market = market.between(d.start and str(d.start), d.end and str(d.end))
+            market = market.between(
+                str(d.start) if d.start else None, str(d.end) if d.end else None
+            )
     elif d.source == "csv":
         from datasets import load_csv
 
         market = load_csv(
             d.path or "",
             symbols=d.symbols,
-            start=d.start and str(d.start),
-            end=d.end and str(d.end),
+            start=str(d.start) if d.start else None,
+            end=str(d.end) if d.end else None,
             timeframe=d.timeframe,
         )
         if d.max_fill_bars:

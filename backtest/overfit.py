@@ -459,7 +459,7 @@ class SweepStatistics:
         return out
 
 
-def _iso(value: object) -> str | None:
+def _iso(value: pd.Timestamp | None) -> str | None:
     return None if value is None else pd.Timestamp(value).isoformat()
 
 

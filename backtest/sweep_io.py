@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -133,7 +133,9 @@ def assemble(
     returns = returns.reindex(columns=ran)
     if isinstance(returns.index, pd.DatetimeIndex):
         returns.index = pd.DatetimeIndex(
-            returns.index, freq=None, name="time"
+            returns.index,
+            freq=cast(Any, None),  # None drops the freq; the stubs do not list it
+            name="time",
         )  # as read back from disk
     return table, returns
 

@@ -351,7 +351,11 @@ def import_csv(
     _check_grid(p, frame, timeframe)
     held = []
     for symbol, rows in frame.groupby("symbol", sort=True):
-        store.series_dir(exchange, timeframe, str(symbol))  # refuses bad names before any write
+        try:  # refuses bad names before any write
+            store.series_dir(exchange, timeframe, str(symbol))
+        except DataError as exc:
+            line = csv_line(p, int(rows.index[0]))
+            raise DataError(f"{p.name}: column 'symbol', row {line}: {exc}") from exc
         _, kept = dedupe(rows["timestamp_ms"].to_numpy(np.int64), {"row": rows.index.to_numpy()})
         held.append((str(symbol), frame.loc[kept["row"]]))
     invalid, first_invalid = _invalid(p, pd.concat([rows for _, rows in held]))

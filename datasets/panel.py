@@ -281,7 +281,9 @@ class MarketData:
             edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
             starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
             for a, b in zip(starts, ends, strict=True):
-                rows.append((sym, self.index[first + a], self.index[first + b - 1], int(b - a)))
+                rows.append(
+                    (sym, self.index[int(first + a)], self.index[int(first + b - 1)], int(b - a))
+                )
         return pd.DataFrame(rows, columns=["symbol", "start", "end", "n_bars"])
 
     def fill_gaps(self, max_bars: int) -> MarketData:
@@ -301,8 +303,10 @@ class MarketData:
             if gap["n_bars"] > max_bars:
                 continue
             j = self.symbols.index(gap["symbol"])
-            a = int(self.index.get_loc(gap["start"]))
-            b = int(self.index.get_loc(gap["end"])) + 1
+            start, end = self.index.get_loc(gap["start"]), self.index.get_loc(gap["end"])
+            # a slice or a mask only if a time repeats (then int() would fail anyway)
+            assert isinstance(start, int | np.integer) and isinstance(end, int | np.integer)
+            a, b = int(start), int(end) + 1
             prev = close[a - 1, j]
             for name in ("open", "high", "low", "close"):
                 arrays[name][a:b, j] = prev

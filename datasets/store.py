@@ -271,13 +271,14 @@ class OHLCVStore:
                         self.series_dir(exchange, timeframe, symbol), timeframe
                     )
                     spans = [self._file_span(p) for p in files.values()]
+                    first, last = spans[0][1], spans[-1][2]
                     rows.append(
                         (
                             exchange,
                             timeframe,
                             symbol,
-                            pd.Timestamp(spans[0][1], unit="ms", tz="UTC"),
-                            pd.Timestamp(spans[-1][2], unit="ms", tz="UTC"),
+                            pd.NaT if first is None else pd.Timestamp(first, unit="ms", tz="UTC"),
+                            pd.NaT if last is None else pd.Timestamp(last, unit="ms", tz="UTC"),
                             sum(s[0] for s in spans),
                             len(files),
                             sum(p.stat().st_size for p in files.values()),
@@ -676,7 +677,7 @@ class OHLCVStore:
             codes = np.repeat(cols.owners.astype(np.int32), cols.sizes)
             frame = pd.DataFrame(
                 {
-                    "symbol": pd.Categorical.from_codes(codes, categories=names),
+                    "symbol": pd.Categorical.from_codes(codes, categories=pd.Index(names)),
                     "timestamp_ms": cols.ts,
                     **cols.values,
                 },

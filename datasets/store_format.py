@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import unquote
 
 import numpy as np
@@ -102,7 +103,7 @@ def to_utc_ms(value: object, name: str = "time") -> int:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
     try:
-        ts = pd.Timestamp(value)
+        ts = pd.Timestamp(cast(Any, value))  # any object: a bad one raises, caught below
     except (ValueError, TypeError) as exc:
         raise DataError(
             f"`{name}` must be a date such as '2020-01-01' or '2020-01-01 12:00'; got {value!r}"

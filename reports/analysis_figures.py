@@ -7,7 +7,7 @@ Same conventions as :mod:`reports.figures`, which re-exports them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -237,7 +237,12 @@ def sweep_heatmap(
     for i, f in enumerate(facets):
         sub = table if facet is None else table[table[facet] == f]
         grid = sub.pivot_table(
-            index=y, columns=x, values=value, aggfunc=agg or "first", dropna=False
+            index=y,
+            columns=x,
+            values=value,
+            # any groupby reduction name works; the stubs' Literal lists only some
+            aggfunc=cast(Any, agg or "first"),
+            dropna=False,
         )
         suffix = "" if i == 0 else str(i + 1)
         data.append(

@@ -203,7 +203,7 @@ def _trade_positions(trades: pd.DataFrame, equity: pd.Series) -> np.ndarray:
     """
     if "time" in trades.columns:
         times = pd.DatetimeIndex(trades["time"])
-        if times.tz is None and equity.index.tz is not None:
+        if times.tz is None and pd.DatetimeIndex(equity.index).tz is not None:
             times = times.tz_localize("UTC")
         pos = equity.index.get_indexer(times)
         if (pos < 0).any():

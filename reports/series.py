@@ -41,7 +41,8 @@ def _value_path(
     if not math.isfinite(iv) or iv <= 0:
         raise ValueError(f"`initial_value` must be a finite number > 0; got {initial_value!r}")
     before = index[0] - (index[1] - index[0]) if len(index) > 1 else index[0]
-    return np.concatenate([[iv], values]), pd.DatetimeIndex([before]).append(index)
+    times = pd.DatetimeIndex(pd.DatetimeIndex([before]).append(index))
+    return np.concatenate([[iv], values]), times
 
 
 #: Returns smaller than this are below the resolution of float64 equity values (about 1e-16
@@ -184,7 +185,8 @@ def monthly_returns(equity: pd.Series, initial_value: float | None = None) -> pd
     month_end = equity.groupby(_naive_utc(pd.DatetimeIndex(equity.index)).to_period("M")).last()
     previous = np.r_[values[0], month_end.to_numpy(dtype=np.float64)[:-1]]
     rets = pd.Series(month_end.to_numpy(dtype=np.float64) / previous - 1.0, index=month_end.index)
-    table = pd.DataFrame({"year": rets.index.year, "month": rets.index.month, "r": rets.to_numpy()})
+    months = pd.PeriodIndex(rets.index)
+    table = pd.DataFrame({"year": months.year, "month": months.month, "r": rets.to_numpy()})
     out = table.pivot(index="year", columns="month", values="r").reindex(columns=range(1, 13))
     out.columns.name = "month"
     return out

@@ -137,8 +137,8 @@ def _metric_rows(
 
 
 def _regime_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for rec in table.to_dict("records"):
+    rows: list[dict[str, Any]] = []
+    for rec in table.to_dict("records", into=dict):  # dict[Any, Any]: the columns are str
         rows.append(
             {
                 **rec,

@@ -71,7 +71,7 @@ def _symbols(text: str | None) -> list[str] | None:
 def _console():
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal:  # files and pipes: wide enough for the list table
         console.width = 160
     return console

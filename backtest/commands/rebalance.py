@@ -134,7 +134,7 @@ async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) ->
 def _console() -> Any:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal:
         console.width = 160
     return console

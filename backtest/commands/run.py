@@ -76,6 +76,7 @@ def run(
 ) -> None:
     """Run one walk-forward backtest: metrics table, Parquet/JSON outputs and an HTML tearsheet."""
     from rich.console import Console
+    from rich.markup import escape
 
     from backtest.config import load_config
     from backtest.experiment import load_market, run_experiment, write_outputs
@@ -86,15 +87,15 @@ def run(
     market = load_market(cfg)
     label = "SYNTHETIC data" if market.synthetic else f"data: {market.source}"
     console.print(
-        f"[bold]{cfg.name}[/]: {cfg.strategy.name} on {market.n_assets} assets x {market.n_bars} "
-        f"{market.timeframe} bars ({label})"
+        f"[bold]{escape(cfg.name)}[/]: {cfg.strategy.name} on {market.n_assets} assets x "
+        f"{market.n_bars} {market.timeframe} bars ({escape(label)})"
     )
     progress, update = _progress_callback(console)
     with progress:
         result = run_experiment(cfg, market, progress=update)
     paths = write_outputs(result, cfg, folder, html=not no_html)
     metrics = json.loads(paths["metrics"].read_text())
-    console.print(metrics_table({cfg.strategy.name: metrics}, f"{cfg.name} ({label})"))
+    console.print(metrics_table({cfg.strategy.name: metrics}, escape(f"{cfg.name} ({label})")))
     if result.diagnostics["n_fallbacks"]:
         console.print(
             f"allocator fallbacks: {result.diagnostics['n_fallbacks']} (see the report's data notes)"

@@ -148,6 +148,7 @@ def sweep(
 
 def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     import numpy as np
+    from rich.markup import escape
 
     from backtest.overfit import sweep_statistics
     from reports.sweep import read_dsr, read_pbo, read_walk_forward
@@ -156,10 +157,12 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     market = next(iter(result.markets.values()))
     errors = table[table["error"] != ""] if "error" in table else table.iloc[:0]
     label = "SYNTHETIC data" if market.synthetic else f"data: {market.source}"
-    console.print(f"[bold]{base.name}[/]: {result.n_points} points ({label}), route {result.route}")
+    console.print(
+        f"[bold]{escape(base.name)}[/]: {result.n_points} points ({escape(label)}), route {result.route}"
+    )
     if len(errors):
         console.print(
-            f"[yellow]{len(errors)} points failed[/] (see the `error` column), e.g.: {errors['error'].iloc[0]}",
+            f"[yellow]{len(errors)} points failed[/] (see the `error` column), e.g.: {escape(errors['error'].iloc[0])}",
             soft_wrap=True,
         )
     stats = sweep_statistics(
@@ -177,7 +180,7 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
                 f"[bold]{key.replace('_', '-').upper()}[/]: {read(summary[key])}", soft_wrap=True
             )
     for note in summary["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}")
     console.print(
         f"table: {result.out / 'sweep.parquet'} (+ sweep.csv, returns.parquet, overfit.json)"
     )

@@ -188,7 +188,8 @@ BAD_FILES = {
     "header-only": ([HEADER], "bad.csv has a header but no rows; nothing to import"),
     "path-in-symbol": (
         [HEADER, _row("AAA/USDT"), _row("ZZZ/../etc")],
-        "`symbol` must be a market symbol such as 'BTC/USDT'; got 'ZZZ/../etc'",
+        "bad.csv: column 'symbol', row 3: `symbol` must be a market symbol such as 'BTC/USDT'; "
+        "got 'ZZZ/../etc'",
     ),
 }
 
