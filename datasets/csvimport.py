@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 
 from datasets.errors import DataError
 from datasets.panel import Calendar, MarketData, _utc
-from datasets.store_format import FIELDS, candles_from_frame, dedupe, fmt_ms
+from datasets.store.format import FIELDS, candles_from_frame, dedupe, fmt_ms
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import REASONS, invalid_candle_mask, split_invalid
 

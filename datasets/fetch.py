@@ -38,7 +38,7 @@ from datasets.exchange import (
 )
 from datasets.panel import MarketData
 from datasets.store import OHLCVStore
-from datasets.store_format import FIELDS, dedupe, fmt_ms, to_utc_ms
+from datasets.store.format import FIELDS, dedupe, fmt_ms, to_utc_ms
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import invalid_candle_mask
 

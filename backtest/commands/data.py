@@ -108,7 +108,7 @@ def fetch(
     from datasets.errors import DataError
     from datasets.exchange import check_exchange_id
     from datasets.fetch import fetch_ohlcv, prepare_exchange
-    from datasets.store_format import to_utc_ms
+    from datasets.store.format import to_utc_ms
 
     names = _symbols(symbols) or []
     check_exchange_id(exchange)

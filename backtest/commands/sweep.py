@@ -150,7 +150,7 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     import numpy as np
     from rich.markup import escape
 
-    from backtest.overfit import sweep_statistics
+    from backtest.sweep.overfit import sweep_statistics
     from reports.sweep import read_dsr, read_pbo, read_walk_forward
 
     table, base = result.table, result.config

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.overfit import (
+from backtest.sweep.overfit import (
     deflated_sharpe_of_best,
     deflated_sharpe_ratio,
     expected_max_sharpe,

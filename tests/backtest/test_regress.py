@@ -22,7 +22,7 @@ from backtest.regress import (
     load_baseline,
     rebalance_weights,
 )
-from backtest.regress_record import _num
+from backtest.regress.baseline import _num
 
 IDX = pd.date_range("2021-01-01", periods=200, freq="D", tz="UTC")
 

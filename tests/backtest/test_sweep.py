@@ -13,7 +13,7 @@ import pytest
 from backtest.errors import ConfigError
 from backtest.experiment import load_market, run_experiment
 from backtest.sweep import assemble, expand_grid, load_sweep, point_id, read_chunks, run_sweep
-from backtest.sweep_routes import _worker_task as _real_worker_task
+from backtest.sweep.routes import _worker_task as _real_worker_task
 
 BASE = """
 name = "t"
@@ -244,7 +244,7 @@ def _die_on_shortest_lookback(task, out):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash is injected through fork")
 def test_crashed_worker_keeps_finished_points_and_resume_completes(tmp_path, monkeypatch):
-    import backtest.sweep_routes as sw
+    import backtest.sweep.routes as sw
 
     config = write(tmp_path, BASE + '[sweep]\n"strategy.lookback_days" = [20, 30, 40]\n')
     reference = run_sweep(config, tmp_path / "ref", jobs=1).table

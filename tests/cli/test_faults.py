@@ -15,7 +15,7 @@ import pytest
 
 from backtest.cli import main
 from datasets import OHLCVStore
-from datasets.store_format import FILE_NAME
+from datasets.store.format import FILE_NAME
 from tests.datasets.candles import HOUR, ms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def _frames(root: Path) -> dict[str, pd.DataFrame]:
 
 KILLER = """
 import os, signal, sys
-import datasets.store as store
+import datasets.store.ohlcv as store
 
 real_write, calls = store.atomic_write, []
 

@@ -270,7 +270,7 @@ CRASH_CHILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    import datasets.store_format as store_format
+    import datasets.store.format as store_format
     from datasets import OHLCVStore, fetch_ohlcv, make_exchange
     from tests.datasets.ccxt_fake import binance_server, install
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import datasets.store_format as store_format
+import datasets.store.format as store_format
 from datasets import MarketData, OHLCVStore, load_csv
 from datasets.errors import DataError, StoreCorruptError
 from datasets.store import (

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets import MarketData
-from datasets.store_format import FIELDS, make_table
-from datasets.store_panel import BLOCK, FileSlice, concat_columns, panel_from_files
+from datasets.store.format import FIELDS, make_table
+from datasets.store.panel import BLOCK, FileSlice, concat_columns, panel_from_files
 
 HOUR = 3_600_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % HOUR

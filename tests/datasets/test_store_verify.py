@@ -12,7 +12,7 @@ import pytest
 
 from datasets.errors import StoreCorruptError
 from datasets.store import FILE_NAME, SERIES_META
-from datasets.store_format import (
+from datasets.store.format import (
     atomic_write,
     make_table,
     partition_name,

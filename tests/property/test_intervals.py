@@ -1,4 +1,4 @@
-"""`datasets.intervals` against a brute-force set of integers."""
+"""`datasets.store.intervals` against a brute-force set of integers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datasets.intervals import gaps, normalise, subtract, union
+from datasets.store.intervals import gaps, normalise, subtract, union
 
 spans = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=6)
 bounds = st.tuples(st.integers(-5, 65), st.integers(-5, 65))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets.errors import DataError
-from datasets.store_format import decode_column, decode_symbol, encode_column, encode_symbol
+from datasets.store.format import decode_column, decode_symbol, encode_column, encode_symbol
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 

@@ -21,8 +21,9 @@ baseline, a baseline whose config is gone or defines another experiment, a negat
 
 See docs/regression.md for the CLI (``backtest regress record|check``) and the pytest fixture.
 
-The baseline format lives in :mod:`backtest.regress_record` and the comparison in
-:mod:`backtest.regress_compare`; their public names are importable from here.
+The baseline format lives in :mod:`backtest.regress.baseline`, the comparison in
+:mod:`backtest.regress.comparison` and its rendering in :mod:`backtest.regress.display`; the package
+:mod:`backtest.regress` exports the public names of all four.
 """
 
 from __future__ import annotations
@@ -36,61 +37,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backtest.errors import RegressionError
-from backtest.regress_compare import (
-    Change,
+from backtest.regress.comparison import (
     Comparison,
-    Status,
     compare,
-    config_changes,
-    data_changes,
 )
-from backtest.regress_record import (
-    FORMAT,
-    N_SAMPLES,
-    SIG_DIGITS,
-    WEIGHT_DECIMALS,
+from backtest.regress.baseline import (
     baseline_filename,
     build_record,
-    data_fingerprint,
     dumps,
-    equity_fingerprint,
-    library_versions,
     load_baseline,
-    rebalance_weights,
     write_baseline,
 )
 
 if TYPE_CHECKING:
     from backtest.config import ExperimentConfig
-
-__all__ = [
-    "FORMAT",
-    "N_SAMPLES",
-    "SIG_DIGITS",
-    "WEIGHT_DECIMALS",
-    "Change",
-    "CheckReport",
-    "Comparison",
-    "Status",
-    "Target",
-    "baseline_filename",
-    "build_record",
-    "check",
-    "collect_targets",
-    "compare",
-    "compute_records",
-    "config_changes",
-    "data_changes",
-    "data_fingerprint",
-    "dumps",
-    "equity_fingerprint",
-    "library_versions",
-    "load_baseline",
-    "rebalance_weights",
-    "record",
-    "warm_kernels",
-    "write_baseline",
-]
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.errors import EngineError
-from backtest.sweep_grid import GridPoint, _key, _strategy_key
+from backtest.sweep.grid import GridPoint, _key, _strategy_key
 from datasets import MarketData
 
 

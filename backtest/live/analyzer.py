@@ -12,8 +12,8 @@ steps follow the kernel's rules, because an exchange needs them:
   split into slices of whole lots (the backtest's ``participation`` cap truncates instead).
 
 Weights are keyed by asset code (``"BTC"``, ``"USDT"`` for cash); ``"BTC/USDT"`` is accepted too.
-The result types are in :mod:`backtest.live_results` (importable from here) and order placement in
-:mod:`backtest.live_orders`. See docs/live.md.
+The result types are in :mod:`backtest.live.results` and order placement in
+:mod:`backtest.live.orders`; the package :mod:`backtest.live` exports them all. See docs/live.md.
 """
 
 from __future__ import annotations
@@ -30,21 +30,13 @@ import numpy as np
 from backtest.config import LiveConfig
 from backtest.costs import Costs
 from backtest.errors import LiveError
-from backtest.live_orders import place_orders
-from backtest.live_results import AnalysisResult, OrderReport, RebalancePlan, Trade
+from backtest.live.orders import place_orders
+from backtest.live.results import AnalysisResult, OrderReport, RebalancePlan, Trade
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
 from strategies import Constraints, UniverseLimits, universe_limits
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "AnalysisResult",
-    "LiveError",
-    "OrderReport",
-    "PortfolioAnalyzer",
-    "RebalancePlan",
-    "Trade",
-]
 
 _SUM_TOL = 1e-6
 

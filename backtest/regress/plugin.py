@@ -62,8 +62,8 @@ class BacktestRegression:
         Returns the :class:`backtest.regress.Comparison` (status ``"ok"``) for further assertions.
         """
         from backtest import regress
-        from backtest.commands.regress import render_text
         from backtest.errors import RegressionError
+        from backtest.regress.display import render_text
 
         folder = self._path(baseline_dir) if baseline_dir is not None else self.baseline_dir
         path = self._path(config)

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from backtest.errors import ConfigError
-from backtest.sweep_grid import SweepTask
-from backtest.sweep_io import write_chunk
-from backtest.sweep_task import TaskOutput, clear_worker_cache, execute_task, warm_kernels
+from backtest.sweep.folder import write_chunk
+from backtest.sweep.grid import SweepTask
+from backtest.sweep.task import TaskOutput, clear_worker_cache, execute_task, warm_kernels
 from datasets import MarketData
 
 _WORKER_MARKETS: dict[str, MarketData] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from backtest.regress_record import _short
+from backtest.regress.baseline import _short
 
 if TYPE_CHECKING:
     from backtest.config import RegressConfig

@@ -23,7 +23,7 @@ import pyarrow as pa
 from numba import njit
 
 from datasets.panel import MarketData
-from datasets.store_format import column_parts, decode_column
+from datasets.store.format import column_parts, decode_column
 from datasets.timeframe import timeframe_to_ms
 
 BLOCK = 1024  # bars per block: 1024 x 24 assets x 5 fields x 8 bytes ~ 1 MB, an L2 cache

@@ -6,7 +6,7 @@ Checks, per symbol partition:
   (the data is refetched by the next ``data fetch``: the store then sees the missing partition);
 * timestamps unsorted or duplicated -> rewritten sorted, keeping the last row of a duplicate;
 * rows in the wrong partition -> moved to the right one; a partition folder whose span does not
-  follow the timeframe's layout (:func:`~datasets.store_format.partition_years`, e.g. the yearly
+  follow the timeframe's layout (:func:`~datasets.store.format.partition_years`, e.g. the yearly
   ``year=2024`` folders of an hourly series written before the layout changed) -> all its rows
   moved into the right partitions and the folder removed;
 * file metadata that disagrees with the data (row count, symbol, schema version) -> rewritten;
@@ -31,9 +31,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.errors import DataError, StoreCorruptError
-from datasets.lock import LOCK_NAME, partition_lock
-from datasets.store import SERIES_META, OHLCVStore, read_hints
-from datasets.store_format import (
+from datasets.store.format import (
     FILE_NAME,
     SCHEMA_VERSION,
     decode_symbol,
@@ -47,6 +45,8 @@ from datasets.store_format import (
     read_table,
     year_bounds,
 )
+from datasets.store.lock import LOCK_NAME, partition_lock
+from datasets.store.ohlcv import SERIES_META, OHLCVStore, read_hints
 from datasets.timeframe import timeframe_to_ms
 
 log = logging.getLogger(__name__)

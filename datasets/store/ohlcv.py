@@ -8,7 +8,7 @@ Layout (``root`` is ``$ALPHAPULSE_DATA`` or ``./data``)::
     root/exchange=binance/timeframe=1m/symbol=BTC_USDT/year=2024/data.parquet
 
 A partition spans 10, 5, 2 or 1 calendar years, the longest that keeps a file under ~100k candles
-(:func:`~datasets.store_format.partition_years`: 10 years for 1h and longer bars, 1 year for 5m and
+(:func:`~datasets.store.format.partition_years`: 10 years for 1h and longer bars, 1 year for 5m and
 shorter).
 
 Columns: ``timestamp_ms`` (int64, UTC ms of the bar open) and ``open, high, low, close, volume``.
@@ -16,7 +16,7 @@ Exchanges send prices as decimal strings, so each price column is stored as an e
 (Parquet ``DECIMAL(18, s)`` on INT64, delta-encoded) with the smallest scale ``s`` that gives back
 the float64 values bit for bit; a column that no scale reproduces (or with NaN) is stored as float64
 (zstd). Readers always get float64. Files carry metadata (schema version, source, fetch time).
-The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store_format`.
+The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store.format`.
 
 Writes are atomic (temp file + ``os.replace``) and serialised per symbol partition with a file lock;
 an incremental write rewrites only the partitions it touches. Readers never lock.
@@ -44,10 +44,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datasets.errors import DataError, StoreCorruptError
-from datasets.intervals import Interval, gaps, normalise, subtract, union
-from datasets.lock import partition_lock
 from datasets.panel import MarketData
-from datasets.store_format import (
+from datasets.store.format import (
     FIELDS,
     FILE_NAME,
     META_KEY,
@@ -73,7 +71,9 @@ from datasets.store_format import (
     year_bounds,
     years_of,
 )
-from datasets.store_panel import FileSlice, concat_columns, panel_from_files
+from datasets.store.intervals import Interval, gaps, normalise, subtract, union
+from datasets.store.lock import partition_lock
+from datasets.store.panel import FileSlice, concat_columns, panel_from_files
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import invalid_candle_mask, split_invalid
 
@@ -730,8 +730,8 @@ class OHLCVStore:
         """Check every file; with ``repair=True`` fix what can be fixed.
 
         Returns a DataFrame ``path, problem, action`` (empty when the store is sound). See
-        :mod:`datasets.store_verify` for the checks and repairs.
+        :mod:`datasets.store.verify` for the checks and repairs.
         """
-        from datasets.store_verify import verify_store
+        from datasets.store.verify import verify_store
 
         return verify_store(self, repair=repair)

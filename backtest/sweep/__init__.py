@@ -9,9 +9,9 @@ fixed parameters (execution, risk controls, sizing, band mode) are simulated tog
 ``simulate_batch`` call: the batched kernel keeps each scenario's ledger and cash path, which the trade
 count, cost drag and exposure need. Design and formulas: docs/sweeps.md.
 
-The work is split by what it does: :mod:`backtest.sweep_grid` (grid, planner),
-:mod:`backtest.sweep_task` (one task), :mod:`backtest.sweep_io` (the folder: chunks, resume, table)
-and :mod:`backtest.sweep_routes` (serial, processes, Dask); their public names are importable from here.
+The work is split by what it does: :mod:`backtest.sweep.grid` (grid, planner),
+:mod:`backtest.sweep.task` (one task), :mod:`backtest.sweep.folder` (the folder: chunks, resume, table)
+and :mod:`backtest.sweep.routes` (serial, processes, Dask); their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -27,17 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from backtest.config import ExperimentConfig
-from backtest.sweep_grid import (
-    GridPoint,
-    SweepTask,
-    check_sweep,
-    data_key,
-    expand_grid,
-    load_sweep,
-    plan_tasks,
-    point_id,
-)
-from backtest.sweep_io import (
+from backtest.sweep.folder import (
     CHUNKS,
     MANIFEST,
     RETURNS,
@@ -52,8 +42,18 @@ from backtest.sweep_io import (
     read_chunks,
     write_chunk,
 )
-from backtest.sweep_routes import _route, _run_dask, _run_processes, _run_serial
-from backtest.sweep_task import (
+from backtest.sweep.grid import (
+    GridPoint,
+    SweepTask,
+    check_sweep,
+    data_key,
+    expand_grid,
+    load_sweep,
+    plan_tasks,
+    point_id,
+)
+from backtest.sweep.routes import _route, _run_dask, _run_processes, _run_serial
+from backtest.sweep.task import (
     TaskOutput,
     clear_worker_cache,
     execute_task,

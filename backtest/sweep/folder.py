@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.errors import ConfigError
-from backtest.sweep_task import TaskOutput
+from backtest.sweep.task import TaskOutput
 
 TABLE, TABLE_CSV, RETURNS, MANIFEST, CHUNKS = (
     "sweep.parquet",

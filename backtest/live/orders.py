@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from backtest.live_results import OrderReport, RebalancePlan
+from backtest.live.results import OrderReport, RebalancePlan
 
 log = logging.getLogger(__name__)
 
