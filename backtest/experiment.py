@@ -13,6 +13,7 @@ from backtest.costs import RiskControls
 from backtest.engine import run_backtest
 from backtest.result import BacktestResult
 from datasets import MarketData
+from strategies import Allocator
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,9 @@ def load_market(cfg: ExperimentConfig) -> MarketData:
     return market.drop_empty()
 
 
-def build_strategy(strategy: StrategyConfig, periods_per_year: float) -> Any:
+def strategy_from_config(strategy: StrategyConfig, periods_per_year: float) -> Allocator:
     """Instantiate the allocator named in the config (``strategies.registry``)."""
-    from strategies.registry import STRATEGIES
-    from strategies.registry import build_strategy as _build
+    from strategies.registry import STRATEGIES, build_strategy
 
     accepted = STRATEGIES[strategy.name].parameters
     # defaults the user did not write (e.g. risk_free_rate for equal weight) are dropped when the
@@ -91,7 +91,7 @@ def build_strategy(strategy: StrategyConfig, periods_per_year: float) -> Any:
     }
     if "periods_per_year" in accepted:
         params["periods_per_year"] = periods_per_year
-    return _build(strategy.name, **params)
+    return build_strategy(strategy.name, **params)
 
 
 def run_experiment(
@@ -105,7 +105,7 @@ def run_experiment(
     ``first_decision``: see :func:`backtest.engine.run_backtest`)."""
     market = market if market is not None else load_market(cfg)
     scfg = strategy_cfg or cfg.strategy
-    strategy = build_strategy(scfg, market.periods_per_year)
+    strategy = strategy_from_config(scfg, market.periods_per_year)
     return run_backtest(
         market,
         strategy,
@@ -128,10 +128,11 @@ def common_start(
 ) -> int:
     """The first bar at which every strategy has a full lookback window (to compare them on one
     calendar)."""
-    from backtest.engine import lookback_bars
+    from backtest.pipeline import prepare
 
     return max(
-        lookback_bars(build_strategy(s, market.periods_per_year), market) for s in strategies
+        prepare(market, strategy_from_config(s, market.periods_per_year)).lookback
+        for s in strategies
     )
 
 
@@ -180,24 +181,24 @@ def write_tearsheet(
 
 
 def _frontier(result: BacktestResult) -> tuple[Any, Any]:
+    """The last decision's frontier under its universe's limits, and the chosen portfolio on it."""
     import numpy as np
 
-    from strategies.frontier import frontier_from_moments
+    from strategies.frontier import decision_frontier
 
     mu = np.asarray(result.extras["expected_returns"], dtype=float)
     cov = np.asarray(result.extras["covariance"], dtype=float)
-    labels = list(result.extras.get("labels", [])) or None
-    bounds = result.meta.get("constraints") or {}
-    try:
-        frame = frontier_from_moments(
-            mu,
-            cov,
-            constraints=bounds,
-            symbols=labels,
-            risk_free_rate=result.meta.get("risk_free_rate", 0.02),
-        )
-    except ValueError:  # e.g. bounds infeasible for the last universe: no frontier drawn
-        frame = None
+    symbols = list(result.meta["symbols"])
+    labels = [str(s) for s in result.extras.get("labels", [])] or symbols[: mu.size]
+    frame = decision_frontier(
+        mu,
+        cov,
+        result.meta.get("constraints"),
+        [symbols.index(s) for s in labels],
+        len(symbols),
+        risk_free_rate=result.meta.get("risk_free_rate", 0.02),
+        symbols=labels,
+    )
     w = np.asarray(result.extras.get("weights", []), dtype=float)
     chosen = None
     if w.size == mu.size:

@@ -1,17 +1,26 @@
-"""`BacktestResult`: what a backtest produced, as pandas objects, with save/load and vectorbt export."""
+"""`BacktestResult`: what a backtest produced, as pandas objects built on first access, with
+save/load and vectorbt export.
+
+A result assembled from a run (:func:`backtest.pipeline.assemble`) holds the kernel's arrays and
+builds each frame the first time it is read; a result read back with :meth:`BacktestResult.load`
+holds the saved frames. Metrics are computed the same way for both, from the equity and cash paths,
+the ledger's costs summed per bar and the rebalance table, so a sweep that reads only metrics builds
+no frame it does not need and still gets the numbers ``backtest run`` prints.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backtest import kernels
-from backtest.simulate import SimulationOutput, fill_shift
+from backtest.records import REASON_REBALANCE, TRADE_DTYPE
+from backtest.simulate import SimulationOutput
 from backtest.walkforward import Decisions
 from datasets import MarketData
 
@@ -31,9 +40,20 @@ TRADE_COLUMNS = [
     "impact",
     "reason",
 ]
+FRAMES = ("equity", "cash", "close", "weights", "target_weights", "trades", "rebalances")
 
 
-@dataclass
+@dataclass(frozen=True)
+class RunArrays:
+    """What the walk-forward and the kernel produced for one scenario, before pandas."""
+
+    market: MarketData
+    decisions: Decisions
+    sim: SimulationOutput
+    start: int  # the first decision bar: the result starts there
+    fill_shift: int  # 1 for next_open, 0 for close
+
+
 class BacktestResult:
     """Outputs of :func:`backtest.run_backtest`.
 
@@ -42,6 +62,8 @@ class BacktestResult:
     equity : Series
         Portfolio value at each bar's close, from the first decision bar on.
     cash : Series
+    close : DataFrame
+        Valuation prices (closes, forward-filled) from the first decision bar on.
     weights : DataFrame
         Realised weights per bar (``units * close / equity``; cash is ``1 - sum``).
     target_weights : DataFrame
@@ -62,46 +84,195 @@ class BacktestResult:
         The last allocation's extras (HRP linkage, MPT expected returns/covariance).
     """
 
-    equity: pd.Series
-    cash: pd.Series
-    weights: pd.DataFrame
-    target_weights: pd.DataFrame
-    trades: pd.DataFrame
-    rebalances: pd.DataFrame
-    benchmark: pd.Series | None
-    costs: dict[str, float]
-    diagnostics: dict[str, Any]
-    meta: dict[str, Any]
-    extras: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        *,
+        benchmark: pd.Series | None,
+        costs: dict[str, float],
+        diagnostics: dict[str, Any] | None,
+        meta: dict[str, Any],
+        extras: dict[str, Any],
+        run: RunArrays | None = None,
+        **frames: Any,
+    ) -> None:
+        unknown = sorted(set(frames) - set(FRAMES))
+        missing = [] if run is not None else sorted(set(FRAMES) - set(frames))
+        if unknown or missing or (run is None and diagnostics is None):
+            raise TypeError(
+                f"BacktestResult needs a run or every frame ({', '.join(FRAMES)}) and the "
+                f"diagnostics; unknown: {unknown}, missing: {missing}"
+            )
+        self.benchmark = benchmark
+        self.costs = costs
+        self.meta = meta
+        self.extras = extras
+        self._run = run
+        if diagnostics is not None:
+            self.__dict__["diagnostics"] = diagnostics
+        self.__dict__.update(frames)  # a frame given here is not built again (cached_property)
+
+    @classmethod
+    def from_run(
+        cls, run: RunArrays, *, benchmark: pd.Series | None, meta: dict[str, Any]
+    ) -> BacktestResult:
+        """The result of one simulation (:func:`backtest.pipeline.assemble`)."""
+        totals = run.sim.totals
+        costs = {
+            "fees": float(totals.fees),
+            "slippage": float(totals.slippage),
+            "impact": float(totals.impact),
+            "traded_notional": float(totals.traded_notional),
+            "skipped_trades": int(totals.skipped_trades),
+        }
+        return cls(
+            benchmark=benchmark,
+            costs=costs,
+            diagnostics=None,
+            meta=meta,
+            extras=run.decisions.last_extras,
+            run=run,
+        )
+
+    # ------------------------------------------------------------------ frames, built when read
+    def _arrays(self) -> RunArrays:
+        if self._run is None:  # pragma: no cover - a loaded result holds every frame
+            raise AttributeError("this result holds no run arrays")
+        return self._run
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        run = self._arrays()
+        index = run.market.index[run.start :]
+        return pd.Series(run.sim.equity[run.start :], index=index, name="equity")
+
+    @cached_property
+    def cash(self) -> pd.Series:
+        run = self._arrays()
+        return pd.Series(run.sim.cash[run.start :], index=self.equity.index, name="cash")
+
+    @cached_property
+    def close(self) -> pd.DataFrame:
+        run = self._arrays()
+        market = run.market
+        frame = pd.DataFrame(
+            market.values("close"), index=market.index, columns=list(market.symbols)
+        ).ffill()
+        return frame.iloc[run.start :]
+
+    @cached_property
+    def weights(self) -> pd.DataFrame:
+        run = self._arrays()
+        units = run.sim.units
+        if units.shape != run.market.values("close").shape:
+            raise ValueError(
+                "this result was simulated without holdings (a sweep's batch); "
+                "rerun the point with `backtest run` for its weights"
+            )
+        held = pd.DataFrame(
+            units[run.start :], index=self.equity.index, columns=list(run.market.symbols)
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (held * self.close.fillna(0.0)).div(self.equity, axis=0).fillna(0.0)
+
+    @cached_property
+    def target_weights(self) -> pd.DataFrame:
+        run = self._arrays()
+        d = run.decisions
+        return pd.DataFrame(
+            d.weights, index=run.market.index[d.bars], columns=list(run.market.symbols)
+        )
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        run = self._arrays()
+        return trades_frame(run.sim.trades, run.market.index, run.market.symbols)
+
+    @cached_property
+    def rebalances(self) -> pd.DataFrame:
+        run = self._arrays()
+        return rebalance_table(
+            run.decisions, run.market.index, run.sim.trades, run.sim.equity, run.fill_shift
+        )
+
+    @cached_property
+    def diagnostics(self) -> dict[str, Any]:
+        run = self._arrays()
+        d, index, market = run.decisions, run.market.index, run.market
+        fallbacks = [
+            f"{index[t]:%Y-%m-%d %H:%M}: {m} ({'; '.join(nt)})"
+            for t, m, nt in zip(d.bars, d.methods, d.notes, strict=True)
+            if nt
+        ]
+        return {
+            "n_decisions": int(d.bars.size),
+            "allocator_fallbacks": fallbacks,
+            "n_fallbacks": len(fallbacks),
+            "skipped_trades": int(self.costs["skipped_trades"]),
+            "universe_changes": _universe_changes(d, index, market.symbols),
+            "data_notes": list(market.notes),
+            "gaps": int(market.gaps()["n_bars"].sum()) if market.n_bars else 0,
+        }
 
     @property
     def returns(self) -> pd.Series:
         """Simple returns of the equity curve per bar."""
         return self.equity.pct_change().fillna(0.0).rename("returns")
 
+    # ------------------------------------------------------------------ metrics
     def metrics(
         self, periods_per_year: float | None = None, risk_free_rate: float | None = None
     ) -> dict[str, float]:
-        """Performance metrics (see ``reports.metrics``), annualised from the data's timeframe."""
+        """Performance metrics (see ``reports.metrics``), annualised from the data's timeframe.
+
+        Costs and turnover come from the ledger summed per bar and the exposure from the cash path
+        (the invested share ``1 - cash / equity`` is the sum of the realised weights), so reading
+        metrics builds neither the ledger nor the weights frame.
+        """
         from reports.metrics import compute_metrics
 
-        return compute_metrics(
-            self.equity,
+        equity = self.equity
+        if self._run is not None:
+            ledger = self._run.sim.trades
+            position = ledger["bar"] - self._run.start
+            columns = {
+                "notional": np.abs(ledger["units"]) * ledger["price"],
+                "fee": ledger["fee"],
+                "slippage": ledger["slippage"],
+                "impact": ledger["impact"],
+            }
+        else:
+            position = equity.index.get_indexer(pd.DatetimeIndex(self.trades["time"]))
+            columns = {c: self.trades[c].to_numpy(np.float64) for c in _COST_COLUMNS}
+        bars, where = np.unique(position, return_inverse=True)
+        per_bar = pd.DataFrame(
+            {"bar": bars.astype(np.int64)}
+            | {
+                name: np.bincount(where, weights=values, minlength=bars.size)
+                for name, values in columns.items()
+            }
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            invested = 1.0 - self.cash.to_numpy() / equity.to_numpy()
+        out = compute_metrics(
+            equity,
             periods_per_year=periods_per_year or float(self.meta["periods_per_year"]),
             risk_free_rate=self.meta.get("risk_free_rate", 0.02)
             if risk_free_rate is None
             else risk_free_rate,
-            trades=self.trades,
-            weights=self.weights,
+            trades=per_bar,
+            weights=pd.DataFrame({"invested": invested}, index=equity.index),
             benchmark=self.benchmark,
             rebalances=self.rebalances,
         )
+        out["n_trades"] = float(len(position))
+        return out
 
     def __repr__(self) -> str:
         label = " synthetic" if self.meta.get("synthetic") else ""
+        n_trades = len(self._run.sim.trades) if self._run is not None else len(self.trades)
         return (
             f"<BacktestResult{label} {self.meta.get('strategy')} {len(self.equity)} bars, "
-            f"{len(self.trades)} trades, final equity {self.equity.iloc[-1]:,.2f}>"
+            f"{n_trades} trades, final equity {self.equity.iloc[-1]:,.2f}>"
         )
 
     # ------------------------------------------------------------------ vectorbt
@@ -110,12 +281,12 @@ class BacktestResult:
 
         Each ledger order becomes a vectorbt order of the same size at the same fill price with the
         same fee rate, so vectorbt's analytics see the same book. ``close`` defaults to the
-        valuation prices stored in ``meta`` by :func:`build_result` (forward-filled closes).
+        result's valuation prices (:attr:`close`, saved and loaded with the result).
         """
         import vectorbt as vbt
 
         if close is None:
-            close = self._valuation_close()
+            close = self.close.bfill().fillna(1.0)
         size = pd.DataFrame(np.nan, index=close.index, columns=close.columns)
         price = size.copy()
         fees = size.copy()
@@ -142,30 +313,23 @@ class BacktestResult:
             freq=pd.Timedelta(self.meta.get("bar_ms", 86_400_000), unit="ms"),
         )
 
-    def _valuation_close(self) -> pd.DataFrame:
-        close = self.meta.get("_close")
-        if isinstance(close, pd.DataFrame):
-            return close.bfill().fillna(1.0)
-        raise ValueError(
-            "this result has no valuation prices (loaded from disk); pass `close` to to_vectorbt()"
-        )
-
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
-        """Write Parquet (equity, weights, target weights, trades, rebalances) and JSON (meta, costs,
-        diagnostics) into ``folder``; returns the folder."""
+        """Write Parquet (equity, close, weights, target weights, trades, rebalances) and JSON (meta,
+        costs, diagnostics) into ``folder``; returns the folder."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame({"equity": self.equity, "cash": self.cash})
         if self.benchmark is not None:
             frame["benchmark"] = self.benchmark
         frame.to_parquet(out / "equity.parquet")
+        self.close.to_parquet(out / "close.parquet")
         self.weights.to_parquet(out / "weights.parquet")
         self.target_weights.to_parquet(out / "target_weights.parquet")
         self.trades.to_parquet(out / "trades.parquet")
         self.rebalances.to_parquet(out / "rebalances.parquet")
         payload = {
-            "meta": _jsonable({k: v for k, v in self.meta.items() if not k.startswith("_")}),
+            "meta": _jsonable(self.meta),
             "costs": _jsonable(self.costs),
             "diagnostics": _jsonable(self.diagnostics),
             "extras": _jsonable(self.extras),
@@ -185,18 +349,22 @@ class BacktestResult:
         eq = pd.read_parquet(src / "equity.parquet")
         extras = payload.get("extras", {})
         return cls(
-            equity=eq["equity"],
-            cash=eq["cash"],
-            weights=pd.read_parquet(src / "weights.parquet"),
-            target_weights=pd.read_parquet(src / "target_weights.parquet"),
-            trades=pd.read_parquet(src / "trades.parquet"),
-            rebalances=pd.read_parquet(src / "rebalances.parquet"),
             benchmark=eq.get("benchmark"),
             costs=payload["costs"],
             diagnostics=payload["diagnostics"],
             meta=payload["meta"],
             extras={k: np.asarray(v) if isinstance(v, list) else v for k, v in extras.items()},
+            equity=eq["equity"],
+            cash=eq["cash"],
+            close=pd.read_parquet(src / "close.parquet"),
+            weights=pd.read_parquet(src / "weights.parquet"),
+            target_weights=pd.read_parquet(src / "target_weights.parquet"),
+            trades=pd.read_parquet(src / "trades.parquet"),
+            rebalances=pd.read_parquet(src / "rebalances.parquet"),
         )
+
+
+_COST_COLUMNS = ("notional", "fee", "slippage", "impact")
 
 
 def _jsonable(value: Any) -> Any:
@@ -221,8 +389,8 @@ def trades_frame(
     trades: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]
 ) -> pd.DataFrame:
     """The kernel's structured ledger as a DataFrame."""
-    if trades.dtype != kernels.TRADE_DTYPE:
-        raise TypeError("expected a kernels.TRADE_DTYPE array")
+    if trades.dtype != TRADE_DTYPE:
+        raise TypeError("expected a backtest.records.TRADE_DTYPE array")
     units = trades["units"]
     sym = np.asarray(symbols, dtype=object)
     return pd.DataFrame(
@@ -244,7 +412,7 @@ def trades_frame(
     )
 
 
-def _rebalance_table(
+def rebalance_table(
     decisions: Decisions,
     index: pd.DatetimeIndex,
     ledger: np.ndarray,
@@ -253,7 +421,7 @@ def _rebalance_table(
 ) -> pd.DataFrame:
     """One row per decision: turnover and costs of the rebalance trades filled for it."""
     n_bars = len(index)
-    rebal = ledger[ledger["reason"] == kernels.REASON_REBALANCE]
+    rebal = ledger[ledger["reason"] == REASON_REBALANCE]
     bar = rebal["bar"]
     notional = np.abs(rebal["units"]) * rebal["price"]
 
@@ -286,84 +454,6 @@ def _rebalance_table(
             "method": decisions.methods,
             "notes": ["; ".join(n) for n in decisions.notes],
         }
-    )
-
-
-def build_result(
-    market: MarketData,
-    decisions: Decisions,
-    targets: np.ndarray,
-    sim: SimulationOutput,
-    *,
-    start: int,
-    benchmark: pd.Series | None,
-    info: dict[str, Any],
-) -> BacktestResult:
-    """Wrap kernel outputs in pandas, from bar ``start`` (the first decision) on."""
-    index = market.index
-    symbols = list(market.symbols)
-    close = pd.DataFrame(market.values("close"), index=index, columns=symbols).ffill()
-    equity = pd.Series(sim.equity, index=index, name="equity")
-    units = pd.DataFrame(sim.units, index=index, columns=symbols)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weights = (units * close.fillna(0.0)).div(equity, axis=0).fillna(0.0)
-    trades = trades_frame(sim.trades, index, market.symbols)
-    rebalances = _rebalance_table(
-        decisions, index, sim.trades, sim.equity, fill_shift(info.get("execution", "next_open"))
-    )
-    target_weights = pd.DataFrame(decisions.weights, index=index[decisions.bars], columns=symbols)
-    universe_changes = _universe_changes(decisions, index, market.symbols)
-    fallbacks = [
-        f"{index[t]:%Y-%m-%d %H:%M}: {m} ({'; '.join(nt)})"
-        for t, m, nt in zip(decisions.bars, decisions.methods, decisions.notes, strict=True)
-        if nt
-    ]
-    costs = {
-        "fees": float(sim.costs[0]),
-        "slippage": float(sim.costs[1]),
-        "impact": float(sim.costs[2]),
-        "traded_notional": float(sim.costs[3]),
-        "skipped_trades": int(sim.costs[4]),
-    }
-    diagnostics = {
-        "n_decisions": int(decisions.bars.size),
-        "allocator_fallbacks": fallbacks,
-        "n_fallbacks": len(fallbacks),
-        "skipped_trades": int(sim.costs[4]),
-        "universe_changes": universe_changes,
-        "data_notes": list(market.notes),
-        "gaps": int(market.gaps()["n_bars"].sum()) if market.n_bars else 0,
-    }
-    meta = {
-        **info,
-        "data_source": market.source,
-        "synthetic": bool(market.synthetic),
-        "timeframe": market.timeframe,
-        "periods_per_year": float(market.periods_per_year),
-        "symbols": symbols,
-        "start": index[start].isoformat(),
-        "end": index[-1].isoformat(),
-        "bar_ms": int((index[1] - index[0]).total_seconds() * 1000)
-        if len(index) > 1
-        else 86_400_000,
-        "gap_policy": next(
-            (n for n in market.notes if n.startswith("gap policy")), "gap policy: leave NaN"
-        ),
-        "_close": close.iloc[start:],
-    }
-    sl = slice(start, None)
-    return BacktestResult(
-        equity=equity.iloc[sl],
-        cash=pd.Series(sim.cash, index=index, name="cash").iloc[sl],
-        weights=weights.iloc[sl],
-        target_weights=target_weights,
-        trades=trades,
-        rebalances=rebalances,
-        benchmark=benchmark,
-        costs=costs,
-        diagnostics=diagnostics,
-        meta=meta,
-        extras=decisions.last_extras,
     )
 
 

@@ -1,21 +1,33 @@
 """Validating wrapper around the numba kernels: market arrays + order targets -> simulation output.
 
-The kernel sees only arrays. This module checks shapes, dtypes and values, derives the per-bar
-inputs (fill prices, volatility and liquidity for impact, position caps, delisting bars) from a
-market's arrays with no look-ahead, and wraps nothing in pandas (that is ``backtest.result``).
+The kernel sees only arrays and named records (:mod:`backtest.records`). This module checks shapes,
+dtypes and values, derives the per-bar inputs (fill prices, volatility and liquidity for impact,
+position caps, delisting bars) from a market's arrays with no look-ahead, builds the parameter
+records with keywords, and wraps nothing in pandas (that is ``backtest.result``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 from backtest import kernels
 from backtest.costs import Costs, RiskControls
 from backtest.errors import EngineError
+from backtest.records import (
+    COST_DTYPE,
+    SIZING_NET,
+    SIZING_VECTORBT,
+    TRADE_DTYPE,
+    BatchParams,
+    FillParams,
+    MarketArrays,
+    SimulationBuffers,
+    SimulationParams,
+)
 from backtest.schedule import Schedule
 
 Execution = Literal["next_open", "close"]
@@ -26,22 +38,20 @@ def fill_shift(execution: str) -> int:
     return 1 if execution == "next_open" else 0
 
 
-@dataclass(frozen=True)
-class MarketArrays:
-    """The per-bar kernel inputs that depend on the market and the execution rule, not on targets."""
+class CostTotals(NamedTuple):
+    """What one simulation paid and traded, in the quote currency (the kernel's
+    :data:`backtest.records.COST_DTYPE` record, field for field)."""
 
-    fill_price: np.ndarray
-    close: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    open: np.ndarray
-    delist: np.ndarray
-    delist_row: np.ndarray
-    sigma: np.ndarray
-    liquidity: np.ndarray
-    max_value: np.ndarray
-    lot_step: np.ndarray
-    min_notional: np.ndarray
+    fees: float
+    slippage: float
+    impact: float
+    traded_notional: float
+    skipped_trades: int  # trades wanted but below the lot step, min_trade_value or min_notional
+
+    @classmethod
+    def from_record(cls, record: np.void) -> CostTotals:
+        """The kernel's ``COST_DTYPE`` record (same fields, same order) as Python numbers."""
+        return cls._make(record.item())
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,8 @@ class SimulationOutput:
     cash: np.ndarray  # (T,)
     units: np.ndarray  # (T, N)
     traded: np.ndarray  # (T,) notional traded per bar
-    trades: np.ndarray  # structured, kernels.TRADE_DTYPE
-    costs: np.ndarray  # fees, slippage, impact, notional, skipped trades
+    trades: np.ndarray  # structured, records.TRADE_DTYPE
+    totals: CostTotals
 
 
 def _f64(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -209,11 +219,43 @@ def _ledger_capacity(
     return per_bar * (2 if stop_loss > 0 else 1) + n_assets
 
 
-def _sizing_code(costs: Costs) -> int:
-    return kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET
+def fill_params(costs: Costs) -> FillParams:
+    """The kernel's per-trade parameters for ``costs`` (shared by the backtest and the live plan)."""
+    return FillParams(
+        fee_rate=float(costs.fee_rate),
+        slippage_rate=float(costs.slippage_rate),
+        impact_coef=float(costs.impact_coef),
+        participation=float(costs.participation),
+        min_trade_value=float(costs.min_trade_value),
+        sizing=SIZING_VECTORBT if costs.sizing == "vectorbt" else SIZING_NET,
+    )
 
 
-def simulate(
+def simulation_params(
+    *,
+    costs: Costs,
+    risk: RiskControls,
+    schedule: Schedule,
+    initial_cash: float,
+    execution: Execution,
+    record_trades: bool = True,
+    store_units: bool = True,
+) -> SimulationParams:
+    """The kernel's parameter record of one scenario (every field coerced: one compiled signature)."""
+    return SimulationParams(
+        fills=fill_params(costs),
+        initial_cash=float(initial_cash),
+        band=float(schedule.drift_band or 0.0),
+        band_relative=schedule.band_mode == "relative",
+        band_to_edge=schedule.band_target == "edge",
+        stop_loss=float(risk.stop_loss),
+        fill_at_close=execution == "close",
+        record_trades=bool(record_trades),
+        store_units=bool(store_units),
+    )
+
+
+def simulate_scenario(
     market: MarketArrays,
     targets: np.ndarray,
     *,
@@ -231,51 +273,32 @@ def simulate(
     shape = market.close.shape
     targets, order_row = check_targets(targets, shape, order_rows)
     n_bars, n = shape
-    equity = np.empty(n_bars)
-    cash = np.empty(n_bars)
-    units = np.empty(shape)
-    traded = np.empty(n_bars)
-    band = schedule.drift_band or 0.0
-    capacity = _ledger_capacity(int(order_row.sum()), n_bars, n, band, risk.stop_loss)
-    trades = np.empty(capacity if record else 0, dtype=kernels.TRADE_DTYPE)
-    cost_totals = np.zeros(5)
-    n_trades = kernels.simulate_core_nb(
-        market.fill_price,
-        market.close,
-        market.high,
-        market.low,
-        market.open,
-        targets,
-        order_row,
-        market.delist,
-        market.delist_row,
-        market.sigma,
-        market.liquidity,
-        market.max_value,
-        market.lot_step,
-        market.min_notional,
-        float(initial_cash),
-        costs.fee_rate,
-        costs.slippage_rate,
-        costs.impact_coef,
-        costs.participation,
-        costs.min_trade_value,
-        band,
-        schedule.band_mode == "relative",
-        schedule.band_target == "edge",
-        risk.stop_loss,
-        execution == "close",
-        _sizing_code(costs),
-        equity,
-        cash,
-        units,
-        True,
-        traded,
-        trades,
-        record,
-        cost_totals,
+    params = simulation_params(
+        costs=costs,
+        risk=risk,
+        schedule=schedule,
+        initial_cash=initial_cash,
+        execution=execution,
+        record_trades=record,
     )
-    return SimulationOutput(equity, cash, units, traded, trades[:n_trades].copy(), cost_totals)
+    capacity = _ledger_capacity(int(order_row.sum()), n_bars, n, params.band, params.stop_loss)
+    out = SimulationBuffers(
+        equity=np.empty(n_bars),
+        cash=np.empty(n_bars),
+        units=np.empty(shape),
+        traded=np.empty(n_bars),
+        trades=np.empty(capacity if record else 0, dtype=TRADE_DTYPE),
+        totals=np.zeros(1, dtype=COST_DTYPE),
+    )
+    n_trades = kernels.simulate_core_nb(market, targets, order_row, params, out)
+    return SimulationOutput(
+        equity=out.equity,
+        cash=out.cash,
+        units=out.units,
+        traded=out.traded,
+        trades=out.trades[:n_trades].copy(),
+        totals=CostTotals.from_record(out.totals[0]),
+    )
 
 
 def simulate_batch(
@@ -296,7 +319,7 @@ def simulate_batch(
     Per scenario: the targets, fees, slippage, impact coefficient, minimum trade value, drift-band
     width and initial cash. Shared (checked): the market arrays (so the liquidity inputs), the risk
     controls, participation cap, sizing, lot sizes, band mode and band target. The outputs equal
-    :func:`simulate` run on each scenario.
+    :func:`simulate_scenario` run on each scenario.
     """
     n_scen = len(targets)
     if not (len(costs) == len(schedules) == len(initial_cash) == n_scen) or n_scen == 0:
@@ -325,49 +348,37 @@ def simulate_batch(
     checked = [check_targets(t, shape, h) for t, h in zip(targets, hints, strict=True)]
     stacked = np.ascontiguousarray(np.stack([t for t, _ in checked]))
     rows = np.ascontiguousarray(np.stack([r for _, r in checked]))
-    bands = np.array([sc.drift_band or 0.0 for sc in schedules])
+    fills = [fill_params(c) for c in costs]
+    shared = fills[0]
+    params = BatchParams(
+        initial_cash=np.asarray(initial_cash, dtype=np.float64),
+        fee_rate=np.array([f.fee_rate for f in fills]),
+        slippage_rate=np.array([f.slippage_rate for f in fills]),
+        impact_coef=np.array([f.impact_coef for f in fills]),
+        min_trade_value=np.array([f.min_trade_value for f in fills]),
+        band=np.array([float(sc.drift_band or 0.0) for sc in schedules]),
+        participation=shared.participation,
+        sizing=shared.sizing,
+        band_relative=sched0.band_mode == "relative",
+        band_to_edge=sched0.band_target == "edge",
+        stop_loss=float(risk.stop_loss),
+        fill_at_close=execution == "close",
+        record_trades=bool(record),
+        store_units=bool(store_units),
+    )
     capacity = max(
         _ledger_capacity(int(r.sum()), shape[0], shape[1], b, risk.stop_loss)
-        for r, b in zip(rows, bands, strict=True)
+        for r, b in zip(rows, params.band, strict=True)
     )
-
-    def per(attr: str) -> np.ndarray:
-        return np.array([float(getattr(c, attr)) for c in costs])
-
-    equity, cash, units, traded, trades, n_trades, cost_totals = kernels.simulate_batch_nb(
-        market.fill_price,
-        market.close,
-        market.high,
-        market.low,
-        market.open,
-        stacked,
-        rows,
-        market.delist,
-        market.delist_row,
-        market.sigma,
-        market.liquidity,
-        market.max_value,
-        market.lot_step,
-        market.min_notional,
-        np.asarray(initial_cash, dtype=np.float64),
-        per("fee_rate"),
-        per("slippage_rate"),
-        per("impact_coef"),
-        first.participation,
-        per("min_trade_value"),
-        bands,
-        sched0.band_mode == "relative",
-        sched0.band_target == "edge",
-        risk.stop_loss,
-        execution == "close",
-        _sizing_code(first),
-        capacity,
-        store_units,
-        record,
-    )
+    out, n_trades = kernels.simulate_batch_nb(market, stacked, rows, params, capacity)
     return [
         SimulationOutput(
-            equity[s], cash[s], units[s], traded[s], trades[s, : n_trades[s]].copy(), cost_totals[s]
+            equity=out.equity[s],
+            cash=out.cash[s],
+            units=out.units[s],
+            traded=out.traded[s],
+            trades=out.trades[s, : n_trades[s]].copy(),
+            totals=CostTotals.from_record(out.totals[s]),
         )
         for s in range(n_scen)
     ]

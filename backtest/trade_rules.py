@@ -1,12 +1,13 @@
 """The backtest's trade rules for one rebalance, callable from Python (the live analyzer uses them).
 
 :func:`plan_trades` runs the same two numba kernels the simulation runs at an order bar,
-:func:`backtest.kernels.plan_trades_nb` (lot rounding toward zero, ``min_trade_value`` /
+:func:`backtest.fills.plan_trades_nb` (lot rounding toward zero, ``min_trade_value`` /
 ``min_notional`` skipping, full exits, position caps, participation cap, net-of-cost sizing) and
-:func:`backtest.kernels.fill_orders_nb` (sells first, then buys limited by the cash), on validated
+:func:`backtest.fills.fill_orders_nb` (sells first, then buys limited by the cash), on validated
 arrays. So the trades the live analyzer lists are the trades the backtest would have made from the
-same holdings, prices and targets; ``tests/live/test_trade_rules.py`` checks it against
-:func:`backtest.simulate.simulate`.
+same holdings, prices and targets; ``tests/live/test_trade_rules.py`` checks both against the
+pure-NumPy twin of the trade rules (``tests/backtest/twins.py``) and against
+:func:`backtest.simulate.simulate_scenario`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtest import kernels
+from backtest import fills
 from backtest.costs import Costs
 from backtest.errors import EngineError
+from backtest.records import COST_DTYPE, REASON_REBALANCE, TRADE_DTYPE
+from backtest.simulate import fill_params
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,10 @@ class PlannedTrades:
     deltas : ndarray of shape (n_assets,)
         Executed unit trades (> 0 buy, < 0 sell), after buys were fitted to the cash.
     planned : ndarray of shape (n_assets,)
-        Unit trades before the cash limit (what :func:`~backtest.kernels.plan_trades_nb` wanted).
+        Unit trades before the cash limit (what :func:`~backtest.fills.plan_trades_nb` wanted).
     skipped : ndarray of bool, shape (n_assets,)
         A trade was wanted but fell below the lot step, ``min_trade_value`` or ``min_notional``.
-    ledger : structured ndarray (:data:`backtest.kernels.TRADE_DTYPE`)
+    ledger : structured ndarray (:data:`backtest.records.TRADE_DTYPE`)
         One row per executed trade, sells first, with fill price, fee, slippage and impact costs.
     units_after : ndarray of shape (n_assets,)
         Holdings after the trades.
@@ -80,6 +83,7 @@ def _check(
     cash: float,
     lot_step: np.ndarray,
     min_notional: np.ndarray,
+    val_prices: np.ndarray | None,
 ) -> None:
     n = units.shape[0]
     for name, arr in (("prices", prices), ("target_weights", targets)):
@@ -93,6 +97,8 @@ def _check(
     if bad.any() or np.isinf(prices).any():
         raise EngineError(f"`prices` must be > 0 (NaN = not tradable now); got {prices.tolist()}")
     held_unpriced = (units > 0) & np.isnan(prices)
+    if val_prices is not None:
+        held_unpriced &= ~(val_prices > 0)
     if held_unpriced.any():
         raise EngineError(
             f"held assets at positions {np.flatnonzero(held_unpriced).tolist()} have no price; "
@@ -173,62 +179,53 @@ def plan_trades(
     lots = _vector("lot_step", lot_step, n, 0.0)
     mins = _vector("min_notional", min_notional, n, 0.0)
     cash = float(cash)
-    _check(units, prices, targets, cash, lots, mins)
-    val = _vector("val_prices", val_prices, n, np.nan) if val_prices is not None else prices.copy()
+    val = _vector("val_prices", val_prices, n, np.nan) if val_prices is not None else None
+    _check(units, prices, targets, cash, lots, mins, val)
+    val = prices.copy() if val is None else val
     liq = _vector("liquidity", liquidity, n, 0.0)
     sig = _vector("sigma", sigma, n, 0.0)
     cap = _vector("max_value", max_value, n, np.inf)
 
+    params = fill_params(costs)
     skipped = np.zeros(n, dtype=np.bool_)
     order_value = np.zeros(n)
     planned = np.zeros(n)
-    sizing = kernels.SIZING_VECTORBT if costs.sizing == "vectorbt" else kernels.SIZING_NET
-    kernels.plan_trades_nb(
-        units,
-        prices,
-        val,
-        targets,
-        cash,
-        lots,
-        mins,
-        costs.min_trade_value,
-        cap,
-        liq,
-        costs.participation,
-        sig,
-        costs.fee_rate,
-        costs.slippage_rate,
-        costs.impact_coef,
-        sizing == kernels.SIZING_NET,
-        skipped,
-        order_value,
-        planned,
+    fills.plan_trades_nb(
+        units=units,
+        prices=prices,
+        val_prices=val,
+        target_weights=targets,
+        cash=cash,
+        lot_step=lots,
+        min_notional=mins,
+        max_value=cap,
+        liquidity=liq,
+        sigma=sig,
+        fills=params,
+        skipped=skipped,
+        order_value=order_value,
+        deltas=planned,
     )
     after = units.copy()
-    ledger = np.empty(n, dtype=kernels.TRADE_DTYPE)
-    totals = np.zeros(5)
-    cash_after, n_trades = kernels.fill_orders_nb(
-        planned,
-        after,
-        prices,
-        cash,
-        costs.fee_rate,
-        costs.slippage_rate,
-        costs.impact_coef,
-        sig,
-        liq,
-        lots,
-        mins,
-        costs.min_trade_value,
-        sizing,
-        order_value,
-        np.zeros(n, dtype=np.int64),
-        0,
-        kernels.REASON_REBALANCE,
-        ledger,
-        0,
-        True,
-        totals,
+    ledger = np.empty(n, dtype=TRADE_DTYPE)
+    cash_after, n_trades = fills.fill_orders_nb(
+        deltas=planned,
+        units=after,
+        prices=prices,
+        cash=cash,
+        fills=params,
+        sigma=sig,
+        liquidity=liq,
+        lot_step=lots,
+        min_notional=mins,
+        order_value=order_value,
+        work_idx=np.zeros(n, dtype=np.int64),
+        bar=0,
+        reason=REASON_REBALANCE,
+        trades=ledger,
+        n_trades=0,
+        record=True,
+        totals=np.zeros(1, dtype=COST_DTYPE),
     )
     ledger = ledger[:n_trades].copy()
     deltas = np.zeros(n)

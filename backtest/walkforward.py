@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from strategies import Allocation, Constraints, UniverseLimits, universe_limits
+from strategies import Allocation, Allocator, Constraints, UniverseLimits, universe_limits
 from strategies.errors import ConstraintError, NoFreedomWarning
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class Decisions:
     universe: np.ndarray  # (K, N) bool
     methods: list[str] = field(default_factory=list)
     notes: list[tuple[str, ...]] = field(default_factory=list)
+    budgets: list[float] = field(default_factory=list)  # share of the book the limits let it invest
     last_extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,9 +72,15 @@ class SharedWork:
     limits: dict[bytes, UniverseLimits] = field(default_factory=dict)
 
 
-def _window_returns(
-    close: np.ndarray, t: int, lookback: int, members: np.ndarray, shared: SharedWork | None
+def window_returns(
+    close: np.ndarray,
+    t: int,
+    lookback: int,
+    members: np.ndarray,
+    shared: SharedWork | None = None,
 ) -> np.ndarray:
+    """Simple returns of bars ``t-L+1 .. t`` of the assets ``members`` (from the closes of bars
+    ``t-L .. t``): what the allocator sees at decision bar ``t``."""
     if shared is not None and t in shared.windows:
         return shared.windows[t]
     window = close[t - lookback : t + 1, members]
@@ -83,7 +90,7 @@ def _window_returns(
     return returns
 
 
-def _used_previous(allocator: Any, outcome: Any) -> bool:
+def _used_previous(allocator: Allocator, outcome: Any) -> bool:
     if getattr(allocator, "uses_previous", False):
         return True
     if not isinstance(outcome, Allocation):
@@ -92,7 +99,7 @@ def _used_previous(allocator: Any, outcome: Any) -> bool:
 
 
 def _allocate(
-    allocator: Any,
+    allocator: Allocator,
     returns: np.ndarray,
     constraints: Constraints,
     previous: np.ndarray,
@@ -124,13 +131,14 @@ def _limits(
     n_assets: int,
     symbols: Sequence[str],
     shared: SharedWork | None,
+    invest: float,
 ) -> UniverseLimits:
     """The limits of the universe ``members``, memoised by universe in ``shared``."""
     key = members.tobytes()
     if shared is not None and key in shared.limits:
         return shared.limits[key]
     try:
-        limits = universe_limits(constraints, members, n_assets, symbols)
+        limits = universe_limits(constraints, members, n_assets, symbols, invest=invest)
     except ConstraintError as exc:
         names = ", ".join(symbols[int(j)] for j in members[:5]) + (
             ", ..." if members.size > 5 else ""
@@ -144,13 +152,15 @@ def _limits(
 def walk_forward(
     close: np.ndarray,
     decision_bars: np.ndarray,
-    allocator: Any,
+    allocator: Allocator,
     lookback: int,
     constraints: Constraints,
     symbols: Sequence[str],
     progress: Callable[[int], None] | None = None,
     *,
     shared: SharedWork | None = None,
+    previous: np.ndarray | None = None,
+    invest: float = 1.0,
 ) -> Decisions:
     """Target weights at each decision bar (see the module docstring for the timing rule).
 
@@ -166,6 +176,11 @@ def walk_forward(
     shared : SharedWork, optional
         Windows and allocations reused across calls that share ``close`` and ``lookback`` (and, for
         the allocations, the allocator and constraints): parameter sweeps. Results are unchanged.
+    previous : ndarray of shape (n_assets,), optional
+        Weights held before the first decision (default: all cash; the live analyzer passes the
+        account's).
+    invest : float
+        Share of the book the limits apply to (``1 - cash reserve`` live; 1 in a backtest).
     """
     n_bars, n = close.shape
     bars = np.asarray(decision_bars, dtype=np.int64)
@@ -177,16 +192,17 @@ def walk_forward(
     weights = np.zeros((bars.size, n))
     universe = valid[bars] if bars.size else np.zeros((0, n), dtype=bool)
     out = Decisions(bars=bars, weights=weights, universe=universe)
-    previous = np.zeros(n)
+    previous = np.zeros(n) if previous is None else np.asarray(previous, dtype=np.float64)
     for k, t in enumerate(bars):
         members = np.flatnonzero(universe[k])
         if members.size == 0:
             out.methods.append("cash")
             out.notes.append(("no asset has a full lookback window: all cash",))
+            out.budgets.append(0.0)
             previous = weights[k]
             continue
-        returns = _window_returns(close, int(t), lookback, members, shared)
-        limits = _limits(constraints, members, n, symbols, shared)
+        returns = window_returns(close, int(t), lookback, members, shared)
+        limits = _limits(constraints, members, n, symbols, shared, invest)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoFreedomWarning)
@@ -220,6 +236,7 @@ def walk_forward(
         notes = (*limits.notes, *notes)
         out.methods.append(method)
         out.notes.append(notes)
+        out.budgets.append(limits.budget)
         previous = weights[k]
         if progress is not None:
             progress(k)

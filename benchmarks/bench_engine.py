@@ -27,8 +27,9 @@ from backtest import (
     run_backtest,
 )
 from backtest.costs import RiskControls
+from backtest.records import COST_DTYPE, TRADE_DTYPE, SimulationBuffers
 from backtest.schedule import Schedule
-from backtest.simulate import check_targets, prepare_market, simulate
+from backtest.simulate import check_targets, prepare_market, simulate_scenario, simulation_params
 from datasets import load_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def kernel_job() -> list[dict]:
     sched = Schedule(every="1D")
 
     def ours():
-        return simulate(
+        return simulate_scenario(
             arrays,
             targets,
             costs=costs,
@@ -115,58 +116,31 @@ def kernel_job() -> list[dict]:
 
     # the kernel call itself, outputs preallocated (as the floor's are by its own loop)
     _, order_row = check_targets(targets, close.shape, daily)
-    out = (np.empty(n_bars), np.empty(n_bars), np.empty(close.shape), np.empty(n_bars))
-    ledger = np.empty(daily.size * n + n, dtype=kernels.TRADE_DTYPE)
-    totals = np.zeros(5)
+    params = simulation_params(
+        costs=costs, risk=risk, schedule=sched, initial_cash=1e5, execution="close"
+    )
+    out = SimulationBuffers(
+        equity=np.empty(n_bars),
+        cash=np.empty(n_bars),
+        units=np.empty(close.shape),
+        traded=np.empty(n_bars),
+        trades=np.empty(daily.size * n + n, dtype=TRADE_DTYPE),
+        totals=np.zeros(1, dtype=COST_DTYPE),
+    )
 
     def kernel_call():
-        totals[:] = 0.0
-        return kernels.simulate_core_nb(
-            arrays.fill_price,
-            arrays.close,
-            arrays.high,
-            arrays.low,
-            arrays.open,
-            targets,
-            order_row,
-            arrays.delist,
-            arrays.delist_row,
-            arrays.sigma,
-            arrays.liquidity,
-            arrays.max_value,
-            arrays.lot_step,
-            arrays.min_notional,
-            1e5,
-            0.001,
-            0.0005,
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-            False,
-            False,
-            0.0,
-            True,
-            kernels.SIZING_VECTORBT,
-            out[0],
-            out[1],
-            out[2],
-            True,
-            out[3],
-            ledger,
-            True,
-            totals,
-        )
+        out.totals[:] = 0
+        return kernels.simulate_core_nb(arrays, targets, order_row, params, out)
 
     kernel_call()
-    np.testing.assert_allclose(out[0], peer_eq, rtol=1e-9)
+    np.testing.assert_allclose(out.equity, peer_eq, rtol=1e-9)
     t_ours = median_time(ours, repeats=21)
     t_kernel = median_time(kernel_call, repeats=21)
     t_peer = median_time(peer, repeats=5)
     t_floor = median_time(floor, repeats=21)
     return [
         row(
-            f"simulate(), {n} assets x {n_bars} hourly bars, daily rebalance (validation, outputs, ledger)",
+            f"simulate_scenario(), {n} assets x {n_bars} hourly bars, daily rebalance (validation, outputs, ledger)",
             t_ours,
             "vectorbt from_orders",
             t_peer,
@@ -181,7 +155,7 @@ def kernel_job() -> list[dict]:
             target="<= 3x (ratio = ours / floor)",
         ),
         row(
-            "simulate() wrapper vs bare numba loop",
+            "simulate_scenario() wrapper vs bare numba loop",
             t_ours,
             "numba floor",
             t_floor,

@@ -198,7 +198,7 @@ class ExchangeConnector:
 
     Examples
     --------
-    >>> async def show():  # doctest: +SKIP
+    >>> async def show():  # await show() needs the network
     ...     async with ExchangeConnector("binance") as ex:
     ...         print(await ex.fetch_prices(["BTC/USDT"]))
     """
@@ -517,7 +517,11 @@ class BinanceConnector(ExchangeConnector):
 
     Examples
     --------
-    >>> exchange = BinanceConnector()  # keys from EXCHANGE_API_KEY / EXCHANGE_API_SECRET  # doctest: +SKIP
+    >>> import asyncio
+    >>> exchange = BinanceConnector()  # keys from EXCHANGE_API_KEY / EXCHANGE_API_SECRET
+    >>> exchange.read_only, exchange.quote  # prices and markets need no keys; orders are refused
+    (True, 'USDT')
+    >>> asyncio.run(exchange.close())
     """
 
     default_config: ClassVar[dict[str, Any]] = {

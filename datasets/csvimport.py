@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from datasets.errors import DataError
-from datasets.panel import Calendar, MarketData, _utc
+from datasets.panel import Calendar, MarketData, utc_timestamp
 from datasets.store.format import FIELDS, candles_from_frame, dedupe, fmt_ms
 from datasets.timeframe import timeframe_to_ms
 from datasets.validate import REASONS, invalid_candle_mask, split_invalid
@@ -249,13 +249,15 @@ def load_csv(
     Examples
     --------
     >>> market = load_csv("binance_spot_usdt_1d.csv.gz", symbols=["BTC/USDT", "ETH/USDT"],
-    ...                   start="2021-01-01")  # doctest: +SKIP
+    ...                   start="2021-01-01")  # a bare name: found in the shared data folder
+    >>> market.symbols, market.timeframe, str(market.index[0])
+    (('BTC/USDT', 'ETH/USDT'), '1d', '2021-01-01 00:00:00+00:00')
     """
     frame = read_long_csv(path, symbols)
     if start is not None:
-        frame = frame[frame["timestamp_ms"] >= _utc(start).value // 1_000_000]
+        frame = frame[frame["timestamp_ms"] >= utc_timestamp(start).value // 1_000_000]
     if end is not None:
-        frame = frame[frame["timestamp_ms"] <= _utc(end).value // 1_000_000]
+        frame = frame[frame["timestamp_ms"] <= utc_timestamp(end).value // 1_000_000]
     if frame.empty:
         raise DataError(f"no rows in {path} for symbols={symbols} between {start} and {end}")
     close_only = "open" not in frame.columns
@@ -336,7 +338,13 @@ def import_csv(
 
     Examples
     --------
-    >>> import_csv("binance_spot_usdt_1d.csv.gz", OHLCVStore("data"), "binance")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from datasets import OHLCVStore
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     report = import_csv("binance_spot_usdt_1d.csv.gz", OHLCVStore(root), "binance",
+    ...                         symbols=["BTC/USDT", "ETH/USDT"])
+    >>> report.symbols, report.timeframe, report.inferred
+    (2, '1d', True)
     """
     p = resolve_csv_path(path)
     frame = read_long_csv(p, symbols, required=("symbol", "timestamp_ms", *FIELDS))

@@ -116,8 +116,10 @@ def make_exchange(
 
     Examples
     --------
-    >>> ex = make_exchange("binance")  # doctest: +SKIP
-    >>> ex.fetch_ohlcv("BTC/USDT", "1d", limit=3)  # doctest: +SKIP
+    >>> ex = make_exchange("binance")
+    >>> ex.id, ex.enableRateLimit
+    ('binance', True)
+    >>> ex.fetch_ohlcv("BTC/USDT", "1d", limit=3)  # needs the network  # doctest: +SKIP
     """
     exchange_id = check_exchange_id(exchange_id)
     key = api_key if api_key is not None else os.environ.get(KEY_ENV) or None

@@ -215,7 +215,7 @@ def fetch_ohlcv(
     Examples
     --------
     >>> from datasets import OHLCVStore
-    >>> report = fetch_ohlcv("binance", "BTC/USDT", "1d", "2020-01-01", store=OHLCVStore())  # doctest: +SKIP
+    >>> report = fetch_ohlcv("binance", "BTC/USDT", "1d", "2020-01-01", store=OHLCVStore())  # needs the network  # doctest: +SKIP
     """
     start = to_utc_ms(since, "since")
     until_ms = to_utc_ms(until, "until") if until is not None else None

@@ -242,8 +242,12 @@ class MarketData:
         self, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None
     ) -> MarketData:
         """Bars whose open time lies in ``[start, end]`` (inclusive; UTC; None = open-ended)."""
-        lo = 0 if start is None else int(self.index.searchsorted(_utc(start), side="left"))
-        hi = self.n_bars if end is None else int(self.index.searchsorted(_utc(end), side="right"))
+        lo = 0 if start is None else int(self.index.searchsorted(utc_timestamp(start), side="left"))
+        hi = (
+            self.n_bars
+            if end is None
+            else int(self.index.searchsorted(utc_timestamp(end), side="right"))
+        )
         if hi <= lo:
             raise DataError(
                 f"no bars between {start} and {end}; the data covers "
@@ -347,6 +351,11 @@ def _symbol_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]
     return codes, np.arange(len(uniques)), [str(s) for s in uniques]
 
 
-def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
+def utc_timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
+    """``value`` as a UTC Timestamp: naive times are read as UTC, aware ones converted.
+
+    >>> utc_timestamp("2024-01-01 12:00")
+    Timestamp('2024-01-01 12:00:00+0000', tz='UTC')
+    """
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

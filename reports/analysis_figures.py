@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.figure_base import LINE_COLORS, _layout, plot_text
-from reports.validation import _check_frame
+from reports.figure_base import LINE_COLORS, figure_layout, plot_text
+from reports.validation import check_frame
 
 
 def frontier_figure(
@@ -33,7 +33,7 @@ def frontier_figure(
     chosen : mapping, optional
         ``{"return": ..., "volatility": ...}`` of the chosen portfolio (drawn as a star).
     """
-    frontier = _check_frame(frontier, "frontier", ("return", "volatility", "sharpe"))
+    frontier = check_frame(frontier, "frontier", ("return", "volatility", "sharpe"))
     assets = [c for c in frontier.columns if c not in ("return", "volatility", "sharpe")]
     w = frontier[assets].to_numpy(dtype=np.float64) if assets else np.zeros((len(frontier), 0))
     labels = [plot_text(a) for a in assets]
@@ -82,7 +82,7 @@ def frontier_figure(
         )
     return go.Figure(
         data=data,
-        layout=_layout(
+        layout=figure_layout(
             title,
             height=420,
             xaxis={"title": {"text": "volatility (ann.)"}, "tickformat": ".0%"},
@@ -128,7 +128,7 @@ def dendrogram_figure(
             "showlegend": False,
         }
     ]
-    layout = _layout(
+    layout = figure_layout(
         title,
         height=400,
         xaxis={
@@ -162,7 +162,7 @@ def regime_figure(table: pd.DataFrame, *, value: str = "ann_return") -> go.Figur
     table : DataFrame
         Output of :func:`reports.regimes.regime_performance`.
     """
-    table = _check_frame(table, "table", ("strategy", "regime_type", "regime", value))
+    table = check_frame(table, "table", ("strategy", "regime_type", "regime", value))
     sub = table[table["regime_type"] != "all"]
     data = []
     for i, (name, group) in enumerate(sub.groupby("strategy", sort=False)):
@@ -177,7 +177,7 @@ def regime_figure(table: pd.DataFrame, *, value: str = "ann_return") -> go.Figur
         )
     return go.Figure(
         data=data,
-        layout=_layout(
+        layout=figure_layout(
             f"{_VALUE_LABELS.get(value, value)} by market regime",
             height=360,
             barmode="group",
@@ -218,7 +218,7 @@ def sweep_heatmap(
     'heatmap'
     """
     need = tuple(c for c in (x, y, value, facet) if c is not None)
-    table = _check_frame(table, "table", need)
+    table = check_frame(table, "table", need)
     keys = [c for c in (facet, x, y) if c is not None]
     counts = table.groupby(keys, sort=False, dropna=False).size()
     if agg is None and (counts > 1).any():
@@ -271,7 +271,7 @@ def sweep_heatmap(
             "anchor": f"x{suffix}",
             "title": {"text": plot_text(y) if i == 0 else ""},
         }
-    layout = _layout(
+    layout = figure_layout(
         title or f"{value} by {x} and {y}",
         height=420,
         coloraxis={

@@ -20,7 +20,11 @@ AREA_COLORS = [
     *qualitative.D3,
     *qualitative.Set3,
 ]  # 32 colours for stacked weights
-_BENCH = {"color": "#555555", "dash": "dot", "width": 1.5}
+BENCHMARK_LINE = {
+    "color": "#555555",
+    "dash": "dot",
+    "width": 1.5,
+}  # plotly line style of a benchmark
 _TEMPLATE = {
     "layout": {
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
@@ -48,23 +52,26 @@ def plot_text(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
-def _ms(index: pd.Index) -> np.ndarray:
+def epoch_ms(index: pd.Index) -> np.ndarray:
     """Epoch milliseconds (float64) of a DatetimeIndex, for a plotly ``date`` axis (read as UTC)."""
     return pd.DatetimeIndex(index).as_unit("ns").asi8 / 1e6
 
 
-def _f32(values: Any) -> np.ndarray:
+def as_float32(values: Any) -> np.ndarray:
+    """``values`` as a float32 array (half the page bytes of float64; plenty for a plot)."""
     return np.asarray(values, dtype=np.float32)
 
 
-def _thin(n: int, max_points: int) -> np.ndarray:
+def thin_positions(n: int, max_points: int) -> np.ndarray:
     """At most ``max_points`` evenly spaced positions in ``range(n)``, first and last included."""
     if n <= max_points:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
 
 
-def _layout(title: str, height: int = 380, **extra: Any) -> dict[str, Any]:
+def figure_layout(title: str, height: int = 380, **extra: Any) -> dict[str, Any]:
+    """A plotly layout on the report template: escaped ``title``, ``height`` in px, a date x axis;
+    ``extra`` keys override or add layout entries."""
     layout: dict[str, Any] = {
         "title": {"text": plot_text(title), "x": 0.01},
         "height": height,
@@ -75,13 +82,15 @@ def _layout(title: str, height: int = 380, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def _line(series: pd.Series, name: str, max_points: int, **style: Any) -> dict[str, Any]:
-    pos = _thin(len(series), max_points)
+def line_trace(series: pd.Series, name: str, max_points: int, **style: Any) -> dict[str, Any]:
+    """A plotly line trace of ``series`` (DatetimeIndex) thinned to at most ``max_points`` points;
+    ``style`` adds trace keys (``line``, ``legendgroup``, ...)."""
+    pos = thin_positions(len(series), max_points)
     return {
         "type": "scatter",
         "mode": "lines",
         "name": plot_text(name),
-        "x": _ms(series.index[pos]),
-        "y": _f32(series.to_numpy(dtype=np.float64)[pos]),
+        "x": epoch_ms(series.index[pos]),
+        "y": as_float32(series.to_numpy(dtype=np.float64)[pos]),
         **style,
     }

@@ -31,21 +31,21 @@ from reports.analysis_figures import (
     sweep_heatmap,
 )
 from reports.figure_base import (
-    _BENCH,
     AREA_COLORS,
+    BENCHMARK_LINE,
     LINE_COLORS,
     MAX_AREA_POINTS,
     MAX_BARS,
     MAX_LINE_POINTS,
-    _f32,
-    _layout,
-    _line,
-    _ms,
-    _thin,
+    as_float32,
+    epoch_ms,
+    figure_layout,
+    line_trace,
     plot_text,
+    thin_positions,
 )
 from reports.series import drawdown, monthly_returns, rolling_sharpe, rolling_volatility
-from reports.validation import _check_equity, _check_frame
+from reports.validation import check_equity, check_frame
 
 __all__ = [
     "dendrogram_figure",
@@ -79,13 +79,18 @@ def equity_figure(
     equity, benchmark : Series of shape (n_bars,)
         Portfolio values (quote currency) with a DatetimeIndex.
     """
-    equity = _check_equity(equity)
-    data = [_line(equity, name, max_points, line={"width": 2})]
+    equity = check_equity(equity)
+    data = [line_trace(equity, name, max_points, line={"width": 2})]
     if benchmark is not None:
         data.append(
-            _line(_check_equity(benchmark, "benchmark"), benchmark_name, max_points, line=_BENCH)
+            line_trace(
+                check_equity(benchmark, "benchmark"),
+                benchmark_name,
+                max_points,
+                line=BENCHMARK_LINE,
+            )
         )
-    layout = _layout(
+    layout = figure_layout(
         "Equity" + (" (log scale)" if log else ""),
         yaxis={
             "type": "log" if log else "linear",
@@ -105,16 +110,18 @@ def equity_overlay_figure(
 ) -> go.Figure:
     """Equity curves of several strategies on one chart (log scale), benchmark dotted."""
     data = [
-        _line(_check_equity(eq, f"equities[{k!r}]"), k, max_points, line={"width": 1.8})
+        line_trace(check_equity(eq, f"equities[{k!r}]"), k, max_points, line={"width": 1.8})
         for k, eq in equities.items()
     ]
     if benchmark is not None:
         data.append(
-            _line(_check_equity(benchmark, "benchmark"), "benchmark", max_points, line=_BENCH)
+            line_trace(
+                check_equity(benchmark, "benchmark"), "benchmark", max_points, line=BENCHMARK_LINE
+            )
         )
     return go.Figure(
         data=data,
-        layout=_layout(
+        layout=figure_layout(
             "Equity by strategy" + (" (log scale)" if log else ""),
             height=440,
             yaxis={"type": "log" if log else "linear"},
@@ -124,15 +131,15 @@ def equity_overlay_figure(
 
 def _drawdown_trace(equity: pd.Series, name: str, max_points: int, **style: Any) -> dict[str, Any]:
     dd = drawdown(equity).to_numpy()
-    pos = _thin(len(dd), max_points)
+    pos = thin_positions(len(dd), max_points)
     if len(pos) < len(dd):
         dd = np.minimum.reduceat(dd, pos)
     return {
         "type": "scatter",
         "mode": "lines",
         "name": plot_text(name),
-        "x": _ms(equity.index[pos]),
-        "y": _f32(dd),
+        "x": epoch_ms(equity.index[pos]),
+        "y": as_float32(dd),
         **style,
     }
 
@@ -148,7 +155,7 @@ def drawdown_figure(
     single = len(curves) == 1
     data = [
         _drawdown_trace(
-            _check_equity(eq, f"equity[{k!r}]"),
+            check_equity(eq, f"equity[{k!r}]"),
             k,
             max_points,
             fill="tozeroy" if single else None,
@@ -159,10 +166,12 @@ def drawdown_figure(
     if benchmark is not None:
         data.append(
             _drawdown_trace(
-                _check_equity(benchmark, "benchmark"), "benchmark", max_points, line=_BENCH
+                check_equity(benchmark, "benchmark"), "benchmark", max_points, line=BENCHMARK_LINE
             )
         )
-    return go.Figure(data=data, layout=_layout("Drawdown", height=300, yaxis={"tickformat": ".0%"}))
+    return go.Figure(
+        data=data, layout=figure_layout("Drawdown", height=300, yaxis={"tickformat": ".0%"})
+    )
 
 
 def weights_figure(
@@ -185,7 +194,7 @@ def weights_figure(
     """
     if not isinstance(weights, pd.DataFrame) or not isinstance(weights.index, pd.DatetimeIndex):
         raise TypeError("`weights` must be a DataFrame (bars x symbols) with a DatetimeIndex")
-    pos = _thin(len(weights), max_points)
+    pos = thin_positions(len(weights), max_points)
     w = np.nan_to_num(weights.to_numpy(dtype=np.float64)[pos])
     order = np.argsort(-w.mean(axis=0), kind="stable") if w.size else np.arange(w.shape[1])
     columns = [weights.columns[i] for i in order[:max_assets]]
@@ -193,7 +202,7 @@ def weights_figure(
     if len(order) > max_assets:
         columns.append(f"other ({len(order) - max_assets})")
         series.append(w[:, order[max_assets:]].sum(axis=1))
-    x = _ms(weights.index[pos])
+    x = epoch_ms(weights.index[pos])
     data = [
         {
             "type": "scatter",
@@ -201,7 +210,7 @@ def weights_figure(
             "stackgroup": "w",
             "name": plot_text(c),
             "x": x,
-            "y": _f32(y),
+            "y": as_float32(y),
             "line": {"width": 0.5, "color": AREA_COLORS[i % len(AREA_COLORS)]},
         }
         for i, (c, y) in enumerate(zip(columns, series, strict=True))
@@ -214,13 +223,13 @@ def weights_figure(
             "stackgroup": "w",
             "name": "cash",
             "x": x,
-            "y": _f32(cash),
+            "y": as_float32(cash),
             "line": {"width": 0.5, "color": "#dddddd"},
         }
     )
     return go.Figure(
         data=data,
-        layout=_layout(
+        layout=figure_layout(
             title, height=420, yaxis={"tickformat": ".0%", "range": [0, 1.0]}, hovermode="x unified"
         ),
     )
@@ -231,23 +240,23 @@ def rebalance_figure(rebalances: pd.DataFrame, *, max_bars: int = MAX_BARS) -> g
 
     More than ``max_bars`` rebalances are summed into ``max_bars`` consecutive buckets.
     """
-    rebalances = _check_frame(
+    rebalances = check_frame(
         rebalances, "rebalances", ("time", "turnover", "fees", "slippage", "impact")
     )
     cols = ["turnover", "fees", "slippage", "impact"]
     values = rebalances[cols].to_numpy(dtype=np.float64)
-    pos = _thin(len(rebalances), max_bars)
+    pos = thin_positions(len(rebalances), max_bars)
     suffix = ""
     if len(pos) < len(rebalances):
         values = np.add.reduceat(values, pos, axis=0)
         suffix = f" (summed over ~{len(rebalances) / len(pos):.0f} rebalances per bar)"
-    x = _ms(pd.DatetimeIndex(rebalances["time"])[pos])
+    x = epoch_ms(pd.DatetimeIndex(rebalances["time"])[pos])
     data: list[dict[str, Any]] = [
         {
             "type": "bar",
             "name": "turnover",
             "x": x,
-            "y": _f32(values[:, 0]),
+            "y": as_float32(values[:, 0]),
             "marker": {"color": "#4e79a7"},
             "yaxis": "y",
             "xaxis": "x",
@@ -261,13 +270,13 @@ def rebalance_figure(rebalances: pd.DataFrame, *, max_bars: int = MAX_BARS) -> g
                 "type": "bar",
                 "name": c,
                 "x": x,
-                "y": _f32(values[:, i]),
+                "y": as_float32(values[:, i]),
                 "marker": {"color": color},
                 "xaxis": "x2",
                 "yaxis": "y2",
             }
         )
-    layout = _layout(
+    layout = figure_layout(
         "Turnover and costs per rebalance" + suffix,
         height=440,
         barmode="stack",
@@ -298,7 +307,7 @@ def rolling_figure(
         for i, (k, eq) in enumerate(curves.items())
     }
     if benchmark is not None:
-        styled["benchmark"] = (benchmark, _BENCH)
+        styled["benchmark"] = (benchmark, BENCHMARK_LINE)
     data = []
     for name, (eq, style) in styled.items():
         rs = rolling_sharpe(
@@ -306,10 +315,10 @@ def rolling_figure(
         )
         rv = rolling_volatility(eq, window, periods_per_year=periods_per_year)
         data.append(
-            _line(rs, f"{name} Sharpe", max_points, line=style, legendgroup=plot_text(name))
+            line_trace(rs, f"{name} Sharpe", max_points, line=style, legendgroup=plot_text(name))
         )
         data.append(
-            _line(
+            line_trace(
                 rv,
                 f"{name} volatility",
                 max_points,
@@ -320,7 +329,7 @@ def rolling_figure(
                 showlegend=False,
             )
         )
-    layout = _layout(
+    layout = figure_layout(
         f"Rolling Sharpe and volatility ({window} bars)",
         height=480,
         yaxis={"domain": [0.55, 1.0], "title": {"text": "Sharpe"}},
@@ -362,7 +371,7 @@ def monthly_returns_figure(equity: pd.Series, initial_value: float | None = None
     data = [
         {
             "type": "heatmap",
-            "z": _f32(z),
+            "z": as_float32(z),
             "x": _MONTHS,
             "y": [str(y) for y in table.index],
             "colorscale": "RdYlGn",
@@ -376,7 +385,7 @@ def monthly_returns_figure(equity: pd.Series, initial_value: float | None = None
             "ygap": 2,
         }
     ]
-    layout = _layout(
+    layout = figure_layout(
         "Monthly returns",
         height=max(220, 60 + 32 * len(table)),
         xaxis={"type": "category", "side": "top"},

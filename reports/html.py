@@ -25,16 +25,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.metrics import (
-    METRICS,
-    _check_equity,
-    _check_ppy,
-    compute_metrics,
-    rebalance_diagnostics,
+from reports.metrics import METRICS, compute_metrics, rebalance_diagnostics
+from reports.page import ensure_out_dir, figure_blocks, json_safe, render_page, write_text_atomic
+from reports.regimes import median_bars_per_day, regime_performance
+from reports.tables import (
+    HEADLINE,
+    format_metric,
+    metric_table_rows,
+    metrics_frame,
+    regime_table_rows,
 )
-from reports.page import _ensure_dir, _figure_blocks, _json_safe, _render, _write_text
-from reports.regimes import _bars_per_day, regime_performance
-from reports.tables import HEADLINE, _metric_rows, _regime_rows, format_metric, metrics_frame
+from reports.validation import check_equity, check_periods_per_year
 
 __all__ = ["format_metric", "metrics_frame", "write_comparison", "write_report"]
 
@@ -52,11 +53,11 @@ def _meta_settings(meta: Mapping[str, Any], name: str = "meta") -> tuple[float, 
             f"(365 for daily crypto, 8760 for hourly crypto, 252 for daily stocks)"
         )
     rf = meta.get("risk_free_rate")
-    return _check_ppy(meta["periods_per_year"]), 0.02 if rf is None else float(rf)
+    return check_periods_per_year(meta["periods_per_year"]), 0.02 if rf is None else float(rf)
 
 
 def _rolling_window(index: pd.DatetimeIndex, n: int, days: float = 90.0) -> int:
-    return int(max(2, min(round(days * _bars_per_day(index)), max(2, n // 3))))
+    return int(max(2, min(round(days * median_bars_per_day(index)), max(2, n // 3))))
 
 
 def _period(equity: pd.Series) -> dict[str, Any]:
@@ -119,10 +120,10 @@ def _notes(
         "fallbacks": fallbacks,
         "n_fallbacks": n_fallbacks,
         "strategy_params": [
-            (str(k), json.dumps(_json_safe(v)))
+            (str(k), json.dumps(json_safe(v)))
             for k, v in (meta.get("strategy_params") or {}).items()
         ],
-        "config": json.dumps(_json_safe(config), indent=2) if config else "",
+        "config": json.dumps(json_safe(config), indent=2) if config else "",
     }
 
 
@@ -209,9 +210,9 @@ def write_report(
     """
     from reports import figures as fg
 
-    equity = _check_equity(equity)
+    equity = check_equity(equity)
     ppy, rf = _meta_settings(meta)
-    out = _ensure_dir(out_dir)
+    out = ensure_out_dir(out_dir)
     if metrics is None:
         metrics = compute_metrics(
             equity,
@@ -262,7 +263,7 @@ def write_report(
     regimes: list[dict[str, Any]] = []
     if benchmark is not None:
         table = regime_performance({name: equity}, benchmark, periods_per_year=ppy)
-        regimes = _regime_rows(table)
+        regimes = regime_table_rows(table)
     context = {
         "title": str(meta.get("title") or f"Backtest: {name}"),
         "strategy": name,
@@ -272,15 +273,15 @@ def write_report(
             (METRICS[k].label, format_metric(k, metrics.get(k, math.nan))) for k in HEADLINE
         ],
         "columns": list(columns),
-        "metric_rows": _metric_rows(columns),
-        "figures": _figure_blocks(figures),
+        "metric_rows": metric_table_rows(columns),
+        "figures": figure_blocks(figures),
         "regimes": regimes,
         "notes": _notes(meta, diagnostics, ppy, rf),
     }
     html_path = out / filename
-    _write_text(html_path, _render("tearsheet.html.j2", context))
-    _write_text(
-        out / "metrics.json", json.dumps(_json_safe(dict(metrics)), indent=2, allow_nan=False)
+    write_text_atomic(html_path, render_page("tearsheet.html.j2", context))
+    write_text_atomic(
+        out / "metrics.json", json.dumps(json_safe(dict(metrics)), indent=2, allow_nan=False)
     )
     log.info("wrote tearsheet %s (%.1f MB)", html_path, html_path.stat().st_size / 1e6)
     return html_path
@@ -297,7 +298,7 @@ def _comparison_inputs(
     for name, res in results.items():
         if not isinstance(res, Mapping) or "equity" not in res:
             raise ValueError(f"`results[{name!r}]` must be a dict with an 'equity' Series")
-        equities[str(name)] = _check_equity(res["equity"], f"results[{name!r}]['equity']")
+        equities[str(name)] = check_equity(res["equity"], f"results[{name!r}]['equity']")
     first_name = next(iter(equities))
     index = equities[first_name].index
     for name, eq in equities.items():
@@ -362,7 +363,7 @@ def write_comparison(
         benchmark = next(
             (r["benchmark"] for r in results.values() if r.get("benchmark") is not None), None
         )
-    out = _ensure_dir(out_dir)
+    out = ensure_out_dir(out_dir)
     metrics: dict[str, dict[str, float]] = {}
     for (name, eq), res in zip(equities.items(), results.values(), strict=True):
         metrics[name] = dict(
@@ -399,7 +400,7 @@ def write_comparison(
     regimes: list[dict[str, Any]] = []
     if benchmark is not None:
         table = regime_performance(equities, benchmark, periods_per_year=ppy)
-        regimes = _regime_rows(table)
+        regimes = regime_table_rows(table)
         figures.append(("regimes", fg.regime_figure(table)))
     for name, res in zip(equities, results.values(), strict=True):
         if res.get("weights") is not None and len(res["weights"]):
@@ -410,7 +411,7 @@ def write_comparison(
         (
             name,
             [
-                (str(k), json.dumps(_json_safe(v)))
+                (str(k), json.dumps(json_safe(v)))
                 for k, v in ((res.get("meta") or {}).get("strategy_params") or {}).items()
             ],
         )
@@ -422,14 +423,16 @@ def write_comparison(
         or shared.get("synthetic") is True,
         "period": _period(next(iter(equities.values()))),
         "columns": list(columns),
-        "metric_rows": _metric_rows(columns, n_compete=len(metrics)),
-        "figures": _figure_blocks(figures),
+        "metric_rows": metric_table_rows(columns, n_compete=len(metrics)),
+        "figures": figure_blocks(figures),
         "regimes": regimes,
         "params": params,
         "notes": _notes(shared, None, ppy, rf),
     }
     html_path = out / filename
-    _write_text(html_path, _render("comparison.html.j2", context))
-    _write_text(out / "comparison.json", json.dumps(_json_safe(metrics), indent=2, allow_nan=False))
+    write_text_atomic(html_path, render_page("comparison.html.j2", context))
+    write_text_atomic(
+        out / "comparison.json", json.dumps(json_safe(metrics), indent=2, allow_nan=False)
+    )
     log.info("wrote comparison %s (%.1f MB)", html_path, html_path.stat().st_size / 1e6)
     return html_path

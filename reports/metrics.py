@@ -30,7 +30,6 @@ import pandas as pd
 
 from reports.series import (
     RETURN_RESOLUTION,
-    _value_path,
     drawdown,
     drawdown_durations,
     monthly_returns,
@@ -39,8 +38,9 @@ from reports.series import (
     rolling_sharpe,
     rolling_volatility,
     simple_returns,
+    value_path,
 )
-from reports.validation import _check_equity, _check_frame, _check_ppy
+from reports.validation import check_equity, check_frame, check_periods_per_year
 
 __all__ = [
     "METRICS",
@@ -231,7 +231,7 @@ def _trade_metrics(
     keys = ("turnover", "fees", "slippage", "impact", "total_costs", "cost_drag_bps", "n_trades")
     if trades is None:
         return dict.fromkeys(keys, math.nan)
-    trades = _check_frame(trades, "trades", _TRADE_COLUMNS)
+    trades = check_frame(trades, "trades", _TRADE_COLUMNS)
     cols = {c: trades[c].to_numpy(dtype=np.float64) for c in _TRADE_COLUMNS}
     for c in _TRADE_COLUMNS:
         bad = ~np.isfinite(cols[c]) | (cols[c] < 0)
@@ -258,7 +258,7 @@ def _benchmark_metrics(
     keys = ("tracking_error", "information_ratio", "beta", "correlation")
     if benchmark is None:
         return dict.fromkeys(keys, math.nan)
-    benchmark = _check_equity(benchmark, "benchmark")
+    benchmark = check_equity(benchmark, "benchmark")
     if not benchmark.index.equals(equity.index):
         raise ValueError(
             f"`benchmark` must have the same index as `equity` ({len(equity)} bars from "
@@ -299,7 +299,7 @@ def _rebalance_metrics(rebalances: pd.DataFrame | None) -> dict[str, float]:
     keys = ("n_rebalances", "mean_rebalance_turnover", "n_fallbacks")
     if rebalances is None:
         return dict.fromkeys(keys, math.nan)
-    rebalances = _check_frame(rebalances, "rebalances", ("turnover",))
+    rebalances = check_frame(rebalances, "rebalances", ("turnover",))
     notes = rebalances["notes"] if "notes" in rebalances.columns else pd.Series([], dtype=object)
     has_note = notes.fillna("").astype(str).str.strip().ne("")
     turnover = rebalances["turnover"].to_numpy(dtype=np.float64)
@@ -357,10 +357,10 @@ def compute_metrics(
     >>> round(m["total_return"], 4), round(m["max_drawdown"], 4), m["hit_rate"]
     (0.089, -0.1, 0.6666666666666666)
     """
-    equity = _check_equity(equity)
-    ppy = _check_ppy(periods_per_year)
+    equity = check_equity(equity)
+    ppy = check_periods_per_year(periods_per_year)
     rf_p = periodic_risk_free(risk_free_rate, ppy)
-    values, times = _value_path(equity, initial_value)
+    values, times = value_path(equity, initial_value)
     if len(values) < 2:
         raise ValueError(
             f"`equity` must have at least 2 bars (or 1 bar and `initial_value`); got {len(equity)}"
@@ -394,13 +394,13 @@ def rebalance_diagnostics(
         Columns ``time``, ``turnover``, ``costs``, ``cost_bps``, ``n_trades``, ``method``, ``notes``,
         ``fallback`` (notes non-empty).
     """
-    rebalances = _check_frame(
+    rebalances = check_frame(
         rebalances, "rebalances", ("time", "turnover", "fees", "slippage", "impact")
     )
     costs = rebalances[["fees", "slippage", "impact"]].to_numpy(dtype=np.float64).sum(axis=1)
     cost_bps = np.full(len(rebalances), np.nan)
     if equity is not None:
-        equity = _check_equity(equity)
+        equity = check_equity(equity)
         pos = equity.index.searchsorted(pd.DatetimeIndex(rebalances["time"]), side="right") - 1
         cost_bps = costs / equity.to_numpy(dtype=np.float64)[np.clip(pos, 0, None)] * 1e4
     notes = rebalances.get("notes", pd.Series("", index=rebalances.index)).fillna("").astype(str)

@@ -1,7 +1,8 @@
 """The self-contained HTML page: Jinja templates, plotly.js inlined once, escaped figure JSON, and
 atomic writes of the page and its JSON beside it.
 
-Shared by :mod:`reports.html` (tearsheet, comparison) and :mod:`reports.sweep`.
+Shared by :mod:`reports.html` (tearsheet, comparison) and :mod:`reports.sweep`: :func:`render_page`,
+:func:`figure_blocks`, :func:`json_safe`, :func:`write_text_atomic` and :func:`ensure_out_dir`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import numpy as np
 _TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN/inf -> None, numpy scalars -> Python, anything else unknown -> str (for JSON files)."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -46,7 +47,7 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write atomically (temp file + rename) so a reader never sees half a report."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -59,12 +60,16 @@ def _write_text(path: Path, text: str) -> None:
         raise
 
 
-@functools.lru_cache(maxsize=1)
-def _environment() -> Any:
+@functools.lru_cache(maxsize=4)
+def _environment(inline: tuple[tuple[str, str], ...] = ()) -> Any:
+    """The Jinja environment of the template files, and of ``inline`` ``(name, source)`` templates."""
     import jinja2
 
+    loader: jinja2.BaseLoader = jinja2.FileSystemLoader(str(_TEMPLATES))
+    if inline:
+        loader = jinja2.ChoiceLoader([jinja2.DictLoader(dict(inline)), loader])
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -93,7 +98,9 @@ def _figure_json(fig: Any) -> str:
     )
 
 
-def _figure_blocks(figures: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+def figure_blocks(figures: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Template entries ``id, key, json`` of ``(key, plotly figure)`` pairs, the JSON escaped for a
+    ``<script type="application/json">`` block."""
     from markupsafe import Markup
 
     return [
@@ -112,10 +119,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _render(template: str, context: dict[str, Any]) -> str:
+def render_page(
+    template: str, context: Mapping[str, Any], *, inline: Mapping[str, str] | None = None
+) -> str:
+    """The HTML of ``template`` rendered with ``context`` plus ``plotly_js`` (inlined),
+    ``versions`` and ``generated`` (UTC time).
+
+    ``template`` names a file of ``reports/templates`` or a key of ``inline`` (template sources by
+    name, which may extend the files, e.g. ``{% extends "_base.html.j2" %}``).
+    """
     from markupsafe import Markup
 
-    page = _environment().get_template(template)
+    page = _environment(tuple(sorted((inline or {}).items()))).get_template(template)
     return page.render(
         plotly_js=Markup(_plotly_js()),
         versions=_versions(),
@@ -124,7 +139,8 @@ def _render(template: str, context: dict[str, Any]) -> str:
     )
 
 
-def _ensure_dir(out_dir: str | os.PathLike[str]) -> Path:
+def ensure_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a Path, created if missing; a ValueError when it is a file."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(

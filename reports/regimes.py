@@ -21,8 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from reports.metrics import _check_equity, _check_ppy
 from reports.series import simple_returns
+from reports.validation import check_equity, check_periods_per_year
 
 __all__ = ["regime_labels", "regime_performance"]
 
@@ -39,7 +39,7 @@ _COLUMNS = [
 ]
 
 
-def _bars_per_day(index: pd.DatetimeIndex) -> float:
+def median_bars_per_day(index: pd.DatetimeIndex) -> float:
     """Bars per calendar day from the median spacing of ``index`` (1.0 for a single bar)."""
     if len(index) < 2:
         return 1.0
@@ -79,8 +79,8 @@ def regime_labels(
     >>> regime_labels(pd.Series([1.0, 2, 3, 2, 1, 2], index=idx), ma_days=2, vol_days=2)["trend"].tolist()
     [None, None, 'above 2d MA', 'above 2d MA', 'below 2d MA', 'below 2d MA']
     """
-    benchmark = _check_equity(benchmark, "benchmark")
-    bars_day = _bars_per_day(pd.DatetimeIndex(benchmark.index))
+    benchmark = check_equity(benchmark, "benchmark")
+    bars_day = median_bars_per_day(pd.DatetimeIndex(benchmark.index))
     ma_bars = _window(ma_days, bars_day, "ma_days")
     vol_bars = _window(vol_days, bars_day, "vol_days")
     price = benchmark.astype(np.float64)
@@ -152,7 +152,7 @@ def regime_performance(
         Columns ``strategy``, ``regime_type``, ``regime``, ``n_periods``, ``share`` (of all returns),
         ``total_return``, ``ann_return``, ``volatility``, ``max_drawdown``.
     """
-    ppy = _check_ppy(periods_per_year)
+    ppy = check_periods_per_year(periods_per_year)
     if not isinstance(equity_by_strategy, Mapping) or not equity_by_strategy:
         raise ValueError(
             "`equity_by_strategy` must be a non-empty mapping of name -> equity Series"
@@ -163,7 +163,7 @@ def regime_performance(
         curves.setdefault("benchmark", benchmark)
     rows = []
     for name, equity in curves.items():
-        equity = _check_equity(equity, f"equity_by_strategy[{name!r}]")
+        equity = check_equity(equity, f"equity_by_strategy[{name!r}]")
         if not equity.index.equals(benchmark.index):
             raise ValueError(
                 f"`equity_by_strategy[{name!r}]` must have the benchmark's index ({len(benchmark)} bars); "

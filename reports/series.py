@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from reports.validation import _check_equity, _check_ppy, _check_window
+from reports.validation import check_equity, check_periods_per_year, check_window
 
 
 def periodic_risk_free(risk_free_rate: float, periods_per_year: float) -> float:
@@ -26,10 +26,10 @@ def periodic_risk_free(risk_free_rate: float, periods_per_year: float) -> float:
         raise ValueError(
             f"`risk_free_rate` must be an annual rate > -1 (0.02 is 2%); got {risk_free_rate!r}"
         )
-    return (1.0 + rf) ** (1.0 / _check_ppy(periods_per_year)) - 1.0
+    return (1.0 + rf) ** (1.0 / check_periods_per_year(periods_per_year)) - 1.0
 
 
-def _value_path(
+def value_path(
     equity: pd.Series, initial_value: float | None
 ) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """Equity values with ``initial_value`` prepended, and their times (the initial value one bar earlier)."""
@@ -78,8 +78,8 @@ def returns_from_equity(equity: pd.Series, initial_value: float | None = None) -
     >>> returns_from_equity(pd.Series([100.0, 110.0, 99.0], index=idx)).round(4).tolist()
     [0.1, -0.1]
     """
-    equity = _check_equity(equity)
-    values, _ = _value_path(equity, initial_value)
+    equity = check_equity(equity)
+    values, _ = value_path(equity, initial_value)
     r = simple_returns(values)
     index = equity.index if initial_value is not None else equity.index[1:]
     return pd.Series(r, index=index, name=equity.name)
@@ -105,8 +105,8 @@ def drawdown(equity: pd.Series, initial_value: float | None = None) -> pd.Series
     >>> drawdown(pd.Series([100.0, 120.0, 90.0, 130.0], index=idx)).tolist()
     [0.0, 0.0, -0.25, 0.0]
     """
-    equity = _check_equity(equity)
-    values, _ = _value_path(equity, initial_value)
+    equity = check_equity(equity)
+    values, _ = value_path(equity, initial_value)
     dd = values / np.maximum.accumulate(values) - 1.0
     return pd.Series(dd[len(values) - len(equity) :], index=equity.index, name="drawdown")
 
@@ -180,8 +180,8 @@ def monthly_returns(equity: pd.Series, initial_value: float | None = None) -> pd
     >>> monthly_returns(pd.Series([100.0, 110.0, 121.0, 110.0], index=idx)).loc[2024, [1, 2]].round(4).tolist()
     [0.1, 0.0]
     """
-    equity = _check_equity(equity)
-    values, _ = _value_path(equity, initial_value)
+    equity = check_equity(equity)
+    values, _ = value_path(equity, initial_value)
     month_end = equity.groupby(_naive_utc(pd.DatetimeIndex(equity.index)).to_period("M")).last()
     previous = np.r_[values[0], month_end.to_numpy(dtype=np.float64)[:-1]]
     rets = pd.Series(month_end.to_numpy(dtype=np.float64) / previous - 1.0, index=month_end.index)
@@ -207,8 +207,8 @@ def rolling_sharpe(
     -------
     Series of shape (n_bars - 1,), indexed like :func:`returns_from_equity`.
     """
-    window = _check_window(window)
-    ppy = _check_ppy(periods_per_year)
+    window = check_window(window)
+    ppy = check_periods_per_year(periods_per_year)
     excess = returns_from_equity(equity) - periodic_risk_free(risk_free_rate, ppy)
     roll = excess.rolling(window)
     sd = roll.std(ddof=1)
@@ -223,7 +223,7 @@ def rolling_volatility(equity: pd.Series, window: int, *, periods_per_year: floa
     -------
     Series of shape (n_bars - 1,), indexed like :func:`returns_from_equity`.
     """
-    window = _check_window(window)
-    ppy = _check_ppy(periods_per_year)
+    window = check_window(window)
+    ppy = check_periods_per_year(periods_per_year)
     out = returns_from_equity(equity).rolling(window).std(ddof=1) * math.sqrt(ppy)
     return out.rename("rolling_volatility")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,12 +278,9 @@ def write_sweep_report(
     Path
         The HTML file.
     """
-    import jinja2
-    from markupsafe import Markup
-
-    from reports import page as base
     from reports.figures import equity_overlay_figure
     from reports.metrics import METRICS
+    from reports.page import ensure_out_dir, figure_blocks, render_page, write_text_atomic
 
     meta = dict(meta or {})
     labels = dict(labels or {})
@@ -334,36 +330,17 @@ def write_sweep_report(
         "wf": _wf_context(stats.get("walk_forward"), labels),
         "stat_notes": list(stats.get("notes") or []),
         "notes": list(meta.get("notes") or []),
-        "figures": base._figure_blocks(figures),
+        "figures": figure_blocks(figures),
     }
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.DictLoader({"sweep.html.j2": _TEMPLATE}),
-                jinja2.FileSystemLoader(str(base._TEMPLATES)),
-            ]
-        ),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    page = env.get_template("sweep.html.j2").render(
-        plotly_js=Markup(base._plotly_js()),
-        versions=base._versions(),
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        **context,
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / filename
-    base._write_text(path, page)
+    page = render_page("sweep.html.j2", context, inline={"sweep.html.j2": _TEMPLATE})
+    path = ensure_out_dir(out_dir) / filename
+    write_text_atomic(path, page)
     return path
 
 
 def _cell(value: Any, column: str) -> str:
-    from reports.html import format_metric
     from reports.metrics import METRICS
+    from reports.tables import format_metric
 
     if column in METRICS:
         return format_metric(column, float(value) if value is not None else None)

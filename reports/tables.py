@@ -98,7 +98,7 @@ def metrics_frame(metrics_by_name: Mapping[str, Mapping[str, float]]) -> pd.Data
     return frame.reindex(order)
 
 
-def _metric_rows(
+def metric_table_rows(
     columns: Mapping[str, Mapping[str, float]], *, n_compete: int = 0
 ) -> list[dict[str, Any]]:
     """Grouped table rows: group, label, formula, one formatted cell per column.
@@ -136,7 +136,8 @@ def _metric_rows(
     return rows
 
 
-def _regime_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+def regime_table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of the regime table (:func:`reports.regimes.regime_performance`) with formatted cells."""
     rows: list[dict[str, Any]] = []
     for rec in table.to_dict("records", into=dict):  # dict[Any, Any]: the columns are str
         rows.append(

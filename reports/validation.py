@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 
-def _check_equity(equity: object, name: str = "equity") -> pd.Series:
+def check_equity(equity: object, name: str = "equity") -> pd.Series:
+    """``equity`` itself when it is a Series of values > 0 on a strictly increasing DatetimeIndex;
+    ``name`` is the parameter the messages name."""
     if not isinstance(equity, pd.Series):
         raise TypeError(
             f"`{name}` must be a pandas Series of portfolio values; got {type(equity).__name__}"
@@ -36,7 +38,8 @@ def _check_equity(equity: object, name: str = "equity") -> pd.Series:
     return equity
 
 
-def _check_ppy(periods_per_year: float) -> float:
+def check_periods_per_year(periods_per_year: float) -> float:
+    """``periods_per_year`` as a float when it is finite and > 0."""
     ppy = float(periods_per_year)
     if not math.isfinite(ppy) or ppy <= 0:
         raise ValueError(
@@ -46,13 +49,15 @@ def _check_ppy(periods_per_year: float) -> float:
     return ppy
 
 
-def _check_window(window: int) -> int:
+def check_window(window: int) -> int:
+    """``window`` as an int when it is an integer number of bars >= 2 (not a bool)."""
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ValueError(f"`window` must be an integer number of bars >= 2; got {window!r}")
     return int(window)
 
 
-def _check_frame(frame: object, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+def check_frame(frame: object, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` itself when it is a DataFrame with every one of ``columns``."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]

@@ -19,7 +19,7 @@ from strategies.errors import (
     NoFreedomWarning,
     SolverError,
 )
-from strategies.frontier import efficient_frontier, frontier_from_moments
+from strategies.frontier import decision_frontier, efficient_frontier, frontier_from_moments
 from strategies.hrp import HRPStrategy, hrp_weights
 from strategies.limits import UniverseLimits, universe_limits
 from strategies.mpt import MPTStrategy
@@ -44,6 +44,7 @@ __all__ = [
     "SolverError",
     "UniverseLimits",
     "build_strategy",
+    "decision_frontier",
     "efficient_frontier",
     "frontier_from_moments",
     "hrp_weights",

@@ -265,7 +265,9 @@ class Allocation:
 class Allocator(Protocol):
     """What the walk-forward engine needs from a strategy."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
+
     lookback_days: float
 
     def allocate(self, returns: np.ndarray, constraints: Constraints) -> np.ndarray: ...

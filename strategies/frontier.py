@@ -7,6 +7,7 @@ pandas is imported inside the functions (reports only; ``import strategies`` sta
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,8 @@ from strategies.base import Constraints, validate_returns
 from strategies.errors import NoFreedomWarning
 from strategies.limits import universe_limits
 from strategies.portfolio_qp import frontier_points
+
+log = logging.getLogger(__name__)
 
 
 def frontier_from_moments(
@@ -98,6 +101,38 @@ def frontier_from_moments(
     frame.insert(0, "return", ret)
     frame.attrs["assets"] = names
     return frame
+
+
+def decision_frontier(
+    mu: np.ndarray,
+    cov: np.ndarray,
+    constraints: Constraints | Mapping[str, Any] | None,
+    members: Sequence[int] | np.ndarray,
+    n_assets: int,
+    *,
+    risk_free_rate: float,
+    symbols: Sequence[str],
+    invest: float = 1.0,
+    n_points: int = 20,
+) -> Any:
+    """The efficient frontier of one decision: its universe ``members`` (indices into the
+    ``n_assets`` that ``constraints`` index) under that universe's limits, ``mu``/``cov`` of the
+    members; None, logged, when the limits leave no frontier (the report and the live plan then
+    show none).
+    """
+    try:
+        limits = universe_limits(
+            Constraints.coerce(constraints), np.asarray(members), n_assets, invest=invest
+        )
+        restricted = Constraints(
+            limits.lo.tolist(), limits.hi.tolist(), limits.groups, limits.A, limits.b
+        )
+        return frontier_from_moments(
+            mu, cov, n_points, restricted, risk_free_rate, symbols, invest=invest
+        )
+    except ValueError as exc:
+        log.warning("no efficient frontier: %s", exc)
+        return None
 
 
 def efficient_frontier(

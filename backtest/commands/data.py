@@ -203,7 +203,7 @@ def list_store(root: RootOpt = None) -> None:
     from rich.table import Table
 
     store = _store(root)
-    listing = store.list()
+    listing = store.inventory()
     console = _console()
     if listing.empty:
         console.print(
@@ -257,7 +257,7 @@ def verify(
     console = _console()
     for row in problems.itertuples(index=False):
         console.print(f"{row.path}: {row.problem} -> {row.action}", soft_wrap=True)
-    if problems.empty and store.list().empty:
+    if problems.empty and store.inventory().empty:
         _fail(f"the store {store.root} holds no series; fill it with {fill}")
     if problems.empty:
         console.print(f"store {store.root}: all files readable and consistent")

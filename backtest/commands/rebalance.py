@@ -68,7 +68,7 @@ def _connector(cfg: Any, execute: bool) -> Any:
 async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) -> None:
     from backtest.config import LiveConfig
     from backtest.costs import Costs
-    from backtest.experiment import build_strategy
+    from backtest.experiment import strategy_from_config
     from backtest.live import PortfolioAnalyzer
     from datasets.store import OHLCVStore
     from datasets.timeframe import periods_per_year
@@ -76,7 +76,7 @@ async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) ->
     live = cfg.live or LiveConfig.model_validate({})
     connector = _connector(cfg, execute)
     connector.require_keys("reading the account's balances")
-    strategy = build_strategy(cfg.strategy, periods_per_year(cfg.data.timeframe))
+    strategy = strategy_from_config(cfg.strategy, periods_per_year(cfg.data.timeframe))
     c = cfg.costs
     analyzer = PortfolioAnalyzer(
         connector,

@@ -33,12 +33,13 @@ from backtest.errors import LiveError
 from backtest.live.orders import place_orders
 from backtest.live.results import AnalysisResult, OrderReport, RebalancePlan, Trade
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
-from strategies import Constraints, UniverseLimits, universe_limits
+from strategies import Allocator, MPTStrategy, decision_frontier
 
 log = logging.getLogger(__name__)
 
 
 _SUM_TOL = 1e-6
+_DECISION_KEYS = ("labels", "weights", "decision_time_bar")  # added by the walk-forward
 
 
 class PortfolioAnalyzer:
@@ -76,7 +77,7 @@ class PortfolioAnalyzer:
     def __init__(
         self,
         exchange: Any,
-        strategy: Any = None,
+        strategy: Allocator | None = None,
         lookback_days: float = 30,
         *,
         universe: Sequence[str] | None = None,
@@ -87,15 +88,11 @@ class PortfolioAnalyzer:
     ) -> None:
         from datasets.timeframe import timeframe_to_ms
 
-        if strategy is None:
-            from strategies import MPTStrategy
-
-            strategy = MPTStrategy()
         if not (isinstance(lookback_days, int | float) and lookback_days > 0):
             raise LiveError(f"`lookback_days` must be > 0; got {lookback_days!r}")
         timeframe_to_ms(timeframe)
         self.exchange = exchange
-        self.strategy = strategy
+        self.strategy: Allocator = strategy if strategy is not None else MPTStrategy()
         self.lookback_days = float(lookback_days)
         self.timeframe = timeframe
         self.store = store
@@ -272,7 +269,9 @@ class PortfolioAnalyzer:
         -------
         AnalysisResult
         """
-        from backtest.engine import align_strategy
+        from backtest.errors import EngineError
+        from backtest.pipeline import decide, prepare
+        from backtest.walkforward import window_returns
 
         current = await self.get_current_allocation()
         universe = self.universe or [a for a in current if a != self.quote]
@@ -283,116 +282,84 @@ class PortfolioAnalyzer:
             )
         await self.refresh_market_data(universe)
         market = await self.load_history(universe)
-        strategy = align_strategy(self.strategy, market)
-        returns, assets, excluded, window = self._window(market, universe)
+        try:  # the backtest's stages: one decision on the last closed bar
+            prepared = prepare(market, self.strategy, constraints, self.lookback_days, bars_after=0)
+        except EngineError as exc:
+            raise LiveError(
+                f"not enough {self.timeframe} history for {', '.join(universe)}: {exc}"
+            ) from None
+        t = market.n_bars - 1
         invest = 1.0 - self.settings.cash_reserve
-        members = np.array([universe.index(a) for a in assets])
-        limits = universe_limits(
-            Constraints.coerce(constraints), members, len(universe), universe, invest=invest
+        decisions = decide(
+            prepared,
+            np.array([t]),
+            previous=np.array([current.get(a, 0.0) for a in universe]),
+            invest=invest,
         )
-        previous = np.array([current.get(a, 0.0) for a in assets])
-        alloc = strategy.allocate_detailed(
-            returns, limits.constraints, previous / limits.budget, symbols=assets
-        )
-        mu, cov = _moments(alloc.extras, returns, market.periods_per_year)
+        members = np.flatnonzero(decisions.universe[0])
+        if members.size == 0:
+            raise LiveError(
+                f"not enough {self.timeframe} history for {', '.join(universe)}: no asset has "
+                f"every close of the last {self.lookback_days:g} days"
+            )
+        assets = [universe[j] for j in members]
+        excluded = {
+            universe[j]: "incomplete history in the lookback window"
+            for j in np.flatnonzero(~decisions.universe[0])
+        }
+        returns = window_returns(prepared.close, t, prepared.lookback, members)
+        extras = decisions.last_extras
+        mu, cov = _moments(extras, returns, market.periods_per_year)
+        strategy = prepared.strategy
         name = getattr(strategy, "name", type(strategy).__name__)
-        w = limits.apply(alloc.weights, assets, f"live target ({name}, {alloc.method}): ")
+        w = decisions.weights[0, members]
         ret, vol = float(w @ mu), math.sqrt(max(float(w @ cov @ w), 0.0))
         rf = float(getattr(strategy, "risk_free_rate", 0.0))
-        weights = {a: 0.0 for a in universe}
-        weights.update({a: float(x) for a, x in zip(assets, w, strict=True)})
-        weights[self.quote] = self.settings.cash_reserve + (invest - limits.budget)
-        notes = (
-            *limits.notes,
-            *alloc.notes,
-            *(f"{a} excluded: {r}" for a, r in excluded.items()),
-        )
+        weights = {a: float(x) for a, x in zip(universe, decisions.weights[0], strict=True)}
+        weights[self.quote] = self.settings.cash_reserve + (invest - decisions.budgets[0])
+        method = decisions.methods[0]
+        notes = (*decisions.notes[0], *(f"{a} excluded: {r}" for a, r in excluded.items()))
         diagnostics = {
             "strategy": name,
-            "method": alloc.method,
+            "method": method,
             "notes": notes,
             "universe": list(universe),
             "excluded": excluded,
             "timeframe": self.timeframe,
             "lookback_days": self.lookback_days,
             "n_obs": int(returns.shape[0]),
-            "window_start": window[0],
-            "window_end": window[1],
+            "window_start": f"{market.index[t - prepared.lookback]:%Y-%m-%d %H:%M}",
+            "window_end": f"{market.index[t]:%Y-%m-%d %H:%M}",
             "periods_per_year": market.periods_per_year,
             "risk_free_rate": rf,
             "total_value": self.total_value,
             "ignored_balances": dict(self.ignored),
         }
+        frontier = None
+        if isinstance(strategy, MPTStrategy) and len(assets) >= 2:
+            frontier = decision_frontier(
+                mu,
+                cov,
+                prepared.constraints,
+                members,
+                len(universe),
+                risk_free_rate=rf,
+                symbols=assets,
+                invest=invest,
+                n_points=self.settings.frontier_points,
+            )
         return AnalysisResult(
             weights=weights,
             expected_return=ret,
             volatility=vol,
             sharpe_ratio=(ret - rf) / vol if vol > 0 else math.nan,
-            method=alloc.method,
+            method=method,
             notes=notes,
             diagnostics=diagnostics,
-            frontier=self._frontier(strategy, mu, cov, limits, rf, assets),
+            frontier=frontier,
             current_weights=current,
-            extras=dict(alloc.extras),
+            extras={k: v for k, v in extras.items() if k not in _DECISION_KEYS},
         )
-
-    def _window(
-        self, market: Any, universe: list[str]
-    ) -> tuple[np.ndarray, list[str], dict[str, str], tuple[str, str]]:
-        """Simple returns of the lookback window for the assets with every close in it (the engine's
-        point-in-time universe rule); the others are excluded (target weight 0)."""
-        from datasets.timeframe import days_to_bars
-
-        close = market.values("close")[-(days_to_bars(self.lookback_days, self.timeframe) + 1) :]
-        complete = np.isfinite(close).all(axis=0)
-        if not complete.any() or close.shape[0] < 3:
-            raise LiveError(
-                f"not enough {self.timeframe} history for {', '.join(universe)} in the last "
-                f"{self.lookback_days:g} days ({close.shape[0]} bars)"
-            )
-        excluded = {
-            a: "incomplete history in the lookback window"
-            for a, ok in zip(universe, complete, strict=True)
-            if not ok
-        }
-        assets = [a for a, ok in zip(universe, complete, strict=True) if ok]
-        returns = close[1:, complete] / close[:-1, complete] - 1.0
-        window = (
-            f"{market.index[-close.shape[0]]:%Y-%m-%d %H:%M}",
-            f"{market.index[-1]:%Y-%m-%d %H:%M}",
-        )
-        return returns, assets, excluded, window
-
-    def _frontier(
-        self,
-        strategy: Any,
-        mu: np.ndarray,
-        cov: np.ndarray,
-        limits: UniverseLimits,
-        rf: float,
-        assets: list[str],
-    ) -> Any:
-        from strategies import MPTStrategy
-        from strategies.frontier import frontier_from_moments
-
-        if not isinstance(strategy, MPTStrategy) or len(assets) < 2:
-            return None
-        try:
-            restricted = Constraints(
-                limits.lo.tolist(), limits.hi.tolist(), limits.groups, limits.A, limits.b
-            )
-            return frontier_from_moments(
-                mu,
-                cov,
-                self.settings.frontier_points,
-                restricted,
-                rf,
-                assets,
-                invest=1.0 - self.settings.cash_reserve,
-            )
-        except ValueError as exc:
-            log.warning("no efficient frontier: %s", exc)
-            return None
 
     # ------------------------------------------------------------------ trades
     def get_rebalancing_trades(

@@ -57,7 +57,7 @@ def build_record(
         ).as_posix(),
         "config": cfg.resolved(),
         "data": data_fingerprint(market),
-        "metrics": {name: _num(value) for name, value in result.metrics().items()},
+        "metrics": {name: stable_number(value) for name, value in result.metrics().items()},
         "equity": equity_fingerprint(result.equity),
         "weights": rebalance_weights(result.target_weights),
         "versions": library_versions(),
@@ -111,7 +111,7 @@ def equity_fingerprint(equity: pd.Series, n_samples: int = N_SAMPLES) -> dict[st
         "start": _iso(equity.index[0]) if n else None,
         "end": _iso(equity.index[-1]) if n else None,
         "sha256": _sha(values),
-        "samples": [[_iso(equity.index[i]), _num(values[i])] for i in pos],
+        "samples": [[_iso(equity.index[i]), stable_number(values[i])] for i in pos],
     }
 
 
@@ -127,7 +127,7 @@ def rebalance_weights(target_weights: pd.DataFrame) -> dict[str, Any]:
         "n_rebalances": len(values),
         "sha256": _sha(values),
         "rows": {
-            _iso(t): [_num(w, decimals=WEIGHT_DECIMALS) for w in row]
+            _iso(t): [stable_number(w, decimals=WEIGHT_DECIMALS) for w in row]
             for t, row in zip(target_weights.index, values, strict=True)
         },
     }
@@ -168,7 +168,7 @@ def _dump(obj: Any, level: int) -> str:
     return json.dumps(list(obj) if isinstance(obj, tuple) else obj, allow_nan=False)
 
 
-def _num(value: Any, decimals: int | None = None) -> float | str | None:
+def stable_number(value: Any, decimals: int | None = None) -> float | str | None:
     """A stable JSON number: 12 significant digits (or ``decimals``); NaN -> null; inf -> "inf"."""
     x = float(value)
     if math.isnan(x):
@@ -187,7 +187,7 @@ def _iso(ts: Any) -> str:
     return ts.isoformat()
 
 
-def _short(iso: str) -> str:
+def short_time(iso: str) -> str:
     """``2021-03-04T00:00:00+00:00`` -> ``2021-03-04``; other times keep their clock (UTC)."""
     return iso[:10] if iso.endswith("T00:00:00+00:00") else iso.replace("+00:00", "")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from backtest.regress.baseline import _short
+from backtest.regress.baseline import short_time
 
 if TYPE_CHECKING:
     from backtest.config import RegressConfig
@@ -186,13 +186,13 @@ def _equity_changes(
     if (baseline["n_bars"], b_times) != (current["n_bars"], c_times):
 
         def span(e: dict[str, Any]) -> str:
-            return f"{_short(e['start'])}..{_short(e['end'])} ({e['n_bars']} bars)"
+            return f"{short_time(e['start'])}..{short_time(e['end'])} ({e['n_bars']} bars)"
 
         return _structural("equity", "equity period", span(baseline), span(current))
     return _worst(
         "equity",
         [
-            (f"equity @ {_short(t)}", b[1], c[1])
+            (f"equity @ {short_time(t)}", b[1], c[1])
             for t, b, c in zip(b_times, baseline["samples"], current["samples"], strict=True)
         ],
         tol,
@@ -213,11 +213,14 @@ def _weight_changes(
     if sorted(b_rows) != sorted(c_rows):
         pairs = zip(sorted(b_rows), sorted(c_rows), strict=False)
         first = next(
-            (f"{_short(a)} vs {_short(b)}" for a, b in pairs if a != b), "one list is longer"
+            (f"{short_time(a)} vs {short_time(b)}" for a, b in pairs if a != b),
+            "one list is longer",
         )
 
         def span(rows: dict[str, Any]) -> str:
-            return f"{len(rows)} ({_short(min(rows))}..{_short(max(rows))})" if rows else "0"
+            return (
+                f"{len(rows)} ({short_time(min(rows))}..{short_time(max(rows))})" if rows else "0"
+            )
 
         return _structural(
             "weights",
@@ -227,7 +230,7 @@ def _weight_changes(
             f"first difference: {first}",
         )
     cells = [
-        (f"weight {_short(t)} {s}", b, c)
+        (f"weight {short_time(t)} {s}", b, c)
         for t in b_rows
         for s, b, c in zip(baseline["symbols"], b_rows[t], c_rows[t], strict=True)
     ]

@@ -37,16 +37,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backtest.errors import RegressionError
-from backtest.regress.comparison import (
-    Comparison,
-    compare,
-)
 from backtest.regress.baseline import (
     baseline_filename,
     build_record,
     dumps,
     load_baseline,
     write_baseline,
+)
+from backtest.regress.comparison import (
+    Comparison,
+    compare,
 )
 
 if TYPE_CHECKING:
@@ -99,8 +99,8 @@ def warm_kernels(cfgs: Sequence[ExperimentConfig]) -> None:
 
     Best effort: a failure is logged and left for the real run to report.
     """
-    from backtest.engine import lookback_bars
-    from backtest.experiment import build_strategy, load_market, run_experiment
+    from backtest.experiment import load_market, run_experiment, strategy_from_config
+    from backtest.pipeline import prepare
 
     seen: set[str] = set()
     for cfg in cfgs:
@@ -115,10 +115,8 @@ def warm_kernels(cfgs: Sequence[ExperimentConfig]) -> None:
         seen.add(key)
         try:
             market = load_market(cfg)
-            n = (
-                2 * lookback_bars(build_strategy(cfg.strategy, market.periods_per_year), market)
-                + 64
-            )
+            strategy = strategy_from_config(cfg.strategy, market.periods_per_year)
+            n = 2 * prepare(market, strategy).lookback + 64
             run_experiment(cfg, market.between(None, market.index[min(n, market.n_bars) - 1]))
         except Exception as exc:  # the real run reports it properly
             log.warning("warming the kernels for %r failed: %s", cfg.name, exc)

@@ -33,13 +33,13 @@ from backtest.sweep.folder import (
     RETURNS,
     TABLE,
     TABLE_CSV,
-    _check_folder,
-    _config_hash,
-    _write_atomic,
-    assemble,
+    check_folder,
     combine,
+    config_hash,
     load_chunks,
     read_chunks,
+    sweep_table,
+    write_atomic,
     write_chunk,
 )
 from backtest.sweep.grid import (
@@ -52,12 +52,11 @@ from backtest.sweep.grid import (
     plan_tasks,
     point_id,
 )
-from backtest.sweep.routes import _route, _run_dask, _run_processes, _run_serial
+from backtest.sweep.routes import choose_route, run_dask, run_processes, run_serial
 from backtest.sweep.task import (
     TaskOutput,
     clear_worker_cache,
     execute_task,
-    point_metrics,
     warm_kernels,
 )
 from datasets import MarketData
@@ -73,7 +72,6 @@ __all__ = [
     "SweepResult",
     "SweepTask",
     "TaskOutput",
-    "assemble",
     "check_sweep",
     "clear_worker_cache",
     "combine",
@@ -84,9 +82,9 @@ __all__ = [
     "load_sweep",
     "plan_tasks",
     "point_id",
-    "point_metrics",
     "read_chunks",
     "run_sweep",
+    "sweep_table",
     "warm_kernels",
     "write_chunk",
 ]
@@ -149,10 +147,10 @@ def run_sweep(
 
     out = Path(out)
     data, base, points = load_sweep(config)
-    digest = _config_hash(data)
-    _check_folder(out, digest, resume)
+    digest = config_hash(data)
+    check_folder(out, digest, resume)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(
+    write_atomic(
         out / MANIFEST,
         lambda p: p.write_text(
             json.dumps(
@@ -196,28 +194,28 @@ def run_sweep(
             progress(n_done, n_total)
 
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    route = _route(scheduler, jobs, len(tasks))
+    route = choose_route(scheduler, jobs, len(tasks))
     log.info(
         "sweep: %d points (%d to run) in %d tasks via %s", n_total, len(todo), len(tasks), route
     )
     try:
         if tasks and route == "serial":
-            _run_serial(tasks, markets, done)
+            run_serial(tasks, markets, done)
         elif tasks:
             warm_kernels([t.points[0] for t in tasks])
             if route == "processes":
-                _run_processes(tasks, markets, min(jobs, len(tasks)), out, done)
+                run_processes(tasks, markets, min(jobs, len(tasks)), out, done)
             else:
-                _run_dask(tasks, markets, scheduler or "local", jobs, done)
+                run_dask(tasks, markets, scheduler or "local", jobs, done)
     except Exception as exc:
         raise RuntimeError(
             f"the sweep stopped ({type(exc).__name__}: {exc}); {n_done} of {n_total} points are "
             f"saved in {out}; rerun with --resume to finish the others"
         ) from exc
-    table, returns = assemble(*combine(outputs), list(data["sweep"]))
-    _write_atomic(out / TABLE, lambda p: table.to_parquet(p, index=False))
-    _write_atomic(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
-    _write_atomic(out / RETURNS, returns.to_parquet)
+    table, returns = sweep_table(*combine(outputs), list(data["sweep"]))
+    write_atomic(out / TABLE, lambda p: table.to_parquet(p, index=False))
+    write_atomic(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
+    write_atomic(out / RETURNS, returns.to_parquet)
     ppy = next(iter(markets.values())).periods_per_year
     return SweepResult(
         table,

@@ -30,7 +30,7 @@ TABLE, TABLE_CSV, RETURNS, MANIFEST, CHUNKS = (
 )
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` then rename over ``path``: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -65,8 +65,8 @@ def write_chunk(out: Path, task_id: str, result: TaskOutput) -> None:
                 unit=np.asarray(index.unit),
             )
 
-    _write_atomic(folder / f"{task_id}.returns.npz", save)
-    _write_atomic(folder / f"{task_id}.json", lambda p: p.write_text(json.dumps(result.rows)))
+    write_atomic(folder / f"{task_id}.returns.npz", save)
+    write_atomic(folder / f"{task_id}.json", lambda p: p.write_text(json.dumps(result.rows)))
 
 
 def load_chunks(out: Path) -> list[TaskOutput]:
@@ -114,7 +114,7 @@ def _as_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def assemble(
+def sweep_table(
     rows: pd.DataFrame, returns: pd.DataFrame, param_keys: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy table (sorted by ``point_id``; params, metrics, diagnostics) and the returns matrix."""
@@ -141,11 +141,13 @@ def assemble(
 
 
 # --------------------------------------------------------------------------------------- resume
-def _config_hash(data: Mapping[str, Any]) -> str:
+def config_hash(data: Mapping[str, Any]) -> str:
+    """Short sha256 of a sweep config: a folder holds the results of one config only."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_folder(out: Path, digest: str, resume: bool) -> None:
+def check_folder(out: Path, digest: str, resume: bool) -> None:
+    """Refuse an output folder that holds another sweep, or this one without ``resume``."""
     manifest = out / MANIFEST
     finished = list((out / CHUNKS).glob("*.json")) if (out / CHUNKS).is_dir() else []
     if resume:

@@ -97,7 +97,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[GridPoint]:
     """All grid points of a parsed TOML document (its ``[sweep]`` lists multiplied out, the last key
     varying fastest), each validated as a config and a strategy; a :class:`ConfigError` names the
     point that fails."""
-    from backtest.experiment import build_strategy
+    from backtest.experiment import strategy_from_config
 
     sweep = check_sweep(data.get("sweep"))
     base = {k: v for k, v in data.items() if k != "sweep"}
@@ -116,7 +116,7 @@ def expand_grid(data: Mapping[str, Any]) -> list[GridPoint]:
                 [(loc, f"{msg} (sweep point {where})") for loc, msg in exc.errors]
             ) from None
         try:  # the strategy's own parameter checks, before anything runs
-            build_strategy(cfg.strategy, 365.0)
+            strategy_from_config(cfg.strategy, 365.0)
         except ValueError as exc:
             raise ConfigError([("strategy", f"{exc} (sweep point {where})")]) from None
         points.append(GridPoint(point_id(params), params, cfg))
@@ -145,14 +145,14 @@ class SweepTask:
 
 def data_key(cfg: ExperimentConfig) -> str:
     """Key of the universe a point loads (its ``[data]`` table)."""
-    return _key(cfg.data)
+    return grid_key(cfg.data)
 
 
-def _strategy_key(cfg: ExperimentConfig) -> str:
-    return _key(cfg.strategy)
+def strategy_key(cfg: ExperimentConfig) -> str:
+    return grid_key(cfg.strategy)
 
 
-def _key(section: Any) -> str:
+def grid_key(section: Any) -> str:
     return json.dumps(section.model_dump(mode="json"), sort_keys=True)
 
 
@@ -163,7 +163,7 @@ def plan_tasks(points: Sequence[GridPoint], market_keys: Mapping[str, str]) -> l
     """
     groups: dict[tuple[str, str], list[GridPoint]] = {}
     for p in points:
-        groups.setdefault((market_keys[data_key(p.config)], _strategy_key(p.config)), []).append(p)
+        groups.setdefault((market_keys[data_key(p.config)], strategy_key(p.config)), []).append(p)
     tasks = []
     for (mkey, _), pts in groups.items():
         pts = sorted(pts, key=lambda p: p.point_id)

@@ -27,7 +27,7 @@ def _init_worker(markets: Mapping[str, MarketData]) -> None:
     _WORKER_MARKETS.update(markets)
 
 
-def _worker_task(task: SweepTask, out: Path) -> TaskOutput:
+def worker_task(task: SweepTask, out: Path) -> TaskOutput:
     """Run a task in a pool worker and save its chunk there (the parent does not wait on the disk)."""
     result = execute_task(_WORKER_MARKETS[task.market_key], task.market_key, task.points)
     write_chunk(out, task.task_id, result)
@@ -35,11 +35,12 @@ def _worker_task(task: SweepTask, out: Path) -> TaskOutput:
     return result
 
 
-def _run_serial(
+def run_serial(
     tasks: Sequence[SweepTask],
     markets: Mapping[str, MarketData],
     done: Callable[[SweepTask, TaskOutput], None],
 ) -> None:
+    """Run the tasks one after the other in this process, handing each output to ``done``."""
     try:
         for task in tasks:
             done(task, execute_task(markets[task.market_key], task.market_key, task.points))
@@ -47,13 +48,14 @@ def _run_serial(
         clear_worker_cache()
 
 
-def _run_processes(
+def run_processes(
     tasks: Sequence[SweepTask],
     markets: Mapping[str, MarketData],
     jobs: int,
     out: Path,
     done: Callable[[SweepTask, TaskOutput], None],
 ) -> None:
+    """Run the tasks in ``jobs`` worker processes (each market sent once per worker)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -65,7 +67,7 @@ def _run_processes(
         initializer=_init_worker,
         initargs=(dict(markets),),
     )
-    futures = {pool.submit(_worker_task, task, out): task for task in tasks}
+    futures = {pool.submit(worker_task, task, out): task for task in tasks}
     handled = set()
     try:
         for future in as_completed(futures):
@@ -88,13 +90,14 @@ def _run_processes(
     pool.shutdown(wait=True)
 
 
-def _run_dask(
+def run_dask(
     tasks: Sequence[SweepTask],
     markets: Mapping[str, MarketData],
     scheduler: str,
     jobs: int,
     done: Callable[[SweepTask, TaskOutput], None],
 ) -> None:
+    """Run the tasks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -141,7 +144,8 @@ def _run_dask(
             cluster.close()
 
 
-def _route(scheduler: str | None, jobs: int, n_tasks: int) -> str:
+def choose_route(scheduler: str | None, jobs: int, n_tasks: int) -> str:
+    """Where the tasks run: ``"serial"``, ``"processes"`` or ``"dask"`` (checks ``scheduler``)."""
     if scheduler is not None:
         if scheduler != "local" and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
             raise ConfigError(

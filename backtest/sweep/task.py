@@ -14,11 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from backtest.errors import EngineError
-from backtest.sweep.grid import GridPoint, _key, _strategy_key
+from backtest.sweep.grid import GridPoint, grid_key, strategy_key
 from datasets import MarketData
 
 
@@ -60,7 +58,7 @@ def execute_task(market: MarketData, market_key: str, points: Sequence[GridPoint
     out = TaskOutput(rows=[])
     groups: dict[str, list[GridPoint]] = {}
     for p in points:
-        groups.setdefault(_strategy_key(p.config), []).append(p)
+        groups.setdefault(strategy_key(p.config), []).append(p)
     for pts in groups.values():
         _run_strategy(market, market_key, pts, out)
     return out
@@ -69,54 +67,49 @@ def execute_task(market: MarketData, market_key: str, points: Sequence[GridPoint
 def _run_strategy(
     market: MarketData, market_key: str, points: list[GridPoint], out: TaskOutput
 ) -> None:
-    from backtest.engine import align_strategy, lookback_bars
-    from backtest.experiment import build_strategy
-    from backtest.walkforward import SharedWork, walk_forward
-    from strategies import Constraints
+    """The points of one strategy: prepared once, decided once per decision calendar, simulated
+    in batches (the pipeline's stages, as ``run_backtest`` composes them for one point)."""
+    from backtest.experiment import strategy_from_config
+    from backtest.pipeline import decide, decision_bars, prepare
+    from backtest.walkforward import SharedWork
 
     scfg = points[0].config.strategy
     try:
-        strategy = align_strategy(build_strategy(scfg, market.periods_per_year), market)
-        lookback = lookback_bars(strategy, market)
-        if lookback >= market.n_bars - 1:
-            raise EngineError(
-                f"`lookback_days` = {scfg.lookback_days} is {lookback} bars but the data has only "
-                f"{market.n_bars} bars; shorten the lookback or load more history"
-            )
+        prepared = prepare(
+            market,
+            strategy_from_config(scfg, market.periods_per_year),
+            {"min_weight": scfg.min_weight, "max_weight": scfg.max_weight},
+        )
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p in points]
         return
-    cons = Constraints.coerce({"min_weight": scfg.min_weight, "max_weight": scfg.max_weight})
-    shared = SharedWork(windows=_cached("windows", (market_key, lookback), dict))
-    close = market.values("close")
+    shared = SharedWork(windows=_cached("windows", (market_key, prepared.lookback), dict))
     by_bars: dict[tuple[Any, Any], list[tuple[GridPoint, Any]]] = {}
     for p in points:
         sched = p.config.rebalance.schedule()
         by_bars.setdefault((sched.every, sched.bars), []).append((p, sched))
     for pts in by_bars.values():
-        bars = pts[0][1].decision_bars(market.index, first=lookback)
-        if bars.size == 0:
-            err = EngineError("the schedule has no decision bar after the first lookback window")
-            out.rows += [_error_row(p, err) for p, _ in pts]
+        try:
+            bars = decision_bars(prepared, pts[0][1])
+        except ValueError as exc:
+            out.rows += [_error_row(p, exc) for p, _ in pts]
             continue
-        decisions = walk_forward(
-            close, bars, strategy, lookback, cons, market.symbols, shared=shared
-        )
+        decisions = decide(prepared, bars, shared=shared)
         batches: dict[tuple[Any, ...], list[tuple[GridPoint, Any]]] = {}
         for p, sched in pts:
-            batches.setdefault(_batch_key(market_key, p, sched), []).append((p, sched))
+            batches.setdefault(batch_key(market_key, p, sched), []).append((p, sched))
         for batch in batches.values():
-            _run_batch(market, market_key, batch, decisions, int(bars[0]), out)
+            _run_batch(prepared, market_key, batch, decisions, out)
 
 
-def _batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, ...]:
+def batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, ...]:
     """Points with equal keys share the kernel's market arrays and fixed parameters: one batch call."""
     cfg = point.config
     costs = cfg.costs
     return (
         market_key,
         cfg.backtest.execution,
-        _key(cfg.risk),
+        grid_key(cfg.risk),
         costs.impact_coef > 0 or costs.participation > 0,
         costs.participation,
         costs.sizing,
@@ -127,147 +120,81 @@ def _batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, .
 
 
 def _run_batch(
-    market: MarketData,
+    prepared: Any,
     market_key: str,
     batch: list[tuple[GridPoint, Any]],
     decisions: Any,
-    start: int,
     out: TaskOutput,
 ) -> None:
-    """Simulate the points of one batch on shared decisions in one kernel call (the same steps as
-    ``run_backtest``), then compute each point's metrics."""
+    """Simulate the points of one batch on shared decisions in one kernel call, then assemble each
+    point's result and read its metrics (the stages and the result ``run_backtest`` returns)."""
     from backtest.costs import RiskControls
-    from backtest.engine import benchmark_equity, decision_targets, default_benchmark
-    from backtest.simulate import prepare_market, simulate_batch
+    from backtest.pipeline import (
+        Scenario,
+        assemble,
+        market_arrays,
+        resolve_benchmark,
+        run_info,
+        simulate,
+    )
 
+    market = prepared.market
     first = batch[0][0].config
     execution = first.backtest.execution
     risk = RiskControls(**first.risk.model_dump())
-    runnable: list[tuple[GridPoint, Any, Any]] = []
+    runnable: list[tuple[GridPoint, Scenario]] = []
     for p, sched in batch:
         try:
-            runnable.append((p, sched, p.config.costs.costs()))
+            runnable.append(
+                (p, Scenario(p.config.costs.costs(), sched, p.config.costs.initial_cash))
+            )
         except ValueError as exc:
             out.rows.append(_error_row(p, exc))
     if not runnable:
         return
-    costs0 = runnable[0][2]
+    costs0 = runnable[0][1].costs
     akey = (
         market_key,
         execution,
-        _key(first.risk),
+        grid_key(first.risk),
         costs0.impact_coef > 0 or costs0.participation > 0,
         json.dumps([dict(costs0.lot_size), dict(costs0.min_notional)], sort_keys=True),
     )
-    arrays = _cached(
-        "arrays",
-        akey,
-        lambda: prepare_market(
-            market.arrays,
-            market.symbols,
-            market.periods_per_year / market.days_per_year,
-            costs0,
-            risk,
-            execution,
-        ),
-    )
-    targets, rows = decision_targets(decisions, market.n_bars, market.n_assets, execution)
+    arrays = _cached("arrays", akey, lambda: market_arrays(market, costs0, risk, execution))
     try:
-        sims = simulate_batch(
-            arrays,
-            [targets] * len(runnable),
-            costs=[c for _, _, c in runnable],
+        sims = simulate(
+            market,
+            decisions,
+            [scenario for _, scenario in runnable],
             risk=risk,
-            schedules=[sc for _, sc, _ in runnable],
-            initial_cash=[p.config.costs.initial_cash for p, _, _ in runnable],
             execution=execution,
-            order_rows=[rows] * len(runnable),
+            arrays=arrays,
             store_units=False,
         )
     except ValueError as exc:
-        out.rows += [_error_row(p, exc) for p, _, _ in runnable]
+        out.rows += [_error_row(p, exc) for p, _ in runnable]
         return
-    for (p, _, _), sim in zip(runnable, sims, strict=True):
+    start = int(decisions.bars[0])
+    for (p, scenario), sim in zip(runnable, sims, strict=True):
         cfg = p.config
-        bench_name = (
-            default_benchmark(market)
-            if cfg.backtest.benchmark == "auto"
-            else cfg.backtest.benchmark
-        )
         try:
-            bench = benchmark_equity(market, bench_name, start, cfg.costs.initial_cash)
+            name, bench = resolve_benchmark(
+                market, cfg.backtest.benchmark, start, scenario.initial_cash
+            )
         except ValueError as exc:
             out.rows.append(_error_row(p, exc))
             continue
-        metrics = point_metrics(
-            market.index,
-            sim,
-            decisions,
-            start,
-            execution,
-            market.periods_per_year,
-            cfg.strategy.risk_free_rate,
-            bench,
+        info = run_info(
+            prepared,
+            scenario,
+            risk=risk,
+            execution=execution,
+            benchmark=name,
+            risk_free_rate=cfg.strategy.risk_free_rate,
         )
-        out.rows.append({"point_id": p.point_id, **p.columns(), **metrics, "error": ""})
-        e = sim.equity[start:]
-        out.returns[p.point_id] = pd.Series(
-            e[1:] / e[:-1] - 1.0, index=market.index[start + 1 :], name=p.point_id
-        )
-
-
-def point_metrics(
-    index: pd.DatetimeIndex,
-    sim: Any,
-    decisions: Any,
-    start: int,
-    execution: str,
-    periods_per_year: float,
-    risk_free_rate: float,
-    benchmark: pd.Series | None,
-) -> dict[str, float]:
-    """``compute_metrics`` of one simulation from bar ``start`` on, fed lean inputs.
-
-    The ledger is summed per bar (turnover, fees and cost drag are sums over trades, so per-bar sums
-    give the same values up to rounding) and the exposure comes from the cash path (the invested share
-    ``1 - cash / equity`` is the sum of the realised weights). ``n_trades`` is the ledger length. The
-    rebalance table is the result's own (``backtest.result``), so the per-rebalance metrics match.
-    """
-    from backtest.result import _rebalance_table
-    from backtest.simulate import fill_shift
-    from reports.metrics import compute_metrics
-
-    equity = pd.Series(sim.equity[start:], index=index[start:], name="equity")
-    ledger = sim.trades
-    bars, where = np.unique(ledger["bar"] - start, return_inverse=True)
-    notional = np.abs(ledger["units"]) * ledger["price"]
-    trades = pd.DataFrame(
-        {"bar": bars.astype(np.int64)}
-        | {
-            name: np.bincount(where, weights=values, minlength=bars.size)
-            for name, values in (
-                ("notional", notional),
-                ("fee", ledger["fee"]),
-                ("slippage", ledger["slippage"]),
-                ("impact", ledger["impact"]),
-            )
-        }
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        invested = 1.0 - sim.cash[start:] / sim.equity[start:]
-    weights = pd.DataFrame({"invested": invested}, index=equity.index)
-    rebalances = _rebalance_table(decisions, index, ledger, sim.equity, fill_shift(execution))
-    out = compute_metrics(
-        equity,
-        periods_per_year=float(periods_per_year),
-        risk_free_rate=risk_free_rate,
-        trades=trades,
-        weights=weights,
-        benchmark=benchmark,
-        rebalances=rebalances,
-    )
-    out["n_trades"] = float(len(ledger))
-    return out
+        result = assemble(market, decisions, sim, execution=execution, benchmark=bench, info=info)
+        out.rows.append({"point_id": p.point_id, **p.columns(), **result.metrics(), "error": ""})
+        out.returns[p.point_id] = result.equity.pct_change().iloc[1:].rename(p.point_id)
 
 
 def _error_row(point: GridPoint, exc: BaseException) -> dict[str, Any]:

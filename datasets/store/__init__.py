@@ -1,12 +1,14 @@
 """The Parquet OHLCV store: one folder per exchange, timeframe and symbol, decade partition files.
 
-Modules: :mod:`~datasets.store.ohlcv` (the :class:`OHLCVStore` itself: writes, reads, coverage),
+Modules: :mod:`~datasets.store.ohlcv` (the :class:`OHLCVStore` itself: catalogue, writes, reads),
 :mod:`~datasets.store.format` (file layout, schema, codecs, symbol names, atomic writes),
-:mod:`~datasets.store.panel` (the fast multi-file panel reader), :mod:`~datasets.store.verify`
-(verify and repair), :mod:`~datasets.store.lock` (writer locks) and
+:mod:`~datasets.store.coverage` (the ``_series.json`` hints: which bars are held completely, what
+a fetch still needs), :mod:`~datasets.store.panel` (the fast multi-file panel reader),
+:mod:`~datasets.store.verify` (verify and repair), :mod:`~datasets.store.lock` (writer locks) and
 :mod:`~datasets.store.intervals` (bar-range arithmetic for coverage). Layout: docs/data.md.
 """
 
+from datasets.store.coverage import SERIES_META
 from datasets.store.format import (
     FILE_NAME,
     SCHEMA_VERSION,
@@ -14,7 +16,7 @@ from datasets.store.format import (
     encode_symbol,
     to_utc_ms,
 )
-from datasets.store.ohlcv import SERIES_META, OHLCVStore, read_hints
+from datasets.store.ohlcv import OHLCVStore
 
 __all__ = [
     "FILE_NAME",
@@ -23,6 +25,5 @@ __all__ = [
     "OHLCVStore",
     "decode_symbol",
     "encode_symbol",
-    "read_hints",
     "to_utc_ms",
 ]

@@ -167,6 +167,37 @@ def partition_of(ts: np.ndarray, span: int) -> np.ndarray:
     return years - (years % span)
 
 
+def partition_files(series: Path) -> dict[tuple[int, int], Path]:
+    """``{(first year, last year): file}`` of every partition folder of the series folder
+    ``series`` that holds a file, of any span, in time order (empty when ``series`` is missing)."""
+    files: dict[tuple[int, int], Path] = {}
+    try:
+        entries = list(os.scandir(series))
+    except (FileNotFoundError, NotADirectoryError):
+        return files
+    for entry in entries:
+        years = parse_partition(entry.name)
+        if years is not None and os.path.isfile(path := Path(entry.path, FILE_NAME)):
+            files[years] = path
+    return dict(sorted(files.items()))
+
+
+def file_span(path: Path) -> tuple[int, int | None, int | None]:
+    """``(rows, first_ms, last_ms)`` of a partition file from its Parquet footer statistics (no
+    data read); a `StoreCorruptError` naming the file and the repair command when unreadable."""
+    try:
+        md = pq.read_metadata(path)
+        stats = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
+        stats = [s for s in stats if s is not None and s.has_min_max]
+        first = min((int(s.min) for s in stats), default=None)
+        last = max((int(s.max) for s in stats), default=None)
+        return md.num_rows, first, last
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreCorruptError(
+            f"corrupt store file {path}: {str(exc).splitlines()[0]}; {REPAIR_HINT}"
+        ) from exc
+
+
 # ---------------------------------------------------------------------------------- column codec
 def encode_column(values: np.ndarray) -> pa.Array:
     """Exact decimal (smallest scale that round-trips bit for bit) or float64 as the fallback."""
@@ -286,6 +317,15 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> tuple[pa.Tab
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise StoreCorruptError(f"corrupt store file {path}: {reason}; {REPAIR_HINT}") from exc
+
+
+def read_meta(path: Path) -> dict:
+    """The metadata of a partition file from its footer (no data read); ``{}`` when unreadable."""
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(META_KEY, b"{}")
+        return json.loads(raw)
+    except (OSError, pa.ArrowException, ValueError):
+        return {}
 
 
 def read_file(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:

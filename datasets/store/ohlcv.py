@@ -16,7 +16,8 @@ Exchanges send prices as decimal strings, so each price column is stored as an e
 (Parquet ``DECIMAL(18, s)`` on INT64, delta-encoded) with the smallest scale ``s`` that gives back
 the float64 values bit for bit; a column that no scale reproduces (or with NaN) is stored as float64
 (zstd). Readers always get float64. Files carry metadata (schema version, source, fetch time).
-The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store.format`.
+The format itself (names, codec, atomic file I/O) lives in :mod:`datasets.store.format`, the
+coverage hints (``_series.json``: what the store holds completely) in :mod:`datasets.store.coverage`.
 
 Writes are atomic (temp file + ``os.replace``) and serialised per symbol partition with a file lock;
 an incremental write rewrites only the partitions it touches. Readers never lock.
@@ -24,31 +25,31 @@ an incremental write rewrites only the partitions it touches. Readers never lock
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import datetime as dt
 import itertools
-import json
 import logging
 import os
 import re
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from datasets.errors import DataError, StoreCorruptError
 from datasets.panel import MarketData
+from datasets.store.coverage import (
+    change_held,
+    edit_hints,
+    held_ranges,
+    load_hints,
+    missing_bar_ranges,
+    whole_bars,
+)
 from datasets.store.format import (
     FIELDS,
     FILE_NAME,
-    META_KEY,
     REPAIR_HINT,
     SCHEMA_VERSION,
     Candles,
@@ -58,78 +59,32 @@ from datasets.store.format import (
     decode_symbol,
     dedupe,
     encode_symbol,
+    file_span,
     fmt_ms,
     follows_layout,
     make_table,
-    parse_partition,
+    partition_files,
     partition_name,
     partition_of,
     partition_years,
     read_file,
+    read_meta,
     read_table,
     to_utc_ms,
-    year_bounds,
     years_of,
 )
-from datasets.store.intervals import Interval, gaps, normalise, subtract, union
+from datasets.store.intervals import Interval, subtract, union
 from datasets.store.lock import partition_lock
-from datasets.store.panel import FileSlice, concat_columns, panel_from_files
+from datasets.store.panel import FileSlice, concat_columns, panel_from_files, panel_from_rows
 from datasets.timeframe import timeframe_to_ms
-from datasets.validate import invalid_candle_mask, split_invalid
+from datasets.validate import invalid_candle_mask
 
-__all__ = [
-    "FIELDS",
-    "FILE_NAME",
-    "SCHEMA_VERSION",
-    "SERIES_META",
-    "OHLCVStore",
-    "decode_symbol",
-    "encode_symbol",
-    "to_utc_ms",
-]
+__all__ = ["OHLCVStore"]
 
 log = logging.getLogger(__name__)
 
-SERIES_META = "_series.json"
 READ_THREADS = 2
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-def read_hints(path: Path) -> dict | None:
-    """The hints file ``path`` (``_series.json``), or None when it is unreadable or malformed:
-    ``covered`` must be a list of ``[a, b]`` integer pairs and the older hints integers."""
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-    def is_int(x: object) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    ok = isinstance(meta, dict) and all(
-        is_int(meta[k]) for k in ("history_start_ms", "fetched_until_ms") if k in meta
-    )
-    covered = meta.get("covered", []) if ok else None
-    ok = ok and isinstance(covered, list)
-    ok = ok and all(
-        isinstance(r, list) and len(r) == 2 and all(is_int(x) for x in r) and r[0] <= r[1]
-        for r in covered or ()
-    )
-    return meta if ok else None
-
-
-def _whole_bars(held: Sequence[Interval], timeframe: str, anchor: int) -> builtins.list[Interval]:
-    """Held bar-open ranges as the time their bars span (grid ``anchor + k * step``): from the
-    first bar open inside to one ms before the bar after the last, so neighbours merge."""
-    step = timeframe_to_ms(timeframe)
-    bars = (_bars_within(a, b, anchor, step) for a, b in held)
-    return normalise((first, last + step - 1) for first, last in bars)
-
-
-def _bars_within(a: int, b: int, anchor: int, step: int) -> Interval:
-    """First and last bar open in ``[a, b]`` on the grid ``anchor + k * step`` (first > last
-    when none)."""
-    return a + (anchor - a) % step, b - (b - anchor) % step
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -143,8 +98,20 @@ class OHLCVStore:
 
     Examples
     --------
-    >>> store = OHLCVStore("data")  # doctest: +SKIP
-    >>> market = store.load("binance", ["BTC/USDT", "ETH/USDT"], "1d", "2021-01-01", "2022-12-31")  # doctest: +SKIP
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> day, jan_1 = 86_400_000, 1_704_067_200_000  # ms; 2024-01-01 00:00 UTC
+    >>> candles = pd.DataFrame({"timestamp_ms": [jan_1 + k * day for k in range(3)],
+    ...                         "open": 100.0, "high": 110.0, "low": 90.0,
+    ...                         "close": [101.0, 102.5, 99.0], "volume": 5.0})
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     store = OHLCVStore(root)
+    ...     store.write("binance", "1d", "BTC/USDT", candles, source="example")
+    ...     market = store.load("binance", ["BTC/USDT"], "1d", start="2024-01-02")
+    1
+    >>> market.arrays["close"]
+    array([[102.5],
+           [ 99. ]])
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
@@ -165,21 +132,7 @@ class OHLCVStore:
         return self.root / f"exchange={exchange}" / f"timeframe={timeframe}"
 
     @staticmethod
-    def _partition_folders(series: Path) -> dict[tuple[int, int], Path]:
-        """``{(first year, last year): file}`` of every partition folder with a file, any span."""
-        files: dict[tuple[int, int], Path] = {}
-        try:
-            entries = list(os.scandir(series))
-        except (FileNotFoundError, NotADirectoryError):
-            return files
-        for entry in entries:
-            years = parse_partition(entry.name)
-            if years is not None and os.path.isfile(path := Path(entry.path, FILE_NAME)):
-                files[years] = path
-        return dict(sorted(files.items()))
-
-    @classmethod
-    def _partitions(cls, series: Path, timeframe: str) -> dict[int, Path]:
+    def _partitions(series: Path, timeframe: str) -> dict[int, Path]:
         """``{first year: file}`` of a symbol's partitions, in time order.
 
         A partition folder of another span (a store written with another layout) is an error that
@@ -187,7 +140,7 @@ class OHLCVStore:
         """
         span = partition_years(timeframe)
         files: dict[int, Path] = {}
-        for (first, _), path in cls._partition_folders(series).items():
+        for (first, _), path in partition_files(series).items():
             if not follows_layout(path.parent.name, span):
                 raise StoreCorruptError(
                     f"store partition {path.parent} does not follow the {timeframe} layout "
@@ -236,33 +189,24 @@ class OHLCVStore:
                 f"--timeframe {timeframe} --since YYYY-MM-DD`)"
             )
 
-    @staticmethod
-    def _file_span(path: Path) -> tuple[int, int | None, int | None]:
-        """``(rows, first_ms, last_ms)`` from the Parquet footer statistics (no data read)."""
-        try:
-            md = pq.read_metadata(path)
-            stats = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
-            stats = [s for s in stats if s is not None and s.has_min_max]
-            first = min((int(s.min) for s in stats), default=None)
-            last = max((int(s.max) for s in stats), default=None)
-            return md.num_rows, first, last
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreCorruptError(
-                f"corrupt store file {path}: {str(exc).splitlines()[0]}; {REPAIR_HINT}"
-            ) from exc
-
     def first_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
         """Open time (UTC ms) of the first stored candle, or None."""
         files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
-        return self._file_span(next(iter(files.values())))[1] if files else None
+        return file_span(next(iter(files.values())))[1] if files else None
 
     def last_timestamp(self, exchange: str, timeframe: str, symbol: str) -> int | None:
         """Open time (UTC ms) of the last stored candle, or None: where an incremental fetch resumes."""
         files = self._partitions(self.series_dir(exchange, timeframe, symbol), timeframe)
-        return self._file_span(files[max(files)])[2] if files else None
+        return file_span(files[max(files)])[2] if files else None
 
-    def list(self) -> pd.DataFrame:
-        """One row per stored series: ``exchange, timeframe, symbol, first, last, rows, files, bytes``."""
+    def inventory(self) -> pd.DataFrame:
+        """What the store holds: one row per stored series, columns ``exchange, timeframe, symbol,
+        first, last, rows, files, bytes`` (``first``/``last``: UTC bar open times, from the file
+        footers, no data read).
+
+        >>> OHLCVStore("no/such/folder").inventory().empty
+        True
+        """
         rows = []
         for exchange in self.exchanges():
             for timeframe in self.timeframes(exchange):
@@ -270,7 +214,7 @@ class OHLCVStore:
                     files = self._partitions(
                         self.series_dir(exchange, timeframe, symbol), timeframe
                     )
-                    spans = [self._file_span(p) for p in files.values()]
+                    spans = [file_span(p) for p in files.values()]
                     first, last = spans[0][1], spans[-1][2]
                     rows.append(
                         (
@@ -290,21 +234,13 @@ class OHLCVStore:
         )
 
     # ------------------------------------------------------------------ coverage
+    # (the rules live in datasets.store.coverage; these name the series)
     def coverage(self, exchange: str, timeframe: str, symbol: str) -> dict:
         """The series' hints file (``_series.json``): ``covered``, the bar ranges ``[a, b]`` (UTC ms,
         inclusive) the store holds completely (see :meth:`covered`)."""
-        path = self.series_dir(exchange, timeframe, symbol) / SERIES_META
-        if not path.exists():
-            return {}
-        meta = read_hints(path)
-        if meta is None:
-            # holes inside the stored span are recorded nowhere else: hold nothing, so the next
-            # fetch rechecks every bar it asks for (`backtest data verify --repair` resets it)
-            log.warning("unreadable %s: treating every bar as not held", path)
-            return {"covered": []}
-        return meta
+        return load_hints(self.series_dir(exchange, timeframe, symbol))
 
-    def covered(self, exchange: str, timeframe: str, symbol: str) -> builtins.list[Interval]:
+    def covered(self, exchange: str, timeframe: str, symbol: str) -> list[Interval]:
         """Bar ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint) for which the store holds every
         candle the source has: the span of each write (a fetch's pages, an import) and each range a
         fetch finished, exchange outages inside included. A range a fetch was stopped in counts
@@ -313,118 +249,32 @@ class OHLCVStore:
 
         A series written before coverage was recorded: its stored span (widened by the older
         ``history_start_ms`` / ``fetched_until_ms`` hints) minus whole missing partitions."""
-        return self._covered_from(
-            self.coverage(exchange, timeframe, symbol), exchange, timeframe, symbol
-        )
-
-    def _covered_from(
-        self, hints: dict, exchange: str, timeframe: str, symbol: str
-    ) -> builtins.list[Interval]:
-        if "covered" in hints:
-            return normalise(hints["covered"])
-        folders = self._partition_folders(self.series_dir(exchange, timeframe, symbol))
-        spans = []
-        for path in folders.values():
-            with contextlib.suppress(StoreCorruptError):  # verify deals with unreadable files
-                spans.append(self._file_span(path))
-        firsts = [f for _, f, _ in spans if f is not None]
-        lasts = [last for _, _, last in spans if last is not None]
-        if not firsts or not lasts:
-            return []
-        first, last = min(firsts), max(lasts)
-        held = [
-            (
-                min(first, int(hints.get("history_start_ms", first))),
-                max(last, int(hints.get("fetched_until_ms", last))),
-            )
-        ]
-        years = list(folders)
-        for a, b in gaps(years, years[0][0], years[-1][1]):  # whole years no partition holds
-            held = subtract(held, year_bounds(a)[0], year_bounds(b)[1])
-        return held
-
-    def _grid_anchor(self, exchange: str, timeframe: str, symbol: str) -> int | None:
-        """A stored bar open time (the grid's phase), from any readable file of any layout."""
-        for path in self._partition_folders(self.series_dir(exchange, timeframe, symbol)).values():
-            with contextlib.suppress(StoreCorruptError):
-                first = self._file_span(path)[1]
-                if first is not None:
-                    return first
-        return None
+        return held_ranges(self.series_dir(exchange, timeframe, symbol))
 
     def cover(
         self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, locked: bool = False
     ) -> None:
         """Record that the store holds every candle of bars ``[lo, hi]`` (``locked``: the caller
         holds the series lock)."""
-        self._change_coverage(union, exchange, timeframe, symbol, lo, hi, locked)
+        series = self.series_dir(exchange, timeframe, symbol)
+        change_held(series, symbol, timeframe, union, lo, hi, locked=locked)
 
     def uncover(
         self, exchange: str, timeframe: str, symbol: str, lo: int, hi: int, *, locked: bool = False
     ) -> None:
         """Record that bars ``[lo, hi]`` are no longer held (a quarantined partition)."""
-        self._change_coverage(subtract, exchange, timeframe, symbol, lo, hi, locked)
-
-    def _change_coverage(
-        self,
-        change: Callable[[Sequence[Interval], int, int], builtins.list[Interval]],
-        exchange: str,
-        timeframe: str,
-        symbol: str,
-        lo: int,
-        hi: int,
-        locked: bool,
-    ) -> None:
-        def edit(meta: dict) -> None:
-            held = change(self._covered_from(meta, exchange, timeframe, symbol), lo, hi)
-            anchor = self._grid_anchor(exchange, timeframe, symbol)
-            # with no candle stored the grid is unknown: keep the bounds as given (the first
-            # write snaps them onto the grid of its candles)
-            meta["covered"] = held if anchor is None else _whole_bars(held, timeframe, anchor)
-
-        self._edit_coverage(exchange, timeframe, symbol, edit, locked=locked)
-
-    def _edit_coverage(
-        self,
-        exchange: str,
-        timeframe: str,
-        symbol: str,
-        edit: Callable[[dict], None],
-        *,
-        locked: bool = False,
-    ) -> None:
-        """Apply ``edit`` to the series' hints and write them atomically."""
         series = self.series_dir(exchange, timeframe, symbol)
-        with contextlib.nullcontext() if locked else partition_lock(series):
-            meta = {
-                **self.coverage(exchange, timeframe, symbol),
-                "symbol": symbol,
-                "schema_version": SCHEMA_VERSION,
-            }
-            edit(meta)
-            tmp = series / f".{SERIES_META}.{uuid.uuid4().hex[:8]}.tmp"
-            with open(tmp, "w") as fh:
-                fh.write(json.dumps(meta, indent=1))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, series / SERIES_META)
+        change_held(series, symbol, timeframe, subtract, lo, hi, locked=locked)
 
     def missing_ranges(
         self, exchange: str, timeframe: str, symbol: str, start_ms: int, end_ms: int
-    ) -> builtins.list[Interval]:
+    ) -> list[Interval]:
         """Bar-open ranges ``[a, b]`` (UTC ms, inclusive, sorted, disjoint, ends on the stored bar
         grid) within ``[start_ms, end_ms]`` that the store does not hold completely
         (:meth:`covered`). Exchange outages inside a held range are not refetched (they are
         missing at the exchange too)."""
-        if start_ms > end_ms:
-            return []
-        step = timeframe_to_ms(timeframe)
-        anchor = self._grid_anchor(exchange, timeframe, symbol)
-        held = gaps(self.covered(exchange, timeframe, symbol), start_ms, end_ms)
-        if anchor is None:
-            return held
-        bars = (_bars_within(a, b, anchor, step) for a, b in held)  # whole bars of the grid
-        return [(a, b) for a, b in bars if a <= b]
+        series = self.series_dir(exchange, timeframe, symbol)
+        return missing_bar_ranges(series, timeframe, start_ms, end_ms)
 
     # ------------------------------------------------------------------ write
     def write(
@@ -477,21 +327,19 @@ class OHLCVStore:
             held = self.covered(exchange, timeframe, symbol)  # before the new rows land
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
                 part = (ts[lo:hi], {c: v[lo:hi] for c, v in values.items()})
-                self._merge_partition(
+                self.merge_partition(
                     series, int(parts[lo]), part, (exchange, timeframe, symbol), source
                 )
-            self._edit_coverage(
-                exchange,
-                timeframe,
+            now_held = union(held, int(ts[0]), int(ts[-1]))
+            edit_hints(
+                series,
                 symbol,
-                lambda meta: meta.update(
-                    covered=_whole_bars(union(held, int(ts[0]), int(ts[-1])), timeframe, int(ts[0]))
-                ),
+                lambda meta: meta.update(covered=whole_bars(now_held, timeframe, int(ts[0]))),
                 locked=True,
             )
         return len(bounds) + 1
 
-    def _merge_partition(
+    def merge_partition(
         self,
         series: Path,
         first_year: int,
@@ -504,13 +352,16 @@ class OHLCVStore:
     ) -> None:
         """Merge ``new`` (rows of the partition starting at ``first_year``; ``names`` = exchange,
         timeframe, symbol) into its file, or replace the file's rows with them. On a timestamp
-        both hold, the new row wins unless ``new_wins=False``."""
+        both hold, the new row wins unless ``new_wins=False``.
+
+        The caller holds the lock of ``series`` and keeps the coverage hints (:meth:`write` does
+        both; ``verify --repair`` moves rows between partitions with it)."""
         path = series / partition_name(first_year, partition_years(names[1])) / FILE_NAME
         sources = {source}
         if path.exists() and not replace_existing:
             old = read_file(path)[:2]
             new = dedupe(*concat_candles([old, new] if new_wins else [new, old]))
-            sources |= set(self._file_meta(path).get("source", "").split(",")) - {""}
+            sources |= set(read_meta(path).get("source", "").split(",")) - {""}
         ts, values = new
         invalid = int(invalid_candle_mask(pd.DataFrame(values))[0].sum())
         meta = {
@@ -525,20 +376,12 @@ class OHLCVStore:
         }
         atomic_write(make_table(ts, values, meta), path)
 
-    @staticmethod
-    def _file_meta(path: Path) -> dict:
-        try:
-            raw = (pq.read_schema(path).metadata or {}).get(META_KEY, b"{}")
-            return json.loads(raw)
-        except (OSError, pa.ArrowException, ValueError):
-            return {}
-
     def file_metadata(self, exchange: str, timeframe: str, symbol: str, year: int) -> dict:
         """The metadata written into the partition file holding ``year`` (schema version, source,
         fetched_at, rows)."""
         span = partition_years(timeframe)
         folder = partition_name(year - year % span, span)
-        return self._file_meta(self.series_dir(exchange, timeframe, symbol) / folder / FILE_NAME)
+        return read_meta(self.series_dir(exchange, timeframe, symbol) / folder / FILE_NAME)
 
     # ------------------------------------------------------------------ read
     def read(
@@ -565,7 +408,7 @@ class OHLCVStore:
         lo: int | None,
         hi: int | None,
         fields: Sequence[str] = FIELDS,
-    ) -> builtins.list[FileSlice]:
+    ) -> list[FileSlice]:
         """The partition files of ``symbols`` that overlap ``[lo, hi]``, read (``fields`` only) and
         bounded, in symbol order, then time order."""
         span = partition_years(timeframe)
@@ -598,7 +441,7 @@ class OHLCVStore:
         lo: int | None,
         hi: int | None,
         fields: Sequence[str] = FIELDS,
-    ) -> builtins.list[Candles]:
+    ) -> list[Candles]:
         cols = concat_columns(
             self._open_files(symbols, exchange, timeframe, lo, hi, fields), fields
         )
@@ -671,29 +514,8 @@ class OHLCVStore:
             for f in files
         )
         market = panel_from_files(files, names, timeframe, source, FIELDS) if clean else None
-        invalid = pd.DataFrame({"symbol": [], "reason": []})
         if market is None:
-            cols = concat_columns(files, FIELDS)
-            codes = np.repeat(cols.owners.astype(np.int32), cols.sizes)
-            frame = pd.DataFrame(
-                {
-                    "symbol": pd.Categorical.from_codes(codes, categories=pd.Index(names)),
-                    "timestamp_ms": cols.ts,
-                    **cols.values,
-                },
-                copy=False,
-            )
-            valid, invalid = (frame, invalid) if clean else split_invalid(frame)
-            market = MarketData.from_long(valid, timeframe, symbols=names, source=source)
-        if len(invalid):
-            counts = invalid["symbol"].value_counts()
-            per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())
-            note = (
-                f"{len(invalid)} invalid candles kept out of the panel ({per}; "
-                f"{', '.join(sorted(set(invalid['reason'])))})"
-            )
-            log.warning(note)
-            market = replace(market, notes=(*market.notes, note))
+            market = panel_from_rows(files, names, timeframe, source, FIELDS, screen=not clean)
         return market.fill_gaps(max_fill_bars)
 
     def gaps(

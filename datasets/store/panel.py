@@ -9,12 +9,16 @@ it scatters each symbol's rows into stay in cache. (Decoding into long float arr
 scattering with NumPy and transposing, took half as long again; handing numba the per-file Arrow
 buffers as typed lists saved the copy but compiled list code in every new process, ~0.3 s.)
 Anything unexpected -- a timestamp off the grid, out of order, duplicated -- makes the kernel
-return False and the caller falls back to :meth:`MarketData.from_long`, which says what is wrong.
+return False and the caller falls back to :func:`panel_from_rows` (through
+:meth:`MarketData.from_long`, which says what is wrong), as it does for files that hold invalid
+candles.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +29,9 @@ from numba import njit
 from datasets.panel import MarketData
 from datasets.store.format import column_parts, decode_column
 from datasets.timeframe import timeframe_to_ms
+from datasets.validate import split_invalid
+
+log = logging.getLogger(__name__)
 
 BLOCK = 1024  # bars per block: 1024 x 24 assets x 5 fields x 8 bytes ~ 1 MB, an L2 cache
 
@@ -167,3 +174,40 @@ def panel_from_files(
         arrays=dict(zip(fields, out, strict=True)),
         source=source,
     )
+
+
+def panel_from_rows(
+    files: Sequence[FileSlice],
+    names: Sequence[str],
+    timeframe: str,
+    source: str,
+    fields: Sequence[str],
+    *,
+    screen: bool,
+) -> MarketData:
+    """The panel through :meth:`MarketData.from_long`, which says what is wrong with rows the fast
+    path refused; with ``screen``, invalid candles are kept out and noted in ``market.notes``."""
+    cols = concat_columns(files, fields)
+    codes = np.repeat(cols.owners.astype(np.int32), cols.sizes)
+    frame = pd.DataFrame(
+        {
+            "symbol": pd.Categorical.from_codes(codes, categories=pd.Index(names)),
+            "timestamp_ms": cols.ts,
+            **cols.values,
+        },
+        copy=False,
+    )
+    if not screen:
+        return MarketData.from_long(frame, timeframe, symbols=names, source=source)
+    valid, invalid = split_invalid(frame)
+    market = MarketData.from_long(valid, timeframe, symbols=names, source=source)
+    if len(invalid):
+        counts = invalid["symbol"].value_counts()
+        per = ", ".join(f"{s}: {n}" for s, n in counts[counts > 0].items())
+        note = (
+            f"{len(invalid)} invalid candles kept out of the panel ({per}; "
+            f"{', '.join(sorted(set(invalid['reason'])))})"
+        )
+        log.warning(note)
+        market = replace(market, notes=(*market.notes, note))
+    return market

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.errors import DataError, StoreCorruptError
+from datasets.store.coverage import SERIES_META, edit_hints, held_ranges, load_hints, read_hints
 from datasets.store.format import (
     FILE_NAME,
     SCHEMA_VERSION,
@@ -46,7 +47,7 @@ from datasets.store.format import (
     year_bounds,
 )
 from datasets.store.lock import LOCK_NAME, partition_lock
-from datasets.store.ohlcv import SERIES_META, OHLCVStore, read_hints
+from datasets.store.ohlcv import OHLCVStore
 from datasets.timeframe import timeframe_to_ms
 
 log = logging.getLogger(__name__)
@@ -123,19 +124,15 @@ def _check_series(
                     "unreadable coverage",
                     _act(
                         repair,
-                        lambda: store._edit_coverage(
-                            exchange, timeframe, symbol, _hold_nothing, locked=True
-                        ),
+                        lambda: edit_hints(series, symbol, _hold_nothing, locked=True),
                         "reset: the next fetch rechecks every bar it asks for",
                     ),
                 )
             )
-        if repair and "covered" not in store.coverage(exchange, timeframe, symbol):
+        if repair and "covered" not in load_hints(series):
             # a series of the first release: its coverage, while its folders still say it
-            held = store.covered(exchange, timeframe, symbol)
-            store._edit_coverage(
-                exchange, timeframe, symbol, lambda hints: hints.update(covered=held), locked=True
-            )
+            held = held_ranges(series)
+            edit_hints(series, symbol, lambda hints: hints.update(covered=held), locked=True)
         span = partition_years(timeframe)
 
         def order(entry: Path) -> tuple[bool, bool, str]:
@@ -243,7 +240,7 @@ def _check_file(
         # a stray or a leftover of the old layout); this file shrinks or goes only after that
         for other in np.unique(parts[~own]):
             sel = parts == other
-            store._merge_partition(
+            store.merge_partition(
                 series,
                 int(other),
                 (clean_ts[sel], {c: v[sel] for c, v in clean.items()}),
@@ -252,7 +249,7 @@ def _check_file(
                 new_wins=False,
             )
         if own.any():
-            store._merge_partition(
+            store.merge_partition(
                 series,
                 first_year,
                 (clean_ts[own], {c: v[own] for c, v in clean.items()}),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from backtest import Costs, run_backtest
@@ -117,3 +118,28 @@ def test_engine_errors_name_the_parameter(market):
         run_backtest(market, EqualWeight(lookback_days=20), "1W", benchmark="DOGE/USDT")
     with pytest.raises(ValueError, match="`fee_bps` must be >= 0"):
         Costs(fee_bps=-1)
+
+
+def test_a_result_builds_its_frames_only_when_read(market):
+    result = run_backtest(market, EqualWeight(lookback_days=20), "1W")
+    built = ("equity", "cash", "close", "weights", "target_weights", "trades", "rebalances")
+    assert not any(name in vars(result) for name in built)
+    metrics = result.metrics()
+    assert {"equity", "cash", "rebalances"} <= set(vars(result))
+    assert not {"weights", "trades", "close", "target_weights"} & set(vars(result))
+    # the same numbers from the frames as from the arrays: a saved and loaded result agrees
+    assert metrics["n_trades"] == len(result.trades) and metrics["fees"] == pytest.approx(
+        result.trades["fee"].sum(), rel=1e-12
+    )
+    assert metrics["exposure"] == pytest.approx(result.weights.sum(axis=1).mean(), rel=1e-12)
+
+
+def test_a_loaded_result_keeps_its_close_panel_and_metrics(market, tmp_path):
+    from backtest import BacktestResult
+
+    result = run_backtest(market, InverseVolatility(lookback_days=20), "1W", Costs(fee_bps=10))
+    loaded = BacktestResult.load(result.save(tmp_path / "run"))
+    assert loaded.close.equals(result.close)
+    pd.testing.assert_series_equal(pd.Series(loaded.metrics()), pd.Series(result.metrics()))
+    value = loaded.to_vectorbt().value().to_numpy()  # no `close` argument needed after a load
+    np.testing.assert_allclose(value, result.equity.to_numpy(), rtol=1e-9)

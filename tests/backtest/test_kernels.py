@@ -8,7 +8,7 @@ import pytest
 from backtest.costs import Costs, RiskControls
 from backtest.errors import EngineError
 from backtest.schedule import Schedule
-from backtest.simulate import prepare_market, simulate
+from backtest.simulate import prepare_market, simulate_scenario
 
 
 def _market(close, open_=None, volume=None, symbols=("A", "B")):
@@ -40,7 +40,7 @@ def _run(
     )
     risk = risk or RiskControls()
     market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
-    return simulate(
+    return simulate_scenario(
         market,
         np.asarray(targets, dtype=float),
         costs=costs,
@@ -77,7 +77,7 @@ def test_two_assets_three_bars_by_hand():
     fees = out.trades["fee"].sum()
     expected_fees = v0 * fee + b0 * 18 * fee + (a2 - a0) * 12 * fee
     assert fees == pytest.approx(expected_fees, rel=1e-12)
-    assert out.costs[0] == pytest.approx(fees, rel=1e-12)
+    assert out.totals.fees == pytest.approx(fees, rel=1e-12)
     # sells come before buys within a bar
     bar2 = out.trades[out.trades["bar"] == 2]
     assert list(bar2["units"] < 0) == [True, False]
@@ -106,7 +106,7 @@ def test_slippage_is_adverse_and_charged():
     assert bought == pytest.approx(1000 / 100.5)  # V_net = 1000 - 0.005 V_net: all cash spent
     assert out.trades["fill_price"][1] == pytest.approx(99.5)
     assert out.equity[-1] == pytest.approx(bought * 99.5)
-    assert out.costs[1] == pytest.approx(bought * 100 * 0.005 * 2)
+    assert out.totals.slippage == pytest.approx(bought * 100 * 0.005 * 2)
 
 
 def test_next_open_fills_at_the_open():
@@ -125,7 +125,7 @@ def test_min_trade_value_and_lot_size():
     # S0: 85 units wanted -> 84 (lot 3); S1: 150 of notional < 200 -> skipped
     assert list(out.trades["asset"]) == [0]
     assert out.trades["units"][0] == 84
-    assert out.costs[4] == 1  # one skipped trade recorded
+    assert out.totals.skipped_trades == 1  # one skipped trade recorded
 
 
 def test_cash_never_negative_with_costs():
@@ -151,7 +151,7 @@ def test_stop_loss_exits_at_level_or_gap_open():
     arrays["high"] = np.maximum(np.asarray(open_), np.asarray(close))
     market = prepare_market(arrays, symbols[:1], 1.0, costs, risk, "next_open")
     targets = np.array([[np.nan], [1.0], [np.nan], [np.nan]])
-    out = simulate(
+    out = simulate_scenario(
         market,
         targets,
         costs=costs,
@@ -166,6 +166,74 @@ def test_stop_loss_exits_at_level_or_gap_open():
     assert out.equity[-1] == pytest.approx(900.0)
 
 
+def _ohlc_run(bars, targets, costs, execution, stop=0.1, cash=1000.0):
+    """``bars``: (open, high, low, close) per bar, one row per asset; ``targets`` as order rows."""
+    ohlc = np.asarray(bars, dtype=float)  # (n_bars, n_assets, 4)
+    if ohlc.ndim == 2:
+        ohlc = ohlc[:, None, :]
+    arrays = {k: ohlc[:, :, j] for j, k in enumerate(("open", "high", "low", "close"))}
+    arrays["volume"] = np.full(arrays["close"].shape, 1e6)
+    risk = RiskControls(stop_loss=stop)
+    symbols = [f"S{i}" for i in range(ohlc.shape[1])]
+    market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
+    return simulate_scenario(
+        market,
+        np.asarray(targets, dtype=float),
+        costs=costs,
+        risk=risk,
+        schedule=Schedule(every="1D"),
+        initial_cash=cash,
+        execution=execution,
+    )
+
+
+def test_stop_loss_high_starts_afresh_after_a_full_exit():
+    """The stop trails the high since *this* entry: after a rebalance sold the position, the high of
+    the earlier holding period no longer counts (it used to: the re-entry at 100 was stopped out at
+    once against the old high of 120)."""
+    bars = [
+        (100, 100, 100, 100),  # bar 0: buy 10 at the open
+        (110, 120, 110, 115),  # high 120
+        (112, 112, 110, 110),  # sell everything at the open (target 0)
+        (100, 101, 99, 100),  # buy again at 100: 10% below 120 but only 1% below the new entry
+        (100, 105, 100, 105),
+    ]
+    targets = [[1.0], [np.nan], [0.0], [1.0], [np.nan]]
+    out = _ohlc_run(bars, targets, Costs(fee_bps=0, slippage_bps=0), "next_open")
+    assert list(out.trades["reason"]) == [0, 0, 0]  # no stop-loss
+    assert out.equity[-1] == pytest.approx(1120 / 100 * 105, rel=1e-12)
+
+
+def test_stop_loss_entry_is_an_executed_buy():
+    """At the close, a bar is an entry bar (no stop check) only for an executed buy: a buy that the
+    cash could not pay for left the held position exposed to its stop (it used to skip the check)."""
+    # A and B bought at 100 at bar 0's close; at bar 1 A should grow (+40, bought with B's sale),
+    # but B's sale is below its 50 minimum notional: no cash, no buy, and A's low of 85 breaks 90
+    bars = [
+        [(100, 100, 100, 100), (100, 100, 100, 100)],
+        [(100, 100, 85, 100), (100, 100, 100, 100)],
+        [(100, 100, 95, 100), (100, 100, 100, 100)],
+    ]
+    costs = Costs(fee_bps=0, slippage_bps=0, min_notional={"S1": 50.0})
+    out = _ohlc_run(bars, [[0.5, 0.5], [0.54, 0.46], [np.nan, np.nan]], costs, "close")
+    stops = out.trades[out.trades["reason"] == 2]
+    assert stops["bar"].tolist() == [1] and stops["price"].tolist() == [90.0]
+    assert out.totals.skipped_trades == 1
+    assert out.equity[-1] == pytest.approx(5 * 90 + 5 * 100, rel=1e-12)
+
+
+def test_a_target_already_held_is_no_trade():
+    """Rebalancing a 100% position to 100% again re-derives the units only to the last bit: that
+    rounding noise is no trade and no skipped trade (it used to leave a 2e-19-unit ledger row, or
+    count 4 skipped trades with a minimum notional)."""
+    open_ = [[36064.74809407], [35327.73968502], [37067.60063599], [37886.82046976], [34766.7308]]
+    close = [[36704.86332876], [36463.2177237], [37649.70622432], [37847.69793395], [36847.4600]]
+    for minimum in ({}, {"S0": 5.0}):
+        costs = Costs(fee_bps=10, slippage_bps=5, min_notional=minimum)
+        out = _run(close, np.ones((5, 1)), costs, "next_open", open_=open_, cash=50.0)
+        assert len(out.trades) == 1 and out.totals.skipped_trades == 0
+
+
 def test_band_trades_only_when_breached():
     close = np.array([[10.0, 10.0], [10.5, 9.5], [14.0, 8.0]])
     targets = np.array([[0.5, 0.5], [0.5, 0.5], [np.nan, np.nan]])
@@ -174,6 +242,17 @@ def test_band_trades_only_when_breached():
     # bar 1: weights 0.525/0.475 are inside the 5-point band -> no trade; bar 2: 0.636 -> rebalance
     assert sorted(set(out.trades["bar"].tolist())) == [0, 2]
     assert set(out.trades["reason"][out.trades["bar"] == 2]) == {1}
+
+
+def test_cost_slots_have_one_set_of_names():
+    """The kernel's cost record and the result's cost totals name the same slots, in one order."""
+    from backtest.records import COST_DTYPE
+    from backtest.simulate import CostTotals
+
+    assert CostTotals._fields == COST_DTYPE.names
+    rec = np.array([(1.0, 2.0, 3.0, 4.0, 5)], dtype=COST_DTYPE)[0]
+    assert CostTotals.from_record(rec) == CostTotals(1.0, 2.0, 3.0, 4.0, 5)
+    assert type(CostTotals.from_record(rec).skipped_trades) is int
 
 
 def test_targets_are_validated():
@@ -233,14 +312,14 @@ def test_batch_equals_single_scenarios():
         execution="next_open",
     )
     for (c, s, cash), tgt, got in zip(scenarios, targets, batch, strict=True):
-        one = simulate(
+        one = simulate_scenario(
             market, tgt, costs=c, risk=risk, schedule=s, initial_cash=cash, execution="next_open"
         )
         np.testing.assert_array_equal(got.equity, one.equity)
         np.testing.assert_array_equal(got.cash, one.cash)
         np.testing.assert_array_equal(got.units, one.units)
         np.testing.assert_array_equal(got.trades, one.trades)
-        np.testing.assert_array_equal(got.costs, one.costs)
+        np.testing.assert_array_equal(got.totals, one.totals)
     with pytest.raises(EngineError, match="share participation"):
         simulate_batch(
             market,

@@ -22,7 +22,7 @@ from backtest.regress import (
     load_baseline,
     rebalance_weights,
 )
-from backtest.regress.baseline import _num
+from backtest.regress.baseline import stable_number
 
 IDX = pd.date_range("2021-01-01", periods=200, freq="D", tz="UTC")
 
@@ -91,14 +91,14 @@ def test_dumps_refuses_nan():
     ],
 )
 def test_num_is_stable(value, expected):
-    out = _num(value)
+    out = stable_number(value)
     assert out == expected and type(out) is type(expected)
     if isinstance(out, float):
         assert str(out).lstrip("-") == repr(abs(out)) and not str(out).startswith("-0.0")
 
 
 def test_weights_rounded_to_1e10():
-    assert _num(0.12345678901234, decimals=10) == 0.123456789
+    assert stable_number(0.12345678901234, decimals=10) == 0.123456789
 
 
 def test_equity_fingerprint_samples_and_checksum():

@@ -12,8 +12,8 @@ import pytest
 
 from backtest.errors import ConfigError
 from backtest.experiment import load_market, run_experiment
-from backtest.sweep import assemble, expand_grid, load_sweep, point_id, read_chunks, run_sweep
-from backtest.sweep.routes import _worker_task as _real_worker_task
+from backtest.sweep import expand_grid, load_sweep, point_id, read_chunks, run_sweep, sweep_table
+from backtest.sweep.routes import worker_task as _real_worker_task
 
 BASE = """
 name = "t"
@@ -179,7 +179,7 @@ def test_outputs_table_csv_returns_and_manifest(tmp_path):
     assert (out / "sweep.json").exists() and (out / "config.toml").exists()
     assert len(list((out / "chunks").glob("*.json"))) == 3  # one task per lookback
     # the table assembled in memory equals the one rebuilt from the chunks on disk (what --resume reads)
-    from_disk = assemble(*read_chunks(out), result.param_keys)
+    from_disk = sweep_table(*read_chunks(out), result.param_keys)
     pd.testing.assert_frame_equal(from_disk[0], result.table, check_exact=True)
     pd.testing.assert_frame_equal(from_disk[1], result.returns, check_exact=True)
 
@@ -248,7 +248,7 @@ def test_crashed_worker_keeps_finished_points_and_resume_completes(tmp_path, mon
 
     config = write(tmp_path, BASE + '[sweep]\n"strategy.lookback_days" = [20, 30, 40]\n')
     reference = run_sweep(config, tmp_path / "ref", jobs=1).table
-    monkeypatch.setattr(sw, "_worker_task", _die_on_shortest_lookback)
+    monkeypatch.setattr(sw, "worker_task", _die_on_shortest_lookback)
     with pytest.raises(
         RuntimeError, match=r"the sweep stopped \(BrokenProcessPool.*rerun with --resume"
     ):

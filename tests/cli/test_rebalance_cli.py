@@ -43,7 +43,7 @@ max_slice_value = 200
 SYMBOLS = '["BTC/USDT", "ETH/USDT", "LTC/USDT", "XRP/USDT", "ADA/USDT"]'
 
 
-def _config(
+def live_config(
     tmp_path: Path, exchange: str = "binance", symbols: str = SYMBOLS, live_extra: str = ""
 ) -> str:
     path = tmp_path / "live.toml"
@@ -79,7 +79,7 @@ def test_help_lists_rebalance(capsys):
 @pytest.mark.usefixtures("keys")
 def test_dry_run_shows_allocation_target_trades_and_cost(funded_binance, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    code, out, err = _run(capsys, "rebalance", _config(tmp_path), "--out", str(out_dir))
+    code, out, err = _run(capsys, "rebalance", live_config(tmp_path), "--out", str(out_dir))
     assert code == 0, err
     for text in (
         "live-test: binance account, 1,163.42 USDT",
@@ -110,7 +110,7 @@ def test_dry_run_shows_allocation_target_trades_and_cost(funded_binance, tmp_pat
 def test_execute_with_yes_places_every_slice_and_reports_status(funded_binance, tmp_path, capsys):
     out_dir = tmp_path / "out"
     code, out, err = _run(
-        capsys, "rebalance", _config(tmp_path), "--execute", "--yes", "--out", str(out_dir)
+        capsys, "rebalance", live_config(tmp_path), "--execute", "--yes", "--out", str(out_dir)
     )
     assert code == 0, err
     saved = json.loads((out_dir / "plan.json").read_text())
@@ -132,7 +132,7 @@ def test_execute_asks_for_confirmation(
     funded_binance, tmp_path, capsys, monkeypatch, answer, code, placed
 ):
     monkeypatch.setattr("sys.stdin", io.StringIO(answer))
-    got, out, err = _run(capsys, "rebalance", _config(tmp_path), "--execute")
+    got, out, err = _run(capsys, "rebalance", live_config(tmp_path), "--execute")
     assert got == code
     assert "Place " in out and "limit order(s) on binance" in out
     assert bool(funded_binance.requests_to(ORDER_PATH)) is placed
@@ -157,7 +157,7 @@ def test_execute_asks_for_confirmation(
 )
 @pytest.mark.usefixtures("keys")
 def test_bad_input_is_one_line_and_exit_2(funded_binance, tmp_path, capsys, kwargs, message):
-    code, out, err = _run(capsys, "rebalance", _config(tmp_path, **kwargs))
+    code, out, err = _run(capsys, "rebalance", live_config(tmp_path, **kwargs))
     assert code == 2, out + err
     assert err.startswith(message), err
     assert "Traceback" not in err and not funded_binance.requests_to(ORDER_PATH)
@@ -165,7 +165,7 @@ def test_bad_input_is_one_line_and_exit_2(funded_binance, tmp_path, capsys, kwar
 
 @pytest.mark.usefixtures("no_keys")
 def test_missing_keys_exit_2(funded_binance, tmp_path, capsys):
-    code, _, err = _run(capsys, "rebalance", _config(tmp_path))
+    code, _, err = _run(capsys, "rebalance", live_config(tmp_path))
     assert code == 2
     assert err.startswith(
         "error: reading the account's balances needs API keys: set EXCHANGE_API_KEY and "
@@ -179,7 +179,7 @@ def test_rejected_keys_exit_2_without_showing_them(funded_binance, tmp_path, cap
     funded_binance.route(
         ACCOUNT_PATH, HttpError(401, {"code": -2015, "msg": f"Invalid API-key {API_KEY}"})
     )
-    code, out, err = _run(capsys, "rebalance", _config(tmp_path))
+    code, out, err = _run(capsys, "rebalance", live_config(tmp_path))
     assert code == 2
     assert err.startswith("error: binance rejected the API keys during fetch_balance")
     assert API_KEY not in out + err and API_SECRET not in out + err

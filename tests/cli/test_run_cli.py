@@ -115,13 +115,11 @@ def test_compare_runs_every_strategy_on_one_calendar(tmp_path, capsys):
     assert len(starts) == 1
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    from backtest.cli import _STATE
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    import backtest.cli
     from backtest.errors import ConfigError
 
+    monkeypatch.setattr(backtest.cli, "_STATE", {"debug": False})  # --debug sticks otherwise
     bad = _config(tmp_path, "[costs]\nfee_bps = -1\n")
-    try:
-        with pytest.raises(ConfigError, match="fee_bps"):
-            main(["--debug", "run", str(bad)])
-    finally:
-        _STATE["debug"] = False
+    with pytest.raises(ConfigError, match="fee_bps"):
+        main(["--debug", "run", str(bad)])

@@ -286,7 +286,7 @@ def test_symbols_list_and_timestamps(store):
     assert store.last_timestamp("binance", "1h", "BTC/USDT") == ms("2024-01-01 23:00")
     assert store.first_timestamp("binance", "1h", "BTC/USDT") == ms("2023-12-31")
     assert store.last_timestamp("binance", "1h", "XRP/USDT") is None
-    listing = store.list()
+    listing = store.inventory()
     assert list(listing.columns) == [
         "exchange",
         "timeframe",

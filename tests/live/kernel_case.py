@@ -1,6 +1,7 @@
-"""A two-bar backtest through `backtest.simulate.simulate`: bar 0 buys into some holdings from cash,
-bar 1 rebalances them to a new target. Bar 1's ledger is what the backtest trades from the holdings
-at the end of bar 0; the live trade rules must produce the same trades from the same state."""
+"""A two-bar backtest through the pure-NumPy twin of the kernel (tests/backtest/twins.py): bar 0
+buys into some holdings from cash, bar 1 rebalances them to a new target. Bar 1's ledger is what the
+backtest's rules (docs/engine.md) trade from the holdings at the end of bar 0; the live trade rules,
+which run the numba kernels, must produce the same trades from the same state."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import numpy as np
 from backtest.costs import Costs, RiskControls
 from backtest.live import PortfolioAnalyzer
 from backtest.schedule import Schedule
-from backtest.simulate import prepare_market, simulate
+from backtest.simulate import prepare_market, simulation_params
 from datasets import BinanceConnector
 from datasets.connectors import MarketRules
+from tests.backtest import twins
 
 
 @dataclass
-class KernelCase:
+class RebalanceCase:
     units: np.ndarray  # holdings before the bar-1 rebalance
     cash: float
     prices: np.ndarray  # bar-1 fill prices
@@ -31,8 +33,11 @@ class KernelCase:
         return float(self.cash + self.units @ self.prices)
 
 
-def run_kernel(prices0, prices1, target0, target1, costs: Costs, initial_cash: float) -> KernelCase:
-    """Simulate with ``execution="close"``: bar 0 fills at ``prices0``, bar 1 at ``prices1``."""
+def run_twin(
+    prices0, prices1, target0, target1, costs: Costs, initial_cash: float
+) -> RebalanceCase:
+    """Simulate with the twin and ``execution="close"``: bar 0 fills at ``prices0``, bar 1 at
+    ``prices1``."""
     symbols = [f"A{i}/USDT" for i in range(len(prices0))]
     close = np.array([prices0, prices1], dtype=np.float64)
     arrays = {
@@ -44,16 +49,15 @@ def run_kernel(prices0, prices1, target0, target1, costs: Costs, initial_cash: f
     }
     market = prepare_market(arrays, symbols, 1.0, costs, RiskControls(), "close")
     targets = np.array([target0, target1], dtype=np.float64)
-    out = simulate(
-        market,
-        targets,
+    params = simulation_params(
         costs=costs,
         risk=RiskControls(),
         schedule=Schedule(every=None, bars=1),
         initial_cash=initial_cash,
         execution="close",
     )
-    return KernelCase(
+    out = twins.simulate(market, targets, params)
+    return RebalanceCase(
         units=out.units[0].copy(),
         cash=float(out.cash[0]),
         prices=close[1].copy(),
@@ -72,7 +76,7 @@ def lots_and_mins(costs: Costs, n: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def analyzer_for(case: KernelCase, costs: Costs) -> tuple[PortfolioAnalyzer, dict, dict]:
+def analyzer_for(case: RebalanceCase, costs: Costs) -> tuple[PortfolioAnalyzer, dict, dict]:
     """A live analyzer holding the case's prices and market rules (no exchange call), and the case's
     holdings and target as weights keyed by asset (``A0``, ``A1``, ..., cash as ``USDT``)."""
     n = len(case.prices)

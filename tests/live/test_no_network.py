@@ -11,7 +11,7 @@ import pytest
 from backtest.cli import main
 from datasets.connectors import BinanceConnector
 from datasets.errors import ExchangeUnavailableError
-from tests.cli.test_rebalance_cli import _config
+from tests.cli.test_rebalance_cli import live_config
 from tests.datasets.ccxt_fake import HttpError
 
 pytestmark = pytest.mark.shared
@@ -45,7 +45,7 @@ def test_a_5xx_is_an_outage_not_the_network(live_binance, no_keys):
 
 def test_rebalance_without_network_is_one_line(live_binance, keys, tmp_path, capsys):
     live_binance.fail(DNS, times=100)
-    code = main(["rebalance", _config(tmp_path)])
+    code = main(["rebalance", live_config(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 1
     (line,) = err.splitlines()

@@ -1,7 +1,9 @@
-"""The live trade rules are the backtest kernel's: same holdings, prices and targets -> same trades.
+"""The live trade rules are the backtest's: same holdings, prices and targets -> same trades.
 
-Reference: ``backtest.simulate.simulate`` (the single-scenario kernel ``simulate_core_nb``) on a two-bar
-market whose bar 0 buys into the holdings and whose bar 1 rebalances (tests/live/kernel_case.py).
+Reference: the pure-NumPy twin of the kernel (``tests/backtest/twins.py``, written from
+docs/engine.md) on a two-bar market whose bar 0 buys into the holdings and whose bar 1 rebalances
+(tests/live/kernel_case.py); the live side runs the numba kernels ``plan_trades_nb`` and
+``fill_orders_nb``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 from backtest.costs import Costs
 from backtest.errors import EngineError
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
-from tests.live.kernel_case import analyzer_for, lots_and_mins, run_kernel
+from tests.live.kernel_case import analyzer_for, lots_and_mins, run_twin
 
 COSTS = Costs(
     fee_bps=10,
@@ -30,10 +32,12 @@ TARGET1 = [0.00, 0.55, 0.34, 0.103]
 
 @pytest.fixture(scope="module")
 def case():
-    return run_kernel(PRICES0, PRICES1, TARGET0, TARGET1, COSTS, 10_000.0)
+    return run_twin(PRICES0, PRICES1, TARGET0, TARGET1, COSTS, 10_000.0)
 
 
-def test_plan_trades_reproduces_the_kernel_ledger_exactly(case):
+def test_plan_trades_reproduces_the_twin_ledger(case):
+    """The numba trade rules against the twin's, from the same holdings: the same ledger (to the
+    last bits: the twin books cash in another order)."""
     lots, mins = lots_and_mins(COSTS, 4)
     plan = plan_trades(
         case.units,
@@ -45,23 +49,27 @@ def test_plan_trades_reproduces_the_kernel_ledger_exactly(case):
         min_notional=mins,
     )
     assert len(case.trades) == 3  # A0 sold out, A1 and A2 bought, A3 skipped
-    for field in ("asset", "units", "price", "fill_price", "fee", "slippage", "impact"):
-        assert np.array_equal(plan.ledger[field], case.trades[field]), field
-    assert np.array_equal(plan.units_after, case.units_after) and plan.cash_after == case.cash_after
+    assert np.array_equal(plan.ledger["asset"], case.trades["asset"])
+    for field in ("units", "price", "fill_price", "fee", "slippage", "impact"):
+        np.testing.assert_allclose(
+            plan.ledger[field], case.trades[field], rtol=1e-12, err_msg=field
+        )
+    np.testing.assert_allclose(plan.units_after, case.units_after, rtol=1e-12)
+    assert plan.cash_after == pytest.approx(case.cash_after, rel=1e-12)
     assert plan.skipped.tolist() == [False, False, False, True]
     assert plan.ledger["units"][0] < 0 < plan.ledger["units"][1]  # sells first
 
 
-def test_live_analyzer_lists_the_kernels_trades(case):
+def test_live_analyzer_lists_the_twins_trades(case):
     analyzer, current, target = analyzer_for(case, COSTS)
     trades = analyzer.get_rebalancing_trades(
         current, target, total_value=case.value, min_trade_value=COSTS.min_trade_value
     )
-    kernel = {f"A{int(r['asset'])}": float(r["units"]) for r in case.trades}
+    twin = {f"A{int(r['asset'])}": float(r["units"]) for r in case.trades}
     live = {t.asset: (t.amount if t.side == "buy" else -t.amount) for t in trades}
-    assert live.keys() == kernel.keys() == {"A0", "A1", "A2"}
+    assert live.keys() == twin.keys() == {"A0", "A1", "A2"}
     lots, _ = lots_and_mins(COSTS, 4)
-    for asset, units in kernel.items():
+    for asset, units in twin.items():
         assert live[asset] == pytest.approx(units, rel=1e-12, abs=0), asset
         step = lots[int(asset[1])]
         assert live[asset] == on_grid(live[asset], step)  # exactly on the exchange's lot grid
@@ -72,11 +80,11 @@ def test_live_analyzer_lists_the_kernels_trades(case):
 
 
 def test_full_exit_of_an_odd_amount_is_truncated_to_the_lot():
-    """The kernel sells a whole position; an exchange can only sell whole lots: the rest is dust."""
+    """The backtest sells a whole position; an exchange can only sell whole lots: the rest is dust."""
     costs = Costs(
         fee_bps=10, slippage_bps=5, lot_size={"A0/USDT": 0.001}, min_notional={"A0/USDT": 5.0}
     )
-    case = run_kernel([81.62, 80.0], [81.62, 80.0], [0.9, 0.1], [0.0, 1.0], costs, 100.0)
+    case = run_twin([81.62, 80.0], [81.62, 80.0], [0.9, 0.1], [0.0, 1.0], costs, 100.0)
     case.units[0] = 0.919741  # the recorded LTC balance, not a multiple of the 0.001 step
     analyzer, current, target = analyzer_for(case, costs)
     trades = analyzer.get_rebalancing_trades(

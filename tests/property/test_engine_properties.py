@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from backtest import Costs, run_backtest
 from backtest.costs import RiskControls
 from backtest.schedule import Schedule
-from backtest.simulate import prepare_market, simulate
+from backtest.simulate import prepare_market, simulate_scenario
 from datasets import synthetic_market
 from strategies import EqualWeight, InverseVolatility
 
@@ -83,7 +83,7 @@ def _sim(arrays, targets, costs, execution="close", schedule=None, cash=10_000.0
     risk = RiskControls()
     symbols = [f"S{i}" for i in range(arrays["close"].shape[1])]
     market = prepare_market(arrays, symbols, 1.0, costs, risk, execution)
-    return simulate(
+    return simulate_scenario(
         market,
         targets,
         costs=costs,
@@ -120,8 +120,8 @@ def test_accounting_invariants(seed, fee, slip, sizing, band):
     )
     assert out.cash.min() >= 0
     assert (out.units >= -1e-12).all()
-    assert out.trades["fee"].sum() == pytest.approx(out.costs[0], rel=1e-12, abs=1e-12)
-    assert out.trades["slippage"].sum() == pytest.approx(out.costs[1], rel=1e-12, abs=1e-12)
+    assert out.trades["fee"].sum() == pytest.approx(out.totals.fees, rel=1e-12, abs=1e-12)
+    assert out.trades["slippage"].sum() == pytest.approx(out.totals.slippage, rel=1e-12, abs=1e-12)
 
 
 @SETTINGS

@@ -229,14 +229,15 @@ def test_write_report_errors(bt, tmp_path):
         write_report(tmp_path / "file", equity=bt["equity"], meta=bt["meta"])
 
 
-def test_dendrogram_labels_default_to_meta_symbols(bt, tmp_path):
+def test_dendrogram_labels_default_to_meta_symbols(bt, tmp_path, caplog):
     path = write_report(tmp_path, equity=bt["equity"], meta=bt["meta"], linkage=bt["linkage"])
     assert "dendrogram" in path.read_text() and bt["meta"]["symbols"][0] in path.read_text()
-    from reports.html import _leaf_labels
-
-    assert _leaf_labels(bt["linkage"], None, {}) == [
-        str(i) for i in range(len(bt["meta"]["symbols"]))
-    ]
+    # without symbols in meta (and no `linkage_labels`) the leaves are numbered 0..n-1
+    meta = {k: v for k, v in bt["meta"].items() if k != "symbols"}
+    with caplog.at_level("WARNING", logger="reports.html"):
+        write_report(tmp_path / "numbered", equity=bt["equity"], meta=meta, linkage=bt["linkage"])
+    n = len(bt["meta"]["symbols"])
+    assert f"its leaves are numbered 0..{n - 1}" in caplog.text
 
 
 def test_five_year_twenty_asset_tearsheet_under_10_mb(tmp_path):

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import pandas as pd
 import pytest
 
 from reports.sweep import percent, read_dsr, read_pbo, write_sweep_report
-from tests.backtest.test_sweep_cli import _table
+
+
+def _table() -> pd.DataFrame:
+    """A tidy sweep table of 2 strategies x 2 lookbacks x 2 frequencies."""
+    points = itertools.product(("hrp", "mpt"), (30, 90), ("1W", "1M"))
+    return pd.DataFrame(
+        [
+            {"point_id": f"{s}{lb}{every}", "strategy.name": s, "strategy.lookback_days": lb,
+             "rebalance.every": every, "sharpe": lb / 100, "cagr": 0.1, "max_drawdown": -0.2,
+             "error": ""}
+            for s, lb, every in points
+        ]
+    )  # fmt: skip
 
 
 def _dsr(p: float) -> dict:
