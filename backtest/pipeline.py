@@ -40,7 +40,7 @@ from backtest.simulate import (
     simulate_batch,
     simulate_scenario,
 )
-from backtest.walkforward import Decisions, SharedWork, walk_forward
+from backtest.walkforward import Decisions, ReturnsPanel, SharedWork, returns_panel, walk_forward
 from datasets import MarketData
 from datasets.timeframe import days_to_bars
 from strategies import Allocator, Constraints
@@ -63,6 +63,9 @@ class Prepared:
         The allocator's window in bars (returns): a decision at bar ``t`` sees bars ``t-L .. t``.
     lookback_days : float
     close : ndarray of shape (n_bars, n_assets)
+    panel : ReturnsPanel
+        The returns of every bar and the universe rule at this lookback, computed and checked once
+        (:func:`backtest.walkforward.returns_panel`); every decision reads its window from it.
     """
 
     market: MarketData
@@ -71,6 +74,7 @@ class Prepared:
     lookback: int
     lookback_days: float
     close: np.ndarray
+    panel: ReturnsPanel
 
 
 def prepare(
@@ -108,13 +112,15 @@ def prepare(
             f"`lookback_days` = {days} is {lookback} bars but the data has only "
             f"{market.n_bars} bars; shorten the lookback or load more history"
         )
+    close = market.values("close")
     return Prepared(
         market=market,
         strategy=align_strategy(strategy, market),
         constraints=Constraints.coerce(constraints),
         lookback=lookback,
         lookback_days=float(days),
-        close=market.values("close"),
+        close=close,
+        panel=returns_panel(close, lookback),
     )
 
 
@@ -172,6 +178,7 @@ def decide(
         shared=shared,
         previous=previous,
         invest=invest,
+        panel=prepared.panel,
     )
 
 

@@ -230,40 +230,64 @@ class BacktestResult:
         """
         from reports.metrics import compute_metrics
 
-        equity = self.equity
+        ppy = periods_per_year or float(self.meta["periods_per_year"])
+        rf = self.meta.get("risk_free_rate", 0.02) if risk_free_rate is None else risk_free_rate
         if self._run is not None:
-            ledger = self._run.sim.trades
-            position = ledger["bar"] - self._run.start
-            columns = {
-                "notional": np.abs(ledger["units"]) * ledger["price"],
-                "fee": ledger["fee"],
-                "slippage": ledger["slippage"],
-                "impact": ledger["impact"],
-            }
-        else:
-            position = equity.index.get_indexer(pd.DatetimeIndex(self.trades["time"]))
-            columns = {c: self.trades[c].to_numpy(np.float64) for c in _COST_COLUMNS}
-        bars, where = np.unique(position, return_inverse=True)
-        per_bar = pd.DataFrame(
-            {"bar": bars.astype(np.int64)}
-            | {
-                name: np.bincount(where, weights=values, minlength=bars.size)
-                for name, values in columns.items()
-            }
-        )
+            return self._run_metrics(self._run, ppy, rf)
+        equity = self.equity
+        position = equity.index.get_indexer(pd.DatetimeIndex(self.trades["time"]))
+        columns = {c: self.trades[c].to_numpy(np.float64) for c in _COST_COLUMNS}
+        bars, per_bar = _per_bar(position, columns)
         with np.errstate(invalid="ignore", divide="ignore"):
             invested = 1.0 - self.cash.to_numpy() / equity.to_numpy()
         out = compute_metrics(
             equity,
-            periods_per_year=periods_per_year or float(self.meta["periods_per_year"]),
-            risk_free_rate=self.meta.get("risk_free_rate", 0.02)
-            if risk_free_rate is None
-            else risk_free_rate,
-            trades=per_bar,
+            periods_per_year=ppy,
+            risk_free_rate=rf,
+            trades=pd.DataFrame({"bar": bars} | per_bar),
             weights=pd.DataFrame({"invested": invested}, index=equity.index),
             benchmark=self.benchmark,
             rebalances=self.rebalances,
         )
+        out["n_trades"] = float(len(position))
+        return out
+
+    def _run_metrics(self, run: RunArrays, ppy: float, rf: float) -> dict[str, float]:
+        """:meth:`metrics` of an assembled run: the steps of ``compute_metrics`` on the same
+        numbers, from the equity and cash paths, the ledger's arrays and the rebalance table's
+        turnover, skipping the checks of frames that are valid by construction."""
+        from reports.metrics import (
+            benchmark_metrics,
+            exposure,
+            ordered,
+            path_metrics,
+            rebalance_metrics,
+            trade_metrics,
+        )
+        from reports.series import periodic_risk_free, simple_returns
+        from reports.validation import check_periods_per_year
+
+        ppy = check_periods_per_year(ppy)
+        rf_p = periodic_risk_free(rf, ppy)
+        equity = self.equity
+        values = equity.to_numpy(dtype=np.float64)
+        if len(values) < 2:
+            raise ValueError(f"`equity` must have at least 2 bars; got {len(values)}")
+        r = simple_returns(values)
+        out = path_metrics(values, pd.DatetimeIndex(equity.index), r, ppy, rf_p)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            invested = 1.0 - self.cash.to_numpy() / values
+        out["exposure"] = exposure(invested[:, None])
+        ledger = run.sim.trades
+        position = ledger["bar"] - run.start
+        bars, per_bar = _per_bar(position, _ledger_costs(ledger))
+        out.update(trade_metrics(per_bar, bars, values, out["years"]))
+        turnover = self.rebalances["turnover"].to_numpy(dtype=np.float64)
+        n_notes = sum(bool("; ".join(n).strip()) for n in run.decisions.notes)
+        out.update(rebalance_metrics(turnover, n_notes))
+        bench = None if self.benchmark is None else self.benchmark.to_numpy(dtype=np.float64)
+        out.update(benchmark_metrics(r, bench, ppy))
+        out = ordered(out)
         out["n_trades"] = float(len(position))
         return out
 
@@ -412,6 +436,71 @@ def trades_frame(
     )
 
 
+def _ledger_costs(ledger: np.ndarray) -> dict[str, np.ndarray]:
+    """Notional and costs of each ledger row (the columns metrics sum per bar)."""
+    return {
+        "notional": np.abs(ledger["units"]) * ledger["price"],
+        "fee": ledger["fee"],
+        "slippage": ledger["slippage"],
+        "impact": ledger["impact"],
+    }
+
+
+def _per_bar(
+    position: np.ndarray, columns: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The bars that traded (sorted, int64) and each column summed per bar."""
+    bars, where = np.unique(position, return_inverse=True)
+    return bars.astype(np.int64), {
+        name: np.bincount(where, weights=values, minlength=bars.size)
+        for name, values in columns.items()
+    }
+
+
+def rebalance_columns(
+    decisions: Decisions,
+    n_bars: int,
+    ledger: np.ndarray,
+    equity: np.ndarray,
+    exec_shift: int,
+) -> dict[str, np.ndarray]:
+    """Per decision: the fill bar (``at``), whether it fills (``ok``), and the turnover, costs and
+    trade count of the rebalance trades filled for it (the numbers of :func:`rebalance_table`)."""
+    fill = decisions.bars + exec_shift
+    ok = fill < n_bars
+    at = np.where(ok, fill, n_bars - 1)
+    n_dec = len(fill)
+    bar = ledger["bar"]
+    # each rebalance trade belongs to the decision that fills at its bar (fill bars are increasing)
+    k = np.minimum(np.searchsorted(fill, bar), max(n_dec - 1, 0))
+    mine = np.flatnonzero(
+        (ledger["reason"] == REASON_REBALANCE) & (fill[k] == bar) & ok[k]
+        if n_dec
+        else np.zeros(len(ledger), dtype=bool)
+    )
+    k = k[mine]
+
+    def per_decision(field: str | None = None) -> np.ndarray:
+        values = None if field is None else ledger[field][mine]
+        return np.bincount(k, weights=values, minlength=n_dec).astype(np.float64)
+
+    ref = equity[at]
+    notional = np.bincount(
+        k, weights=np.abs(ledger["units"][mine]) * ledger["price"][mine], minlength=n_dec
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        turnover = np.where(ref > 0, notional / ref, 0.0)
+    return {
+        "at": at,
+        "ok": ok,
+        "turnover": np.where(ok, turnover, 0.0),
+        "fees": per_decision("fee"),
+        "slippage": per_decision("slippage"),
+        "impact": per_decision("impact"),
+        "n_trades": per_decision().astype(np.int64),
+    }
+
+
 def rebalance_table(
     decisions: Decisions,
     index: pd.DatetimeIndex,
@@ -420,36 +509,16 @@ def rebalance_table(
     exec_shift: int,
 ) -> pd.DataFrame:
     """One row per decision: turnover and costs of the rebalance trades filled for it."""
-    n_bars = len(index)
-    rebal = ledger[ledger["reason"] == REASON_REBALANCE]
-    bar = rebal["bar"]
-    notional = np.abs(rebal["units"]) * rebal["price"]
-
-    def per_bar(values: np.ndarray) -> np.ndarray:
-        return np.bincount(bar, weights=values, minlength=n_bars)
-
-    fill = decisions.bars + exec_shift
-    ok = fill < n_bars
-    at = np.where(ok, fill, n_bars - 1)
-    ref = equity[at]
-
-    def pick(arr: np.ndarray) -> np.ndarray:
-        return np.where(ok, arr[at], 0.0)
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        turnover = np.where(ref > 0, pick(per_bar(notional)) / ref, 0.0)
-    fill_time = pd.Series(index[at]).where(ok)  # NaT for a decision on the last bar (no fill)
+    c = rebalance_columns(decisions, len(index), ledger, equity, exec_shift)
     return pd.DataFrame(
         {
             "time": index[decisions.bars],
-            "fill_time": fill_time.to_numpy(),
-            "turnover": turnover,
-            "fees": pick(per_bar(rebal["fee"])),
-            "slippage": pick(per_bar(rebal["slippage"])),
-            "impact": pick(per_bar(rebal["impact"])),
-            "n_trades": pick(np.bincount(bar, minlength=n_bars).astype(np.float64)).astype(
-                np.int64
-            ),
+            "fill_time": index[c["at"]].where(c["ok"]),  # NaT: a decision on the last bar
+            "turnover": c["turnover"],
+            "fees": c["fees"],
+            "slippage": c["slippage"],
+            "impact": c["impact"],
+            "n_trades": c["n_trades"],
             "universe": decisions.universe.sum(axis=1).astype(np.int64),
             "method": decisions.methods,
             "notes": ["; ".join(n) for n in decisions.notes],

@@ -3,13 +3,22 @@
 At decision bar ``t`` the allocator sees the simple returns of bars ``t-L+1 .. t`` (computed from the
 closes of bars ``t-L .. t``) of the assets with a complete window there (the point-in-time
 universe); every other asset gets weight 0. No array row after ``t`` is read, by construction: the
-window is sliced from ``close[: t + 1]``.
+window is rows ``t-L .. t-1`` of the returns panel (:func:`returns_panel`, row ``i`` from the
+closes of bars ``i`` and ``i + 1``).
 
 The user's limits are promises: the allocator solves under the limits of that universe
 (:func:`strategies.universe_limits`: per-asset bounds and groups restricted to it, and a budget
 below 1 with the rest in cash when its caps cannot fill the book), and every target is checked
 against them (:meth:`strategies.UniverseLimits.apply`); a breach stops the run with
 :class:`strategies.LimitError`, floors that need more than the book with ``ConstraintError``.
+
+Speed: the returns panel is computed once (in the prepare stage), a window is a view of it when
+the universe is every asset (one gather otherwise), the limits are computed once per universe, and
+a built-in allocator (:class:`strategies.base.BaseAllocator`) is called through its array entry
+point, :meth:`~strategies.base.BaseAllocator.allocate_array`, without per-call validation. Equal
+weight and inverse volatility under box limits decide every bar in one numba call
+(:mod:`backtest.decide_kernels`), bit-identical to the Python loop. A user's allocator (the
+:class:`strategies.Allocator` protocol) is called through ``allocate_detailed``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from strategies import Allocation, Allocator, Constraints, UniverseLimits, universe_limits
+from backtest import decide_kernels as dk
+from strategies import (
+    Allocation,
+    Allocator,
+    Constraints,
+    EqualWeight,
+    InverseVolatility,
+    UniverseLimits,
+    universe_limits,
+)
+from strategies.base import BaseAllocator
 from strategies.errors import ConstraintError, NoFreedomWarning
 
 log = logging.getLogger(__name__)
@@ -50,6 +69,61 @@ def window_validity(close: np.ndarray, lookback: int) -> np.ndarray:
     # missing in rows t-L..t = padded[t+1] - padded[t-L]
     out[lookback:] = (padded[t + 1] - padded[t - lookback]) == 0
     return out
+
+
+@dataclass(frozen=True)
+class ReturnsPanel:
+    """The returns of every bar and the window rule at one lookback, computed once.
+
+    Attributes
+    ----------
+    returns : ndarray of shape (n_bars - 1, n_assets)
+        Simple returns, row ``i`` from the closes of bars ``i`` and ``i + 1`` (read-only); the
+        window of decision bar ``t`` is ``returns[t - L : t]``.
+    missing : ndarray of int64, shape (n_bars + 1, n_assets)
+        Count of non-finite closes in rows ``0 .. t-1`` at row ``t`` (the universe rule's input).
+    lookback : int
+    clean : bool
+        Every return whose two closes are finite is finite and > -1 (no zero or negative close),
+        so a universe's window needs no check; False sends every window through the allocator's
+        validating entry point (``allocate_detailed``).
+    """
+
+    returns: np.ndarray
+    missing: np.ndarray
+    lookback: int
+    clean: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_bars, n_assets)`` of the closes."""
+        return self.returns.shape[0] + 1, self.returns.shape[1]
+
+    def universe(self, bars: np.ndarray) -> np.ndarray:
+        """Bool (n_decisions, n_assets): :func:`window_validity` at ``bars`` (each >= lookback)."""
+        bars = np.asarray(bars, dtype=np.int64)
+        return (self.missing[bars + 1] - self.missing[bars - self.lookback]) == 0
+
+
+def returns_panel(close: np.ndarray, lookback: int) -> ReturnsPanel:
+    """One pass over ``close`` of shape (n_bars, n_assets): returns, universes, the validity check.
+
+    Examples
+    --------
+    >>> panel = returns_panel(np.array([[1.0, 2.0], [1.1, 2.0], [1.21, np.nan]]), 1)
+    >>> panel.returns.round(12).tolist(), panel.universe(np.array([1, 2])).tolist(), panel.clean
+    ([[0.1, 0.0], [0.1, nan]], [[True, True], [True, False]], True)
+    """
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    n_bars, n_assets = close.shape
+    returns = np.empty((max(n_bars - 1, 0), n_assets))
+    missing = np.empty((n_bars + 1, n_assets), dtype=np.int64)
+    if n_bars:
+        clean = bool(dk.returns_panel_nb(close, returns, missing))
+    else:
+        missing[:], clean = 0, True
+    returns.flags.writeable = False
+    return ReturnsPanel(returns, missing, lookback, clean)
 
 
 @dataclass
@@ -80,7 +154,8 @@ def window_returns(
     shared: SharedWork | None = None,
 ) -> np.ndarray:
     """Simple returns of bars ``t-L+1 .. t`` of the assets ``members`` (from the closes of bars
-    ``t-L .. t``): what the allocator sees at decision bar ``t``."""
+    ``t-L .. t``): what the allocator sees at decision bar ``t`` (equal to the rows ``t-L .. t-1``
+    of :func:`returns_panel`, which the walk-forward reads)."""
     if shared is not None and t in shared.windows:
         return shared.windows[t]
     window = close[t - lookback : t + 1, members]
@@ -98,17 +173,26 @@ def _used_previous(allocator: Allocator, outcome: Any) -> bool:
     return "previous" in outcome.method or any("previous" in note for note in outcome.notes)
 
 
+def _entry_point(allocator: Allocator, fast: bool) -> Callable[..., Allocation]:
+    """``allocate_array`` (no checks) when ``fast``: a built-in allocator on checked windows;
+    else the protocol's ``allocate_detailed``."""
+    if fast and isinstance(allocator, BaseAllocator):
+        return allocator.allocate_array
+    return allocator.allocate_detailed
+
+
 def _allocate(
     allocator: Allocator,
+    call: Callable[..., Allocation],
     returns: np.ndarray,
     constraints: Constraints,
     previous: np.ndarray,
     t: int,
     shared: SharedWork | None,
 ) -> Allocation:
-    """``allocator.allocate_detailed``, through the shared memo when one is given."""
+    """``call(returns, constraints, previous)``, through the shared memo when one is given."""
     if shared is None:
-        return allocator.allocate_detailed(returns, constraints, previous=previous)
+        return call(returns, constraints, previous)
     hit = shared.allocations.get(t)
     if hit is not None and (
         not _used_previous(allocator, hit[0]) or np.array_equal(hit[1], previous)
@@ -116,7 +200,7 @@ def _allocate(
         outcome = hit[0]
     else:
         try:
-            outcome = allocator.allocate_detailed(returns, constraints, previous=previous)
+            outcome = call(returns, constraints, previous)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             outcome = exc
         shared.allocations[t] = (outcome, previous.copy())
@@ -125,18 +209,34 @@ def _allocate(
     return outcome
 
 
+@dataclass
+class _Universe:
+    """One point-in-time universe of a walk-forward: its members and (once computed) its limits."""
+
+    members: np.ndarray
+    full: bool
+    limits: UniverseLimits | None = None
+
+    def names(self, symbols: Sequence[str]) -> list[str]:
+        return [symbols[int(j)] for j in self.members]
+
+
 def _limits(
     constraints: Constraints,
-    members: np.ndarray,
+    universe: _Universe,
     n_assets: int,
     symbols: Sequence[str],
     shared: SharedWork | None,
     invest: float,
 ) -> UniverseLimits:
-    """The limits of the universe ``members``, memoised by universe in ``shared``."""
+    """The limits of ``universe``, computed once per walk-forward (and memoised in ``shared``)."""
+    if universe.limits is not None:
+        return universe.limits
+    members = universe.members
     key = members.tobytes()
     if shared is not None and key in shared.limits:
-        return shared.limits[key]
+        universe.limits = shared.limits[key]
+        return universe.limits
     try:
         limits = universe_limits(constraints, members, n_assets, symbols, invest=invest)
     except ConstraintError as exc:
@@ -146,7 +246,26 @@ def _limits(
         raise ConstraintError(f"{exc} (universe {names})") from None
     if shared is not None:
         shared.limits[key] = limits
+    universe.limits = limits
     return limits
+
+
+def _universes(universe: np.ndarray) -> tuple[np.ndarray, list[_Universe | None]]:
+    """The distinct universes in order of first use (None for the empty one) and the index of
+    each decision's universe in that list."""
+    if not universe.shape[0]:
+        return np.zeros(0, dtype=np.int64), []
+    packed = np.packbits(universe, axis=1)
+    _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    distinct: list[_Universe | None] = []
+    n = universe.shape[1]
+    for i in order:
+        members = np.flatnonzero(universe[first[i]])
+        distinct.append(_Universe(members, members.size == n) if members.size else None)
+    return rank[inverse.reshape(-1)].astype(np.int64), distinct
 
 
 def walk_forward(
@@ -161,6 +280,7 @@ def walk_forward(
     shared: SharedWork | None = None,
     previous: np.ndarray | None = None,
     invest: float = 1.0,
+    panel: ReturnsPanel | None = None,
 ) -> Decisions:
     """Target weights at each decision bar (see the module docstring for the timing rule).
 
@@ -170,7 +290,9 @@ def walk_forward(
     decision_bars : ndarray of int, shape (n_decisions,)
         Bars at whose close the allocator is called; each must be >= ``lookback``.
     allocator : Allocator
-        Called as ``allocator.allocate_detailed(returns, constraints, previous=...)``.
+        A :class:`~strategies.base.BaseAllocator` is called as
+        ``allocator.allocate_array(returns, constraints, previous)`` on clean windows, any other
+        as ``allocator.allocate_detailed(returns, constraints, previous=...)``.
     lookback : int
         Window length L in bars (returns), so L + 1 closes.
     shared : SharedWork, optional
@@ -181,6 +303,9 @@ def walk_forward(
         account's).
     invest : float
         Share of the book the limits apply to (``1 - cash reserve`` live; 1 in a backtest).
+    panel : ReturnsPanel, optional
+        :func:`returns_panel` of ``close`` and ``lookback`` (the prepare stage computes it once);
+        computed here when omitted.
     """
     n_bars, n = close.shape
     bars = np.asarray(decision_bars, dtype=np.int64)
@@ -188,56 +313,196 @@ def walk_forward(
         raise ValueError(
             f"decision bars must lie in [{lookback}, {n_bars}); got {bars.min()}..{bars.max()}"
         )
-    valid = window_validity(close, lookback)
-    weights = np.zeros((bars.size, n))
-    universe = valid[bars] if bars.size else np.zeros((0, n), dtype=bool)
-    out = Decisions(bars=bars, weights=weights, universe=universe)
+    if panel is None or panel.lookback != lookback or panel.shape != close.shape:
+        panel = returns_panel(close, lookback)
+    universe = panel.universe(bars) if bars.size else np.zeros((0, n), dtype=bool)
     previous = np.zeros(n) if previous is None else np.asarray(previous, dtype=np.float64)
-    for k, t in enumerate(bars):
-        members = np.flatnonzero(universe[k])
-        if members.size == 0:
-            out.methods.append("cash")
-            out.notes.append(("no asset has a full lookback window: all cash",))
-            out.budgets.append(0.0)
-            previous = weights[k]
-            continue
-        returns = window_returns(close, int(t), lookback, members, shared)
-        limits = _limits(constraints, members, n, symbols, shared, invest)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NoFreedomWarning)
-                allocation: Allocation = _allocate(
+    uid, distinct = _universes(universe)
+    args = (allocator, lookback, constraints, symbols, shared, invest)
+    out = _decide_compiled(panel, bars, universe, uid, distinct, *args)
+    if out is None:
+        per_decision = [distinct[i] for i in uid.tolist()]
+        out = _decide_loop(panel, bars, universe, per_decision, previous, *args, progress)
+    elif progress is not None:
+        for k, i in enumerate(uid.tolist()):
+            if distinct[i] is not None:
+                progress(k)
+    return out
+
+
+def _decide_loop(
+    panel: ReturnsPanel,
+    bars: np.ndarray,
+    universe: np.ndarray,
+    per_decision: list[_Universe | None],
+    previous: np.ndarray,
+    allocator: Allocator,
+    lookback: int,
+    constraints: Constraints,
+    symbols: Sequence[str],
+    shared: SharedWork | None,
+    invest: float,
+    progress: Callable[[int], None] | None,
+) -> Decisions:
+    """The decisions one by one in Python, any allocator."""
+    n = universe.shape[1]
+    weights = np.zeros((bars.size, n))
+    out = Decisions(bars=bars, weights=weights, universe=universe)
+    fast = panel.clean and isinstance(allocator, BaseAllocator)
+    call = _entry_point(allocator, fast)
+    returns_all = panel.returns
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoFreedomWarning)
+        for k, t in enumerate(bars.tolist()):
+            u = per_decision[k]
+            if u is None:
+                out.methods.append("cash")
+                out.notes.append(("no asset has a full lookback window: all cash",))
+                out.budgets.append(0.0)
+                previous = weights[k]
+                continue
+            members = u.members
+            if shared is not None and t in shared.windows:
+                returns = shared.windows[t]
+                if fast:
+                    returns = np.ascontiguousarray(returns)
+            else:
+                rows = returns_all[t - lookback : t]
+                if fast:  # C-contiguous, as validation made it: a view, or one gather
+                    returns = rows if u.full else rows.take(members, axis=1)
+                else:  # what the protocol has always been given
+                    returns = rows[:, members]
+                if shared is not None:
+                    shared.windows[t] = returns
+            limits = _limits(constraints, u, n, symbols, shared, invest)
+            try:
+                allocation = _allocate(
                     allocator,
+                    call,
                     returns,
                     limits.constraints,
-                    previous[members] / limits.budget,
-                    int(t),
+                    (previous if u.full else previous[members]) / limits.budget,
+                    t,
                     shared,
                 )
-            w = np.asarray(allocation.weights, dtype=np.float64)
-            method, notes = allocation.method, tuple(allocation.notes)
-            if k == bars.size - 1:
-                # what the reports need to draw the last decision (frontier, dendrogram)
-                out.last_extras = {
-                    **allocation.extras,
-                    "labels": [symbols[int(j)] for j in members],
-                    "weights": w * limits.budget,
-                    "decision_time_bar": int(t),
-                }
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
-            w = previous[members] / limits.budget
-            method, notes = "previous", (f"allocator error: {exc}; previous weights kept",)
-        if not np.all(np.isfinite(w)):
-            w, method = previous[members] / limits.budget, "previous"
-            notes = (*notes, "allocator returned non-finite weights; previous weights kept")
-        where = f"at decision bar {int(t)} ({getattr(allocator, 'name', 'allocator')}, {method}): "
-        weights[k, members] = limits.apply(w, [symbols[int(j)] for j in members], where)
-        notes = (*limits.notes, *notes)
-        out.methods.append(method)
-        out.notes.append(notes)
-        out.budgets.append(limits.budget)
-        previous = weights[k]
-        if progress is not None:
-            progress(k)
+                w = np.asarray(allocation.weights, dtype=np.float64)
+                method, notes = allocation.method, tuple(allocation.notes)
+                if k == bars.size - 1:
+                    # what the reports need to draw the last decision (frontier, dendrogram)
+                    out.last_extras = {
+                        **allocation.extras,
+                        "labels": u.names(symbols),
+                        "weights": w * limits.budget,
+                        "decision_time_bar": t,
+                    }
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
+                w = previous[members] / limits.budget
+                method, notes = "previous", (f"allocator error: {exc}; previous weights kept",)
+            target = limits.targets(w)  # None: non-finite, or a limit breached
+            if target is None and not np.all(np.isfinite(w)):
+                w, method = previous[members] / limits.budget, "previous"
+                notes = (*notes, "allocator returned non-finite weights; previous weights kept")
+                target = limits.targets(w)
+            if target is None:
+                name = getattr(allocator, "name", "allocator")
+                where = f"at decision bar {t} ({name}, {method}): "
+                target = limits.apply(w, u.names(symbols), where)
+            if u.full:
+                weights[k] = target
+            else:
+                weights[k, members] = target
+            out.methods.append(method)
+            out.notes.append((*limits.notes, *notes))
+            out.budgets.append(limits.budget)
+            previous = weights[k]
+            if progress is not None:
+                progress(k)
+    return out
+
+
+_COMPILED: dict[type, int] = {
+    EqualWeight: dk.EQUAL_WEIGHT,
+    InverseVolatility: dk.INVERSE_VOLATILITY,
+}
+
+
+def _decide_compiled(
+    panel: ReturnsPanel,
+    bars: np.ndarray,
+    universe: np.ndarray,
+    uid: np.ndarray,
+    distinct: list[_Universe | None],
+    allocator: Allocator,
+    lookback: int,
+    constraints: Constraints,
+    symbols: Sequence[str],
+    shared: SharedWork | None,
+    invest: float,
+) -> Decisions | None:
+    """Every decision in one :func:`~backtest.decide_kernels.decide_baseline_nb` call, or None
+    when the Python loop must decide (another allocator, linear limits, an error or a fallback
+    anywhere: the loop then raises or notes it as usual)."""
+    code = _COMPILED.get(type(allocator))  # exact types: a subclass may override _allocate
+    if code is None or not panel.clean or not bars.size:
+        return None
+    n = universe.shape[1]
+    size = len(distinct)
+    members = np.zeros((size, n), dtype=np.int64)
+    n_members = np.zeros(size, dtype=np.int64)
+    alloc_lo, alloc_hi = np.zeros((size, n)), np.zeros((size, n))
+    lo, hi, budget = np.zeros((size, n)), np.zeros((size, n)), np.zeros(size)
+    cash = ("no asset has a full lookback window: all cash",)
+    method = allocator.name
+    methods = [method] * size
+    notes: list[tuple[str, ...]] = [cash] * size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoFreedomWarning)
+            for i, u in enumerate(distinct):
+                if u is None:
+                    methods[i], n_members[i] = "cash", -1
+                    continue
+                limits = _limits(constraints, u, n, symbols, shared, invest)
+                if limits.groups or limits.A is not None or limits.constraints.has_linear:
+                    return None
+                m = u.members.size
+                alloc_lo[i, :m], alloc_hi[i, :m] = limits.constraints.bounds(m)
+                members[i, :m], n_members[i] = u.members, m
+                lo[i, :m], hi[i, :m], budget[i] = limits.lo, limits.hi, limits.budget
+                notes[i] = limits.notes
+    except ValueError:
+        return None
+    weights = np.zeros((bars.size, n))
+    codes = np.zeros(bars.size, dtype=np.int64)
+    zero_count = np.zeros(bars.size, dtype=np.int64)
+    last_raw = np.zeros(n)
+    dk.decide_baseline_nb(
+        panel.returns, lookback, bars, uid, members, n_members, alloc_lo, alloc_hi, lo, hi,
+        budget, code, weights, codes, zero_count, last_raw,
+    )  # fmt: skip
+    if (codes == dk.BAIL).any():
+        return None
+    ids = uid.tolist()
+    out = Decisions(
+        bars=bars,
+        weights=weights,
+        universe=universe,
+        methods=[methods[i] for i in ids],
+        notes=[notes[i] for i in ids],
+        budgets=budget[uid].tolist(),
+    )
+    for k in np.flatnonzero(codes == dk.ALL_ZERO_VARIANCE).tolist():
+        out.methods[k] = "equal_weight"
+        out.notes[k] = (*out.notes[k], "all assets have zero variance: equal weight")
+    for k in np.flatnonzero(codes == dk.SOME_ZERO_VARIANCE).tolist():
+        note = f"{int(zero_count[k])} zero-variance asset(s) weighted like the least volatile one"
+        out.notes[k] = (*out.notes[k], note)
+    last = distinct[ids[-1]]
+    if last is not None and last.limits is not None:
+        out.last_extras = {
+            "labels": last.names(symbols),
+            "weights": last_raw[: last.members.size] * last.limits.budget,
+            "decision_time_bar": int(bars[-1]),
+        }
     return out

@@ -1,4 +1,6 @@
-"""Engine benchmarks (issue 5): the kernel alone, the full walk-forward, the CLI process, memory.
+"""Engine benchmarks (issues 5 and 16): the kernel alone, the whole job (``run_backtest`` end to end
+against vectorbt, the kernel alone, and the allocator calls + the kernel), the full walk-forward,
+the CLI process, memory.
 
 Each job first checks that ours and the peer give the same answer on the same input, then times
 both in this process (warm-up, median of repeats) and prints ``job | ours | peer | ratio``.
@@ -13,12 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, row, shared_file
+from common import fmt_seconds, median_time, row, shared_file
 from peers import peer_walk_forward, pypfopt_hrp, skfolio_hrp
 
 from backtest import (
@@ -58,6 +61,32 @@ HOURLY_20 = [
 DAILY_20 = [*HOURLY_20[:18], "ZEC/USDT", "THETA/USDT"]
 
 
+def vectorbt_peer(market, targets: np.ndarray):
+    """vectorbt ``from_orders`` on the same target weights (10 bps fee, 5 bps slippage, hourly)."""
+    import vectorbt as vbt
+
+    close_df = market.close
+    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
+        close_df.notna()
+    )
+
+    def peer():
+        return vbt.Portfolio.from_orders(
+            close_df,
+            size=size,
+            size_type="targetpercent",
+            fees=0.001,
+            slippage=0.0005,
+            init_cash=1e5,
+            cash_sharing=True,
+            group_by=True,
+            call_seq="auto",
+            freq="1h",
+        )
+
+    return peer
+
+
 def kernel_job() -> list[dict]:
     market = load_csv(shared_file("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
     market = market.between(market.index[-35_000], None)
@@ -84,26 +113,7 @@ def kernel_job() -> list[dict]:
             order_rows=daily,
         )
 
-    import vectorbt as vbt
-
-    close_df = market.close
-    size = pd.DataFrame(targets, index=close_df.index, columns=close_df.columns).where(
-        close_df.notna()
-    )
-
-    def peer():
-        return vbt.Portfolio.from_orders(
-            close_df,
-            size=size,
-            size_type="targetpercent",
-            fees=0.001,
-            slippage=0.0005,
-            init_cash=1e5,
-            cash_sharing=True,
-            group_by=True,
-            call_seq="auto",
-            freq="1h",
-        )
+    peer = vectorbt_peer(market, targets)
 
     ours_eq = ours().equity
     peer_eq = peer().value().to_numpy()
@@ -211,6 +221,156 @@ def walk_forward_jobs() -> list[dict]:
     return out
 
 
+def _kernel_call(market, decisions, costs, risk, schedule, execution="close"):
+    """The kernel alone on the decisions' targets: ``simulate_core_nb`` with preallocated outputs
+    (as ``kernel_job`` times it), and its equity for the parity check."""
+    from backtest.pipeline import decision_targets
+
+    n_bars, n = market.n_bars, market.n_assets
+    targets, rows = decision_targets(decisions, n_bars, n, execution)
+    arrays = prepare_market(
+        market.arrays,
+        market.symbols,
+        market.periods_per_year / market.days_per_year,
+        costs,
+        risk,
+        execution,
+    )
+    _, order_row = check_targets(targets, (n_bars, n), rows)
+    params = simulation_params(
+        costs=costs, risk=risk, schedule=schedule, initial_cash=1e5, execution=execution
+    )
+    out = SimulationBuffers(
+        equity=np.empty(n_bars),
+        cash=np.empty(n_bars),
+        units=np.empty((n_bars, n)),
+        traded=np.empty(n_bars),
+        trades=np.empty(rows.size * n + n, dtype=TRADE_DTYPE),
+        totals=np.zeros(1, dtype=COST_DTYPE),
+    )
+
+    def call():
+        out.totals[:] = 0
+        return kernels.simulate_core_nb(arrays, targets, order_row, params, out)
+
+    call()
+    return call, out.equity.copy(), targets
+
+
+def whole_job_hourly() -> list[dict]:
+    """``run_backtest`` end to end (metrics read), 20 assets x 35,000 hourly bars, equal weight,
+    daily rebalance, against vectorbt ``from_orders`` given the same target weights and against
+    the kernel alone."""
+    from backtest.pipeline import decide, decision_bars, prepare
+    from strategies import EqualWeight
+
+    market = load_csv(shared_file("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
+    market = market.between(market.index[-35_000], None)
+    costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
+    risk, sched = RiskControls(), Schedule(every="1D")
+    strategy = EqualWeight(lookback_days=30)
+
+    def ours():
+        result = run_backtest(
+            market, strategy, sched, costs, execution="close", benchmark=None, initial_cash=1e5
+        )
+        result.metrics()
+        return result
+
+    result = ours()
+    prepared = prepare(market, strategy)
+    decisions = decide(prepared, decision_bars(prepared, sched))
+    kernel, kernel_eq, targets = _kernel_call(market, decisions, costs, risk, sched)
+    start = int(decisions.bars[0])
+    peer = vectorbt_peer(market, targets)
+
+    ours_eq = result.equity.to_numpy()
+    np.testing.assert_allclose(ours_eq, peer().value().to_numpy()[start:], rtol=1e-9)
+    np.testing.assert_allclose(ours_eq, kernel_eq[start:], rtol=1e-12)
+    t_ours = median_time(ours, repeats=21)
+    t_kernel = median_time(kernel, repeats=21)
+    t_peer = median_time(peer, repeats=5)
+    label = (
+        f"whole job: run_backtest + metrics, {market.n_assets} assets x {market.n_bars} hourly bars, "
+        f"equal weight, daily rebalance ({decisions.bars.size} decisions)"
+    )
+    return [
+        row(label, t_ours, "vectorbt from_orders, same targets", t_peer, target=">= 50x"),
+        row(
+            label,
+            t_ours,
+            "kernel alone (simulate_core_nb)",
+            t_kernel,
+            ratio=t_ours / t_kernel,
+            target="<= 3x (ratio = ours / kernel)",
+        ),
+    ]
+
+
+def whole_job_daily() -> list[dict]:
+    """``run_backtest`` end to end (metrics read), 20 assets x ~2,000 daily bars, monthly HRP and
+    weekly max Sharpe, against the sum of the allocator calls plus the kernel, timed in this run."""
+    from backtest.pipeline import decide, decision_bars, prepare
+    from strategies import HRPStrategy, MPTStrategy, universe_limits
+
+    market = load_csv(shared_file("binance_spot_usdt_1d.csv.gz"), symbols=DAILY_20)
+    costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
+    risk = RiskControls()
+    out = []
+    for strategy, every in [
+        (HRPStrategy(lookback_days=90), "1M"),
+        (MPTStrategy(lookback_days=90), "1W"),
+    ]:
+        sched = Schedule(every=every)
+
+        def ours(strategy=strategy, sched=sched):
+            result = run_backtest(
+                market, strategy, sched, costs, execution="close", benchmark=None, initial_cash=1e5
+            )
+            result.metrics()
+            return result
+
+        result = ours()
+        prepared = prepare(market, strategy)
+        decisions = decide(prepared, decision_bars(prepared, sched))
+        kernel, kernel_eq, _ = _kernel_call(market, decisions, costs, risk, sched)
+        start = int(decisions.bars[0])
+        np.testing.assert_allclose(result.equity.to_numpy(), kernel_eq[start:], rtol=1e-12)
+        # the allocator calls alone, on windows and limits prepared outside the timing
+        calls = []
+        L = prepared.lookback
+        for k, t in enumerate(decisions.bars):
+            members = np.flatnonzero(decisions.universe[k])
+            if not members.size:  # all cash: no allocator call
+                continue
+            window = np.ascontiguousarray(prepared.panel.returns[t - L : t][:, members])
+            limits = universe_limits(prepared.constraints, members, market.n_assets)
+            previous = decisions.weights[k - 1, members] if k else np.zeros(members.size)
+            calls.append((window, limits.constraints, previous))
+        allocator = prepared.strategy
+
+        def allocations(allocator=allocator, calls=calls):
+            for window, constraints, previous in calls:
+                allocator.allocate_array(window, constraints, previous)
+
+        t_ours = median_time(ours, repeats=9)
+        t_alloc = median_time(allocations, repeats=9)
+        t_kernel = median_time(kernel, repeats=21)
+        floor = t_alloc + t_kernel
+        out.append(
+            row(
+                f"whole job: run_backtest + metrics, {market.n_assets} assets x {market.n_bars} "
+                f"daily bars, {every} {strategy.name} ({decisions.bars.size} decisions)",
+                t_ours,
+                f"allocator calls {fmt_seconds(t_alloc)} + kernel {fmt_seconds(t_kernel)}",
+                floor,
+                ratio=t_ours / floor,
+                target="<= 1.5x (ratio = ours / (allocator calls + kernel))",
+            )
+        )
+    return out
+
+
 def _process_seconds(args: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, env=env, cwd=ROOT)
@@ -252,6 +412,7 @@ def memory_job() -> list[dict]:
         "from backtest import run_backtest, Costs\n"
         "m = synthetic_market(n_assets=50, n_bars=50_000, timeframe='1h', seed=3)\n"
         "r = run_backtest(m, InverseVolatility(lookback_days=30), '1D', Costs(min_trade_value=10))\n"
+        "r.metrics()\n"
         # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a big parent
         # would report the parent's size
         "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
@@ -285,11 +446,92 @@ def memory_job() -> list[dict]:
     ]
 
 
+def padded_daily_market(n_assets: int = 500, n_bars: int = 3650) -> Any:
+    """Real daily returns padded to ``n_assets`` x ``n_bars`` (10 years of daily bars by default).
+
+    Column ``k`` takes the daily close-to-close returns of pair ``k % P`` of the Binance daily file
+    (the ``P`` pairs with at least a year of closes), its listed history repeated end to end and
+    started ``37 * (k // P)`` bars later for each further copy, so copies of a pair are not the
+    same series. Prices are ``100 * cumprod(1 + r)``; open is the previous close, high / low the
+    larger / smaller of open and close, volume a constant 10 million quote units a day.
+    """
+    from datasets import MarketData
+
+    source = load_csv(shared_file("binance_spot_usdt_1d.csv.gz"))
+    close = source.values("close")
+    pairs = [j for j in range(source.n_assets) if np.isfinite(close[:, j]).sum() > 365]
+    returns = np.empty((n_bars, n_assets))
+    for k in range(n_assets):
+        c = close[:, pairs[k % len(pairs)]]
+        c = c[np.isfinite(c)]
+        r = c[1:] / c[:-1] - 1.0
+        returns[:, k] = np.resize(np.roll(r, -((37 * (k // len(pairs))) % len(r))), n_bars)
+    prices = 100.0 * np.cumprod(1.0 + returns, axis=0)
+    opens = np.vstack([np.full((1, n_assets), 100.0), prices[:-1]])
+    return MarketData(
+        index=pd.date_range("2015-01-01", periods=n_bars, freq="D", tz="UTC"),
+        symbols=tuple(f"P{k:03d}/USDT" for k in range(n_assets)),
+        timeframe="1d",
+        arrays={
+            "open": opens,
+            "high": np.maximum(opens, prices),
+            "low": np.minimum(opens, prices),
+            "close": prices,
+            "volume": 1e7 / prices,
+        },
+        source=f"padded real daily returns ({len(pairs)} Binance pairs)",
+    )
+
+
+def peak_rss_mb(code: str, env: dict[str, str]) -> tuple[float, float]:
+    """Peak RSS (VmHWM, MB) and wall time of ``python -c code`` (the code prints VmHWM last)."""
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    return int(out.stdout.strip().splitlines()[-1]) / 1024, time.perf_counter() - t0
+
+
+def memory_daily_job() -> list[dict]:
+    """Peak RSS of 500 assets x 10 years of daily bars (real returns, padded), weekly inverse
+    volatility, metrics read, in a fresh process with warm numba caches (the method of
+    :func:`memory_job`)."""
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, 'benchmarks')\n"
+        "from bench_engine import padded_daily_market\n"
+        "from strategies import InverseVolatility\n"
+        "from backtest import run_backtest, Costs\n"
+        "m = padded_daily_market(500, 3650)\n"
+        "r = run_backtest(m, InverseVolatility(lookback_days=90), '1W', Costs(min_trade_value=10))\n"
+        "r.metrics()\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
+        cold_mb, _ = peak_rss_mb(code, env)
+        warm_mb, seconds = peak_rss_mb(code, env)
+    return [
+        row(
+            f"500 assets x 3,650 daily bars (real returns, padded), weekly IV: peak memory "
+            f"{warm_mb:.0f} MB",
+            seconds,
+            "-",
+            None,
+            target="< 1 GB",
+            note=f"(peak RSS {warm_mb:.0f} MB warm; {cold_mb:.0f} MB when the kernels compile first)",
+        )
+    ]
+
+
 def main() -> list[dict]:
     rows = kernel_job()
+    rows += whole_job_hourly()
+    rows += whole_job_daily()
     rows += walk_forward_jobs()
     rows += cli_jobs()
     rows += memory_job()
+    rows += memory_daily_job()
     return rows
 
 

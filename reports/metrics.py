@@ -22,6 +22,7 @@ and the input checks in :mod:`reports.validation`; the public series functions a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,15 +46,21 @@ from reports.validation import check_equity, check_frame, check_periods_per_year
 __all__ = [
     "METRICS",
     "MetricSpec",
+    "benchmark_metrics",
     "compute_metrics",
     "drawdown",
     "drawdown_durations",
+    "exposure",
     "monthly_returns",
+    "ordered",
+    "path_metrics",
     "periodic_risk_free",
     "rebalance_diagnostics",
+    "rebalance_metrics",
     "returns_from_equity",
     "rolling_sharpe",
     "rolling_volatility",
+    "trade_metrics",
 ]
 
 Fmt = Literal["pct", "ratio", "int", "money", "bps", "days", "bars", "float"]
@@ -187,10 +194,11 @@ def _return_metrics(r: np.ndarray, values: np.ndarray, ppy: float, rf_p: float) 
 def _drawdown_metrics(values: np.ndarray, times: pd.DatetimeIndex, cagr: float) -> dict[str, float]:
     spells = drawdown_durations(values, times)
     mdd = float(np.min(values / np.maximum.accumulate(values) - 1.0))
+    bars, days = spells["bars"].to_numpy(), spells["days"].to_numpy()  # NumPy max: no NaN here
     return {
         "max_drawdown": mdd,
-        "max_drawdown_duration_bars": float(spells["bars"].max()) if len(spells) else 0.0,
-        "max_drawdown_duration_days": float(spells["days"].max()) if len(spells) else 0.0,
+        "max_drawdown_duration_bars": float(bars.max()) if len(bars) else 0.0,
+        "max_drawdown_duration_days": float(days.max()) if len(days) else 0.0,
         "calmar": cagr / abs(mdd) if mdd < 0 else math.nan,
     }
 
@@ -228,9 +236,8 @@ def _trade_positions(trades: pd.DataFrame, equity: pd.Series) -> np.ndarray:
 def _trade_metrics(
     trades: pd.DataFrame | None, equity: pd.Series, years: float
 ) -> dict[str, float]:
-    keys = ("turnover", "fees", "slippage", "impact", "total_costs", "cost_drag_bps", "n_trades")
     if trades is None:
-        return dict.fromkeys(keys, math.nan)
+        return trade_metrics(None, None, np.empty(0), years)
     trades = check_frame(trades, "trades", _TRADE_COLUMNS)
     cols = {c: trades[c].to_numpy(dtype=np.float64) for c in _TRADE_COLUMNS}
     for c in _TRADE_COLUMNS:
@@ -239,7 +246,22 @@ def _trade_metrics(
             raise ValueError(
                 f"`trades['{c}']` must be finite and >= 0; got {float(cols[c][bad][0])!r}"
             )
-    value_at = equity.to_numpy(dtype=np.float64)[_trade_positions(trades, equity)]
+    positions = _trade_positions(trades, equity)
+    return trade_metrics(cols, positions, equity.to_numpy(dtype=np.float64), years)
+
+
+def trade_metrics(
+    cols: Mapping[str, np.ndarray] | None,
+    positions: np.ndarray | None,
+    values: np.ndarray,
+    years: float,
+) -> dict[str, float]:
+    """Turnover, costs and trade count from checked trade columns (``notional``, ``fee``,
+    ``slippage``, ``impact``, each of shape (n_trades,)) and each trade's position in ``values``."""
+    keys = ("turnover", "fees", "slippage", "impact", "total_costs", "cost_drag_bps", "n_trades")
+    if cols is None or positions is None:
+        return dict.fromkeys(keys, math.nan)
+    value_at = values[positions]
     costs = cols["fee"] + cols["slippage"] + cols["impact"]
     return {
         "turnover": float(np.sum(cols["notional"] / value_at)) / 2.0 / years,
@@ -248,16 +270,15 @@ def _trade_metrics(
         "impact": float(cols["impact"].sum()),
         "total_costs": float(costs.sum()),
         "cost_drag_bps": float(np.sum(costs / value_at)) * 1e4 / years,
-        "n_trades": float(len(trades)),
+        "n_trades": float(len(positions)),
     }
 
 
 def _benchmark_metrics(
     r: np.ndarray, benchmark: pd.Series | None, equity: pd.Series, ppy: float
 ) -> dict[str, float]:
-    keys = ("tracking_error", "information_ratio", "beta", "correlation")
     if benchmark is None:
-        return dict.fromkeys(keys, math.nan)
+        return benchmark_metrics(r, None, ppy)
     benchmark = check_equity(benchmark, "benchmark")
     if not benchmark.index.equals(equity.index):
         raise ValueError(
@@ -265,7 +286,15 @@ def _benchmark_metrics(
             f"{equity.index[0]}); got {len(benchmark)} bars from {benchmark.index[0]} "
             f"(use benchmark.reindex(equity.index))"
         )
-    b = benchmark.to_numpy(dtype=np.float64)
+    return benchmark_metrics(r, benchmark.to_numpy(dtype=np.float64), ppy)
+
+
+def benchmark_metrics(r: np.ndarray, b: np.ndarray | None, ppy: float) -> dict[str, float]:
+    """Tracking error, information ratio, beta and correlation of the returns ``r`` against the
+    checked benchmark values ``b`` of shape (n_bars,) (None: all NaN)."""
+    keys = ("tracking_error", "information_ratio", "beta", "correlation")
+    if b is None:
+        return dict.fromkeys(keys, math.nan)
     rb = b[1:] / b[:-1] - 1.0
     rs = r[len(r) - len(rb) :]
     if len(rs) < 2:
@@ -290,23 +319,35 @@ def _exposure(weights: pd.DataFrame | None) -> float:
         raise TypeError(
             f"`weights` must be a pandas DataFrame (bars x symbols); got {type(weights).__name__}"
         )
-    if weights.empty:
+    return exposure(weights.to_numpy(dtype=np.float64))
+
+
+def exposure(weights: np.ndarray) -> float:
+    """Mean invested weight of realised weights of shape (n_bars, n_assets) (NaN when empty)."""
+    if weights.size == 0:
         return math.nan
-    return float(np.nanmean(np.nansum(weights.to_numpy(dtype=np.float64), axis=1)))
+    return float(np.nanmean(np.nansum(weights, axis=1)))
 
 
 def _rebalance_metrics(rebalances: pd.DataFrame | None) -> dict[str, float]:
-    keys = ("n_rebalances", "mean_rebalance_turnover", "n_fallbacks")
     if rebalances is None:
-        return dict.fromkeys(keys, math.nan)
+        return rebalance_metrics(None, 0)
     rebalances = check_frame(rebalances, "rebalances", ("turnover",))
     notes = rebalances["notes"] if "notes" in rebalances.columns else pd.Series([], dtype=object)
     has_note = notes.fillna("").astype(str).str.strip().ne("")
-    turnover = rebalances["turnover"].to_numpy(dtype=np.float64)
+    return rebalance_metrics(rebalances["turnover"].to_numpy(dtype=np.float64), int(has_note.sum()))
+
+
+def rebalance_metrics(turnover: np.ndarray | None, n_fallbacks: int) -> dict[str, float]:
+    """The rebalance log's summary from its ``turnover`` of shape (n_rebalances,) and the number
+    of rebalances with notes (None: all NaN)."""
+    keys = ("n_rebalances", "mean_rebalance_turnover", "n_fallbacks")
+    if turnover is None:
+        return dict.fromkeys(keys, math.nan)
     return {
-        "n_rebalances": float(len(rebalances)),
+        "n_rebalances": float(len(turnover)),
         "mean_rebalance_turnover": float(np.mean(turnover)) if len(turnover) else math.nan,
-        "n_fallbacks": float(has_note.sum()),
+        "n_fallbacks": float(n_fallbacks),
     }
 
 
@@ -366,12 +407,26 @@ def compute_metrics(
             f"`equity` must have at least 2 bars (or 1 bar and `initial_value`); got {len(equity)}"
         )
     r = simple_returns(values)
-    out = _return_metrics(r, values, ppy, rf_p)
-    out.update(_drawdown_metrics(values, times, out["cagr"]))
+    out = path_metrics(values, times, r, ppy, rf_p)
     out["exposure"] = _exposure(weights)
     out.update(_trade_metrics(trades, equity, out["years"]))
     out.update(_rebalance_metrics(rebalances))
     out.update(_benchmark_metrics(r, benchmark, equity, ppy))
+    return ordered(out)
+
+
+def path_metrics(
+    values: np.ndarray, times: pd.DatetimeIndex, r: np.ndarray, ppy: float, rf_p: float
+) -> dict[str, float]:
+    """The return, risk and drawdown metrics of a checked value path of shape (n,) with at least
+    2 values, its times and its :func:`~reports.series.simple_returns` ``r``."""
+    out = _return_metrics(r, values, ppy, rf_p)
+    out.update(_drawdown_metrics(values, times, out["cagr"]))
+    return out
+
+
+def ordered(out: Mapping[str, float]) -> dict[str, float]:
+    """Every key of :data:`METRICS`, in that order, as floats (what :func:`compute_metrics` returns)."""
     return {name: float(out[name]) for name in METRICS}
 
 

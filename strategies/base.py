@@ -3,7 +3,9 @@
 Allocators are pure math on arrays: ``allocate(returns, constraints)`` takes an ``(n_obs, n_assets)``
 array of simple returns (NaN-free) and returns a weight vector of shape ``(n_assets,)`` that sums to 1.
 :meth:`Allocator.allocate_detailed` also reports which method produced the weights (after fallbacks)
-and any notes; the walk-forward engine records these diagnostics in the backtest result.
+and any notes; the walk-forward engine records these diagnostics in the backtest result. The engine
+calls the built-in allocators through :meth:`BaseAllocator.allocate_array`, which skips the checks
+its prepare stage has already made once for every window.
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class Constraints:
         Unlike :meth:`bounds`, the totals are not checked: a universe whose caps cannot fill the
         book is :func:`strategies.limits.universe_limits`' business.
         """
+        lo_s, hi_s = self.min_weight, self.max_weight
+        if (
+            isinstance(lo_s, float | int)  # the common scalar case, without array checks
+            and isinstance(hi_s, float | int)
+            and 0 <= lo_s <= hi_s + _TOL
+            and hi_s <= 1 + _TOL
+        ):
+            return np.full(n_assets, float(lo_s)), np.full(n_assets, float(hi_s))
         lo = broadcast_bound(self.min_weight, n_assets, "min_weight")
         hi = broadcast_bound(self.max_weight, n_assets, "max_weight")
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
@@ -318,6 +328,23 @@ class BaseAllocator:
         arr = validate_returns(returns, symbols)
         cons = Constraints.coerce(constraints)
         return self._allocate(arr, cons, previous)
+
+    def allocate_array(
+        self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None = None
+    ) -> Allocation:
+        """:meth:`allocate_detailed` without validation, the walk-forward engine's entry point.
+
+        No validation: the caller guarantees a finite 2-D float64 window of shape
+        ``(n_obs, n_assets)`` with ``n_obs >= 2`` and returns > -1 (the engine's universe rule and
+        its prepare stage do), and a :class:`Constraints` (not a dict).
+
+        Examples
+        --------
+        >>> from strategies import EqualWeight
+        >>> EqualWeight().allocate_array(np.zeros((5, 2)), Constraints()).weights
+        array([0.5, 0.5])
+        """
+        return self._allocate(returns, constraints, previous)
 
     def allocate_frame(
         self, returns: Any, constraints: Constraints | Mapping[str, Any] | None = None

@@ -38,6 +38,9 @@ COVARIANCE_METHODS: tuple[str, ...] = ("sample", "ewma", "ledoit_wolf")
 ILL_CONDITIONED_RATIO = 1e-10
 #: Smallest shrinkage intensity used when a covariance has to be repaired.
 MIN_REPAIR_SHRINKAGE = 1e-4
+#: From this many assets the covariance and the Cholesky check call BLAS/LAPACK (numba's np.dot and
+#: np.linalg); below it the plain loops are faster and bit-for-bit as before.
+BLAS_MIN_ASSETS = 64
 
 
 @nb.njit(cache=True)
@@ -55,6 +58,13 @@ def sample_cov_nb(returns: np.ndarray, ddof: int) -> np.ndarray:
     """Two-pass covariance of the columns of ``returns`` (``ddof`` 1 = sample, 0 = population)."""
     n_obs, n_assets = returns.shape
     mu = mean_nb(returns)
+    if n_assets >= BLAS_MIN_ASSETS:  # large universes: one BLAS product of the deviations
+        dev_all = returns - mu
+        cov = np.dot(dev_all.T, dev_all) / (n_obs - ddof)
+        for i in range(n_assets):
+            for j in range(i):
+                cov[j, i] = cov[i, j]
+        return cov
     cov = np.zeros((n_assets, n_assets))
     dev = np.empty(n_assets)
     for t in range(n_obs):
@@ -121,7 +131,12 @@ def ledoit_wolf_nb(returns: np.ndarray) -> tuple[np.ndarray, float]:
             xm[t, j] = returns[t, j] - means[j]
     delta_ = 0.0  # sum((X'X)^2) / n^2
     beta_ = 0.0  # sum((X^2)'(X^2))
-    for i in range(n_assets):
+    if n_assets >= BLAS_MIN_ASSETS:  # the same sums from two BLAS products
+        xtx = np.dot(xm.T, xm)
+        sq = xm * xm
+        delta_ = (xtx * xtx).sum()
+        beta_ = np.dot(sq.T, sq).sum()
+    for i in range(n_assets if n_assets < BLAS_MIN_ASSETS else 0):
         for j in range(n_assets):
             sxy = 0.0
             sx2y2 = 0.0
@@ -240,11 +255,23 @@ def condition_stats_nb(cov: np.ndarray) -> tuple[float, float, float]:
         vmax = max(vmax, cov[i, i])
     if not vmin > 0.0:
         return vmin, vmax, -1.0
+    sd = np.empty(n)
+    for i in range(n):
+        sd[i] = np.sqrt(cov[i, i])
     corr = np.empty((n, n))
     for i in range(n):
         for j in range(n):
-            corr[i, j] = cov[i, j] / (np.sqrt(cov[i, i]) * np.sqrt(cov[j, j]))
-    return vmin, vmax, cholesky_nb(corr, np.empty((n, n)))
+            corr[i, j] = cov[i, j] / (sd[i] * sd[j])
+    if n < BLAS_MIN_ASSETS:
+        return vmin, vmax, cholesky_nb(corr, np.empty((n, n)))
+    try:  # LAPACK potrf; it fails exactly where cholesky_nb returns -1 (a pivot <= 0)
+        L = np.linalg.cholesky(corr)
+    except Exception:  # numba raises LinAlgError for a matrix not positive definite
+        return vmin, vmax, -1.0
+    ratio = 1.0
+    for j in range(n):
+        ratio = min(ratio, L[j, j] * L[j, j] / corr[j, j])
+    return vmin, vmax, ratio
 
 
 def pivot_ratio(cov: np.ndarray) -> float:

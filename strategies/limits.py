@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from strategies.base import Constraints
@@ -75,11 +76,22 @@ class UniverseLimits:
             When a weight or a group breaks a limit by more than :data:`TOLERANCE`, or the weights
             are not finite, negative or sum to more than 1.
         """
+        target = self.targets(weights)
+        if target is not None:
+            return target
         w = self.budget * np.asarray(weights, dtype=np.float64)
-        breach = self.breach(w, symbols)
-        if breach:
-            raise LimitError(f"{where}{breach}" if where else breach)
-        return np.clip(w, self.lo, self.hi)
+        breach = self.breach(w, symbols) or "limits breached"
+        raise LimitError(f"{where}{breach}" if where else breach)
+
+    def targets(self, weights: np.ndarray) -> np.ndarray | None:
+        """What :meth:`apply` returns, or None where it would raise (the engine's hot path: the
+        message is built only for a breach)."""
+        raw = np.asarray(weights, dtype=np.float64)
+        if self.groups or self.A is not None or raw.shape != self.lo.shape or raw.ndim != 1:
+            w = self.budget * raw
+            return None if self.breach(w) else np.clip(w, self.lo, self.hi)
+        out = np.empty(raw.shape[0])
+        return out if box_targets_nb(raw, self.budget, self.lo, self.hi, out) else None
 
     def breach(self, w: np.ndarray, symbols: Any = None) -> str | None:
         """The first limit ``w`` breaks beyond round-off, as a sentence, or None."""
@@ -109,6 +121,93 @@ class UniverseLimits:
             if excess[k] > TOLERANCE:
                 return f"row {k} of `A @ w <= b` broken: {self.A[k] @ w:.6g} > {self.b[k]:.6g}"
         return None
+
+
+@nb.njit(cache=True)
+def box_targets_nb(
+    weights: np.ndarray, budget: float, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
+) -> bool:
+    """:meth:`UniverseLimits.apply` for box limits, into ``out``: False on a breach.
+
+    ``budget * weights``, checked against ``lo`` and ``hi`` and the no-leverage sum (each to
+    :data:`TOLERANCE`), then clipped; the sum is NumPy's pairwise sum, so the result is
+    bit-identical to the NumPy expression (``np.clip(budget * w, lo, hi)``). Also called inside
+    the compiled decide loop (:mod:`backtest.decide_kernels`).
+    """
+    m = weights.shape[0]
+    for j in range(m):
+        x = budget * weights[j]
+        out[j] = x
+        if not np.isfinite(x) or x - hi[j] > TOLERANCE or lo[j] - x > TOLERANCE:
+            return False
+    if pairwise_sum_nb(out) > 1 + TOLERANCE:
+        return False
+    for j in range(m):
+        out[j] = min(max(out[j], lo[j]), hi[j])
+    return True
+
+
+@nb.njit(cache=True)
+def pairwise_sum_nb(a: np.ndarray) -> float:
+    """``a.sum()`` exactly as NumPy sums a contiguous 1-D float64 array (pairwise: halves down to
+    blocks of 128 summed with eight accumulators); iterative, since numba's cache cannot load a
+    caller of a recursive function."""
+    n = a.shape[0]
+    if n <= 128:
+        return _block_sum_nb(a, 0, n)
+    starts = np.empty(128, dtype=np.int64)
+    sizes = np.empty(128, dtype=np.int64)
+    joins = np.zeros(128, dtype=np.bool_)
+    values = np.empty(128)
+    top, n_values = 1, 0
+    starts[0], sizes[0] = 0, n
+    while top > 0:
+        top -= 1
+        s, m, join = starts[top], sizes[top], joins[top]
+        if join:  # both halves summed: left + right
+            n_values -= 1
+            values[n_values - 1] = values[n_values - 1] + values[n_values]
+        elif m <= 128:
+            values[n_values] = _block_sum_nb(a, s, m)
+            n_values += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            joins[top] = True  # revisit after both halves
+            starts[top + 1], sizes[top + 1], joins[top + 1] = s + half, m - half, False
+            starts[top + 2], sizes[top + 2], joins[top + 2] = s, half, False
+            top += 3
+    return values[0]
+
+
+@nb.njit(cache=True)
+def _block_sum_nb(a: np.ndarray, start: int, n: int) -> float:
+    """NumPy's pairwise sum of at most 128 elements: eight accumulators, then the rest in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        j = start + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[start + i]
+        i += 1
+    return res
 
 
 def universe_limits(

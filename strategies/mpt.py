@@ -2,6 +2,9 @@
 
 The hot path is numba end to end (estimators in :mod:`strategies.estimators`, the Goldfarb-Idnani QP
 in :mod:`strategies.qp`, problem builders in :mod:`strategies.portfolio_qp`); no modelling language.
+Under weight bounds only, the reduced active-set solver of :mod:`strategies.portfolio_qp` runs first,
+warm-started from the ``previous`` weights the engine passes (a starting guess only: the optimum is the
+same with or without it).
 
 Failure handling, in order (each step recorded in ``Allocation.notes``):
 
@@ -39,11 +42,11 @@ from strategies.estimators import (
 )
 from strategies.hrp import hrp_allocation
 from strategies.portfolio_qp import (
-    efficient_return_nb,
+    efficient_return_from_nb,
     efficient_risk,
     feasible_weights,
-    max_sharpe_nb,
-    min_variance_nb,
+    max_sharpe_from_nb,
+    min_variance_from_nb,
 )
 from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
 
@@ -178,8 +181,9 @@ class MPTStrategy(BaseAllocator):
         """One method of the chain: ``(weights or None, reason, notes)``."""
         limit = 10 * (len(mu) + len(h)) + 50
         rf = self.risk_free_rate
+        start = _warm_start(previous, len(mu))
         if method == "max_sharpe":
-            weights, status = max_sharpe_nb(mu, cov, rf, lo, hi, G, h, limit)
+            weights, status = max_sharpe_from_nb(mu, cov, rf, lo, hi, G, h, limit, start)
             if status == INFEASIBLE:
                 best = float(mu.max())
                 why = (
@@ -190,10 +194,10 @@ class MPTStrategy(BaseAllocator):
                 )
                 return None, why, ()
         elif method == "min_volatility":
-            weights, status = min_variance_nb(cov, lo, hi, G, h, limit)
+            weights, status = min_variance_from_nb(cov, lo, hi, G, h, limit, start)
         elif method == "efficient_return":
             target = float(self.target_return if self.target_return is not None else mu.mean())
-            weights, status = efficient_return_nb(mu, cov, target, lo, hi, G, h, limit)
+            weights, status = efficient_return_from_nb(mu, cov, target, lo, hi, G, h, limit, start)
             if status == INFEASIBLE:
                 return None, f"target return {target:g} is above the attainable maximum", ()
         elif method == "efficient_risk":
@@ -223,6 +227,17 @@ class MPTStrategy(BaseAllocator):
         if status != OK:
             return None, STATUS_TEXT[status], ()
         return weights, "", ()
+
+
+def _warm_start(previous: np.ndarray | None, n: int) -> np.ndarray:
+    """The previous weights as the solver's starting active set (empty: a cold start). Only the
+    starting guess: the optimum reached is the same either way."""
+    if previous is None:
+        return np.empty(0)
+    prev = np.asarray(previous, dtype=np.float64)
+    if prev.shape != (n,) or not np.isfinite(prev).all():
+        return np.empty(0)
+    return np.ascontiguousarray(prev)
 
 
 def _single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:

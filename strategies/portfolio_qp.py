@@ -12,6 +12,13 @@ Maximum Sharpe uses the standard homogenisation (Cornuejols and Tutuncu, 2006): 
                                    G y <= h * sum(y)
 
 and ``w = y / sum(y)``. It is infeasible exactly when no admissible portfolio earns more than ``rf``.
+
+Under weight bounds only (no ``G`` rows), minimum variance, efficient return and maximum Sharpe first
+run :func:`box_frontier_nb`, a primal-dual active-set iteration on the parametric frontier problem
+``min 0.5 w'Sw - t (mu - rf)'w`` that fixes the assets at a bound and solves the reduced problem over
+the free ones with LAPACK (the maximum-Sharpe ``t`` solves a linear equation on each active set). It
+can start from the previous rebalance's weights (the ``*_from_nb`` variants), returns only answers that
+meet the KKT conditions, and hands over to the Goldfarb-Idnani problems above when it does not converge.
 """
 
 from __future__ import annotations
@@ -104,9 +111,231 @@ def _finish(x, status, lo, hi, G, h):
 
 
 @nb.njit(cache=True)
+def greedy_max_return_nb(mu, lo, hi):
+    """Exact maximum-return weights under box constraints and the budget: start from ``lo`` and fill
+    the highest expected returns up to ``hi`` (ties keep the lower index first)."""
+    n = mu.shape[0]
+    w = lo.copy()
+    left = 1.0 - lo.sum()
+    order = np.argsort(-mu, kind="mergesort")
+    for k in range(n):
+        i = order[k]
+        add = min(hi[i] - lo[i], left)
+        w[i] += add
+        left -= add
+        if left <= 0.0:
+            break
+    return w
+
+
+# --- Box-constrained frontier solver: reduced problem over the free assets -------------------------
+#: Modes of :func:`box_frontier_nb`: fixed trade-off ``t`` (``t = target``), the tangency (max Sharpe),
+#: and a target return.
+MODE_FIXED, MODE_SHARPE, MODE_RETURN = 0, 1, 2
+#: Failure code of :func:`box_frontier_nb` (the caller then runs the general solver).
+NOT_CONVERGED = -1
+#: Active-set guesses :func:`box_frontier_nb` may try before the general solver takes over.
+_BOX_STEPS = 200
+
+
+@nb.njit(cache=True)
+def _initial_codes(start, lo, hi):
+    """-1 at the lower bound, +1 at the upper bound, 0 free; all free without a usable ``start``."""
+    n = lo.shape[0]
+    code = np.zeros(n, dtype=np.int64)
+    if start.shape[0] != n:
+        return code
+    for i in range(n):
+        if not np.isfinite(start[i]):
+            return np.zeros(n, dtype=np.int64)
+        if start[i] <= lo[i] + 1e-12:
+            code[i] = -1
+        elif start[i] >= hi[i] - 1e-12:
+            code[i] = 1
+    return code
+
+
+@nb.njit(cache=True)
+def _affine_piece(S, a, lo, hi, code):
+    """Budget-constrained stationary points ``w(t) = P + t Q`` of ``0.5 w'Sw - t a'w`` with the assets
+    of ``code != 0`` fixed at their bound: one LAPACK solve with the free block ``S_FF``.
+    Returns ``(P, Q, ok)``."""
+    n = S.shape[0]
+    free = np.flatnonzero(code == 0)
+    f = free.shape[0]
+    P = np.zeros(n)
+    Q = np.zeros(n)
+    budget = 1.0
+    for i in range(n):
+        if code[i] != 0:
+            P[i] = lo[i] if code[i] < 0 else hi[i]
+            budget -= P[i]
+    if f == 0:
+        if abs(budget) <= _ACCURACY:
+            return P, Q, True
+        # every asset at a bound and the budget missed: release the best asset of the side that
+        # overshoots (the highest excess return at its lower bound, the lowest at its upper bound)
+        best = -1
+        for i in range(n):
+            overshoots = (budget > 0.0 and code[i] < 0) or (budget < 0.0 and code[i] > 0)
+            if overshoots and (best < 0 or (a[i] - a[best]) * budget > 0.0):
+                best = i
+        if best < 0:
+            return P, Q, False
+        code[best] = 0
+        return _affine_piece(S, a, lo, hi, code)
+    K = np.empty((f, f))
+    rhs = np.empty((f, 3))
+    for p in range(f):
+        i = free[p]
+        for q in range(f):
+            K[p, q] = S[i, free[q]]
+        t = 0.0
+        for k in range(n):
+            if code[k] != 0:
+                t += S[i, k] * P[k]
+        rhs[p, 0] = 1.0
+        rhs[p, 1] = a[i]
+        rhs[p, 2] = t
+    sol = np.linalg.solve(K, rhs)  # LAPACK gesv
+    sx = sol[:, 0].sum()
+    sy = sol[:, 1].sum()
+    sz = sol[:, 2].sum()
+    if not sx > 0.0:
+        return P, Q, False
+    nu0 = (budget + sz) / sx
+    for p in range(f):
+        i = free[p]
+        P[i] = nu0 * sol[p, 0] - sol[p, 2]
+        Q[i] = sol[p, 1] - sy / sx * sol[p, 0]
+    return P, Q, True
+
+
+@nb.njit(cache=True)
+def _trade_off(mode, target, S, a, mu, P, Q, t_prev):
+    """The ``t`` of this piece: given, the tangency ``t = w'Sw / a'w``, or the target return."""
+    if mode == MODE_FIXED:
+        return target
+    if mode == MODE_RETURN:
+        slope = mu @ Q
+        gap = target - mu @ P
+        if gap <= 0.0:
+            return 0.0
+        return gap / slope if slope > 0.0 else 2.0 * max(t_prev, 1.0)
+    SP = S @ P
+    psp = P @ SP
+    denom = a @ P - 2.0 * (SP @ Q)
+    if denom > 0.0 and psp > 0.0:
+        return psp / denom
+    return 2.0 * max(t_prev, 1.0)  # no positive tangency on this piece: move up the frontier
+
+
+@nb.njit(cache=True)
+def _update_codes(g, w, lo, hi, code):
+    """The primal-dual active-set update: free assets outside their bounds are fixed there, bound
+    assets whose multiplier (the gradient ``g`` minus the budget's ``nu``) has the wrong sign are
+    freed. Returns whether the guess changed (if not, ``w`` meets the KKT conditions)."""
+    n = g.shape[0]
+    nu = 0.0
+    n_free = 0
+    for i in range(n):
+        if code[i] == 0:
+            nu += g[i]
+            n_free += 1
+    if n_free:
+        nu /= n_free
+    else:  # a vertex: any nu between the largest upper-bound and smallest lower-bound gradient
+        g_hi = -np.inf
+        g_lo = np.inf
+        for i in range(n):
+            if code[i] > 0:
+                g_hi = max(g_hi, g[i])
+            else:
+                g_lo = min(g_lo, g[i])
+        nu = g_hi if g_lo == np.inf else (g_lo if g_hi == -np.inf else 0.5 * (g_lo + g_hi))
+    tol = 1e-11 * (np.max(np.abs(g)) + 1.0)
+    changed = False
+    for i in range(n):
+        r = g[i] - nu
+        if code[i] == 0:
+            if w[i] < lo[i] - 1e-13:
+                code[i] = -1
+                changed = True
+            elif w[i] > hi[i] + 1e-13:
+                code[i] = 1
+                changed = True
+        elif lo[i] < hi[i] and ((code[i] < 0 and r < -tol) or (code[i] > 0 and r > tol)):
+            code[i] = 0  # an asset with lo == hi stays fixed
+            changed = True
+    return changed
+
+
+@nb.njit(cache=True)
+def box_frontier_nb(mu, cov, risk_free_rate, lo, hi, mode, target, start, max_iter):
+    """Frontier portfolio under ``lo <= w <= hi`` and ``sum(w) = 1`` by a primal-dual active-set
+    iteration (Hintermueller, Ito and Kunisch, 2002) on the parametric problem
+    ``min 0.5 w'Sw - t (mu - rf)'w``, with ``t`` fixed (``MODE_FIXED``, ``t = target``; 0 is minimum
+    variance), set by the tangency condition ``t = w'Sw / (mu - rf)'w`` of the maximum Sharpe
+    portfolio (``MODE_SHARPE``), or by ``mu'w >= target`` (``MODE_RETURN``). Each step fixes the
+    guessed bound assets and solves the reduced problem over the free ones (one LAPACK solve); the
+    guess starts from ``start`` (previous weights; all free when empty) and the answer is accepted
+    only when it meets the KKT conditions. Returns ``(weights, status, n_iter)``, status ``OK`` or
+    ``NOT_CONVERGED`` (the caller then runs the general solver).
+    """
+    n = cov.shape[0]
+    S = _scaled(cov)
+    a = mu - risk_free_rate
+    scale = np.max(np.abs(a))
+    if not scale > 0.0:
+        scale = 1.0
+    a = a / scale
+    mu_s = mu / scale
+    target_s = target / scale if mode == MODE_RETURN else target
+    code = _initial_codes(start, lo, hi)
+    if mode == MODE_SHARPE and start.shape[0] != n:  # cold: assets below rf start at lower bound
+        for i in range(n):
+            if a[i] <= 0.0:
+                code[i] = -1
+    t = 0.0
+    w = np.full(n, np.nan)
+    for it in range(max_iter):
+        P, Q, ok = _affine_piece(S, a, lo, hi, code)
+        if not ok:
+            return np.full(n, np.nan), NOT_CONVERGED, it
+        t = _trade_off(mode, target_s, S, a, mu_s, P, Q, t)
+        w = P + t * Q
+        changed = _update_codes(S @ w - t * a, w, lo, hi, code)
+        if not changed:
+            if mode == MODE_SHARPE:
+                excess = a @ w
+                variance = w @ S @ w
+                if not (
+                    t > 0.0 and excess > 0.0 and abs(t * excess - variance) <= 1e-12 * variance
+                ):
+                    return np.full(n, np.nan), NOT_CONVERGED, it
+            if mode == MODE_RETURN and t > 0.0 and abs(mu_s @ w - target_s) > 1e-9:
+                return np.full(n, np.nan), NOT_CONVERGED, it
+            return w, OK, it + 1
+    return np.full(n, np.nan), NOT_CONVERGED, max_iter
+
+
+@nb.njit(cache=True)
 def min_variance_nb(cov, lo, hi, G, h, max_iter):
     """Minimum-variance weights under the bounds and ``G w <= h``."""
+    return min_variance_from_nb(cov, lo, hi, G, h, max_iter, np.empty(0))
+
+
+@nb.njit(cache=True)
+def min_variance_from_nb(cov, lo, hi, G, h, max_iter, start):
+    """:func:`min_variance_nb` warm-started from ``start`` (e.g. the previous weights; empty for a
+    cold start). Under bounds only the reduced active-set solver runs first."""
     n = cov.shape[0]
+    if G.shape[0] == 0:
+        w, status, _ = box_frontier_nb(
+            np.zeros(n), cov, 0.0, lo, hi, MODE_FIXED, 0.0, start, min(max_iter, _BOX_STEPS)
+        )
+        if status == OK:
+            return _finish(w, status, lo, hi, G, h)
     A_eq = np.ones((1, n))
     b_eq = np.ones(1)
     A_in, b_in = _budget_rows(lo, hi, G, h, 0)
@@ -117,7 +346,19 @@ def min_variance_nb(cov, lo, hi, G, h, max_iter):
 @nb.njit(cache=True)
 def efficient_return_nb(mu, cov, target, lo, hi, G, h, max_iter):
     """Minimum variance subject to ``mu' w >= target`` (PyPortfolioOpt ``efficient_return``)."""
+    return efficient_return_from_nb(mu, cov, target, lo, hi, G, h, max_iter, np.empty(0))
+
+
+@nb.njit(cache=True)
+def efficient_return_from_nb(mu, cov, target, lo, hi, G, h, max_iter, start):
+    """:func:`efficient_return_nb` warm-started from ``start`` (empty for a cold start)."""
     n = cov.shape[0]
+    if G.shape[0] == 0:
+        w, status, _ = box_frontier_nb(
+            mu, cov, 0.0, lo, hi, MODE_RETURN, target, start, min(max_iter, _BOX_STEPS)
+        )
+        if status == OK:
+            return _finish(w, status, lo, hi, G, h)
     A_eq = np.ones((1, n))
     b_eq = np.ones(1)
     A_in, b_in = _budget_rows(lo, hi, G, h, 1)
@@ -133,8 +374,26 @@ def efficient_return_nb(mu, cov, target, lo, hi, G, h, max_iter):
 
 @nb.njit(cache=True)
 def max_sharpe_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter):
-    """Tangency portfolio by homogenisation (see the module docstring)."""
+    """Tangency portfolio (see the module docstring)."""
+    return max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, np.empty(0))
+
+
+@nb.njit(cache=True)
+def max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, start):
+    """:func:`max_sharpe_nb` warm-started from ``start`` (e.g. the previous rebalance's weights;
+    empty for a cold start). Under bounds only the reduced active-set solver
+    (:func:`box_frontier_nb`) runs first; the homogenised Goldfarb-Idnani problem is the fallback and
+    the path for general constraints."""
     n = cov.shape[0]
+    if G.shape[0] == 0:
+        best = greedy_max_return_nb(mu, lo, hi)
+        if not (mu - risk_free_rate) @ best > 0.0:
+            return np.full(n, np.nan), INFEASIBLE
+        w, status, _ = box_frontier_nb(
+            mu, cov, risk_free_rate, lo, hi, MODE_SHARPE, 0.0, start, min(max_iter, _BOX_STEPS)
+        )
+        if status == OK:
+            return _finish(w, status, lo, hi, G, h)
     a = mu - risk_free_rate
     scale = np.max(np.abs(a))
     if not scale > 0.0:
@@ -186,24 +445,6 @@ def project_nb(target, lo, hi, G, h, max_iter):
     A_in, b_in = _budget_rows(lo, hi, G, h, 0)
     x, status, _ = qp_nb(np.eye(n), -target, A_eq, b_eq, A_in, b_in, _TOL, max_iter)
     return _finish(x, status, lo, hi, G, h)
-
-
-@nb.njit(cache=True)
-def greedy_max_return_nb(mu, lo, hi):
-    """Exact maximum-return weights under box constraints and the budget: start from ``lo`` and fill
-    the highest expected returns up to ``hi`` (ties keep the lower index first)."""
-    n = mu.shape[0]
-    w = lo.copy()
-    left = 1.0 - lo.sum()
-    order = np.argsort(-mu, kind="mergesort")
-    for k in range(n):
-        i = order[k]
-        add = min(hi[i] - lo[i], left)
-        w[i] += add
-        left -= add
-        if left <= 0.0:
-            break
-    return w
 
 
 def max_return(mu, cov, lo, hi, G, h, max_iter):
@@ -260,7 +501,7 @@ def efficient_risk(mu, cov, target_volatility, lo, hi, G, h, max_iter, tol=1e-12
             break
         r = r_hi - f_hi * (r_hi - r_lo) / (f_hi - f_lo)
         r = min(max(r, r_lo), r_hi)
-        w, status = efficient_return_nb(mu, cov, r, lo, hi, G, h, max_iter)
+        w, status = efficient_return_from_nb(mu, cov, r, lo, hi, G, h, max_iter, w_lo)
         if status != OK:
             break
         f = vol(w) - target_volatility
@@ -297,10 +538,12 @@ def frontier_points(mu, cov, n_points, lo, hi, G, h, max_iter):
     r_max = float(mu @ w_max) if status == OK else r_min
     targets = np.linspace(r_min, max(r_min, r_max), n_points)
     out[0] = w_min
-    for k in range(1, n_points):
-        w, status = efficient_return_nb(mu, cov, targets[k], lo, hi, G, h, max_iter)
+    start = w_min
+    for k in range(1, n_points):  # each point warm-starts from the one before
+        w, status = efficient_return_from_nb(mu, cov, targets[k], lo, hi, G, h, max_iter, start)
         if status == OK:
             out[k] = w
+            start = w
         elif k == n_points - 1 and np.isfinite(w_max).all():
             out[k] = w_max
     return out

@@ -4,10 +4,11 @@ A sweep is the product of the lists in a config's ``[sweep]`` table (dotted conf
 point is an ordinary experiment config and gets one row (parameters, ``compute_metrics`` metrics and a
 ``point_id``) equal to ``run_experiment(...).metrics()`` (tested). Shared work: the market once per
 universe, allocations across schedules / costs / execution (``walkforward.SharedWork``), returns
-windows and simulation arrays cached per worker. Points that share the market arrays and the kernel's
-fixed parameters (execution, risk controls, sizing, band mode) are simulated together in one
-``simulate_batch`` call: the batched kernel keeps each scenario's ledger and cash path, which the trade
-count, cost drag and exposure need. Design and formulas: docs/sweeps.md.
+windows, simulation arrays and benchmark equities cached per worker. Points that share the market
+arrays and the kernel's fixed parameters (execution, risk controls, sizing, band mode) are simulated
+together in one ``simulate_batch`` call: the batched kernel keeps each scenario's ledger and cash path,
+which the trade count, cost drag and exposure need; each point's metrics are then read from the arrays
+(no ledger or weights frame). Design and formulas: docs/sweeps.md.
 
 The work is split by what it does: :mod:`backtest.sweep.grid` (grid, planner),
 :mod:`backtest.sweep.task` (one task), :mod:`backtest.sweep.folder` (the folder: chunks, resume, table)

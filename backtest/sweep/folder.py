@@ -49,7 +49,7 @@ def write_chunk(out: Path, task_id: str, result: TaskOutput) -> None:
     folder = out / CHUNKS
     folder.mkdir(parents=True, exist_ok=True)
     frame = (
-        pd.concat(result.returns.values(), axis=1)
+        returns_frame(list(result.returns.values()))
         if result.returns
         else pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC"))
     )
@@ -90,9 +90,28 @@ def combine(outputs: Sequence[TaskOutput]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows (one per point) and returns (bars x points) of several task outputs, unsorted."""
     rows = [r for t in outputs for r in t.rows]
     series = [s for t in outputs for s in t.returns.values()]
-    return _as_table(pd.DataFrame(rows)), (
-        pd.concat(series, axis=1, sort=True) if series else pd.DataFrame()
-    )
+    return _as_table(pd.DataFrame(rows)), (returns_frame(series) if series else pd.DataFrame())
+
+
+def returns_frame(series: Sequence[pd.Series]) -> pd.DataFrame:
+    """The series side by side on the sorted union of their indexes, NaN where a series has no
+    value (``pd.concat(series, axis=1, sort=True)``, aligning each distinct index object once:
+    the returns of one batch share theirs)."""
+    distinct: dict[int, pd.Index] = {}
+    for s in series:
+        distinct.setdefault(id(s.index), s.index)
+    indexes = list(distinct.values())
+    index = indexes[0]
+    for other in indexes[1:]:
+        if not other.equals(index):
+            index = index.union(other, sort=True)
+    if not index.is_monotonic_increasing:
+        index = index.sort_values()
+    where = {key: index.get_indexer(ix) for key, ix in distinct.items()}
+    values = np.full((len(index), len(series)), np.nan)
+    for j, s in enumerate(series):
+        values[where[id(s.index)], j] = s.to_numpy(dtype=np.float64)
+    return pd.DataFrame(values, index=index, columns=pd.Index([s.name for s in series]))
 
 
 def read_chunks(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,6 +12,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,11 @@ class TaskOutput:
     saved: bool = False  # its chunk is already on disk
 
 
-_CACHE: dict[str, OrderedDict[Any, Any]] = {"windows": OrderedDict(), "arrays": OrderedDict()}
+_CACHE: dict[str, OrderedDict[Any, Any]] = {
+    "windows": OrderedDict(),
+    "arrays": OrderedDict(),
+    "benchmarks": OrderedDict(),
+}
 _CACHE_SIZE = 16
 
 
@@ -45,7 +50,7 @@ def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
 
 
 def clear_worker_cache() -> None:
-    """Drop the per-process caches (returns windows, simulation arrays)."""
+    """Drop the per-process caches (returns windows, simulation arrays, benchmark equities)."""
     for store in _CACHE.values():
         store.clear()
 
@@ -85,8 +90,12 @@ def _run_strategy(
         return
     shared = SharedWork(windows=_cached("windows", (market_key, prepared.lookback), dict))
     by_bars: dict[tuple[Any, Any], list[tuple[GridPoint, Any]]] = {}
+    schedules: dict[str, Any] = {}
     for p in points:
-        sched = p.config.rebalance.schedule()
+        rkey = grid_key(p.config.rebalance)
+        if rkey not in schedules:
+            schedules[rkey] = p.config.rebalance.schedule()
+        sched = schedules[rkey]
         by_bars.setdefault((sched.every, sched.bars), []).append((p, sched))
     for pts in by_bars.values():
         try:
@@ -175,11 +184,17 @@ def _run_batch(
         out.rows += [_error_row(p, exc) for p, _ in runnable]
         return
     start = int(decisions.bars[0])
+    returns_index = market.index[start + 1 :]  # one index object shared by the batch's returns
     for (p, scenario), sim in zip(runnable, sims, strict=True):
         cfg = p.config
+        bkey = (market_key, cfg.backtest.benchmark, start, float(scenario.initial_cash))
         try:
-            name, bench = resolve_benchmark(
-                market, cfg.backtest.benchmark, start, scenario.initial_cash
+            name, bench = _cached(
+                "benchmarks",
+                bkey,
+                partial(
+                    resolve_benchmark, market, cfg.backtest.benchmark, start, scenario.initial_cash
+                ),
             )
         except ValueError as exc:
             out.rows.append(_error_row(p, exc))
@@ -194,7 +209,10 @@ def _run_batch(
         )
         result = assemble(market, decisions, sim, execution=execution, benchmark=bench, info=info)
         out.rows.append({"point_id": p.point_id, **p.columns(), **result.metrics(), "error": ""})
-        out.returns[p.point_id] = result.equity.pct_change().iloc[1:].rename(p.point_id)
+        equity = sim.equity[start:]  # the values of result.equity.pct_change().iloc[1:]
+        out.returns[p.point_id] = pd.Series(
+            equity[1:] / equity[:-1] - 1.0, index=returns_index, name=p.point_id
+        )
 
 
 def _error_row(point: GridPoint, exc: BaseException) -> dict[str, Any]:

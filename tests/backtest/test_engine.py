@@ -143,3 +143,20 @@ def test_a_loaded_result_keeps_its_close_panel_and_metrics(market, tmp_path):
     pd.testing.assert_series_equal(pd.Series(loaded.metrics()), pd.Series(result.metrics()))
     value = loaded.to_vectorbt().value().to_numpy()  # no `close` argument needed after a load
     np.testing.assert_allclose(value, result.equity.to_numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("allocator", [EqualWeight, InverseVolatility])
+def test_the_compiled_decide_loop_gives_the_python_loops_backtest(market, allocator):
+    """Equal weight and inverse volatility decide in one numba call (exact types only); a subclass
+    decides in the Python loop: same targets, same equity, same notes."""
+
+    class InPython(allocator):  # type: ignore[misc, valid-type]
+        pass
+
+    cons = {"min_weight": 0.0, "max_weight": 0.3}
+    fast = run_backtest(market, allocator(lookback_days=20), "1D", constraints=cons)
+    slow = run_backtest(market, InPython(lookback_days=20), "1D", constraints=cons)
+    assert fast.target_weights.to_numpy().tobytes() == slow.target_weights.to_numpy().tobytes()
+    assert fast.equity.to_numpy().tobytes() == slow.equity.to_numpy().tobytes()
+    assert fast.diagnostics["allocator_fallbacks"] == slow.diagnostics["allocator_fallbacks"]
+    assert fast.rebalances.equals(slow.rebalances)

@@ -10,7 +10,7 @@ import pytest
 from backtest.schedule import Schedule
 from backtest.walkforward import SharedWork, walk_forward
 from datasets import synthetic_market
-from strategies import Allocation, Constraints, HRPStrategy
+from strategies import Allocation, Constraints, EqualWeight, HRPStrategy, InverseVolatility
 
 MARKET = synthetic_market(n_assets=6, n_bars=400, seed=2)
 CLOSE = MARKET.values("close")
@@ -108,3 +108,18 @@ def test_an_allocation_that_used_previous_weights_is_recomputed_for_other_previo
     weekly, fortnightly = list(_bars("1W")), list(_bars("2W"))
     assert fortnightly[:2] == weekly[:2]
     assert len(counting.calls) == first + len(fortnightly) - 2
+
+
+@pytest.mark.parametrize("make", [EqualWeight, InverseVolatility])
+def test_compiled_baselines_with_shared_work_equal_the_protocol_path(make):
+    """Equal weight and inverse volatility decide in one compiled call; with or without a
+    SharedWork, they equal the same allocator called through the protocol (``allocate_detailed``
+    on each window, as a wrapper is)."""
+    cons = Constraints(0.0, 0.3)
+    shared = SharedWork()
+    for every in ("1W", "2W", "1M"):
+        bars = _bars(every)
+        compiled = walk_forward(CLOSE, bars, make(), LOOKBACK, cons, MARKET.symbols, shared=shared)
+        protocol = walk_forward(CLOSE, bars, Counting(make()), LOOKBACK, cons, MARKET.symbols)
+        assert compiled.weights.tobytes() == protocol.weights.tobytes()
+        assert compiled.methods == protocol.methods and compiled.notes == protocol.notes

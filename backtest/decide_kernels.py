@@ -1,0 +1,232 @@
+"""The whole decide loop of equal weight and inverse volatility in one numba call.
+
+:func:`decide_baseline_nb` walks every decision bar of a walk-forward whose allocator is
+:class:`strategies.EqualWeight` or :class:`strategies.InverseVolatility` and whose limits are box
+bounds (no groups, no ``A @ w <= b``): the allocator's weights, the projection onto the universe's
+bounds (:func:`strategies.base.project_to_bounds`), and the limits' check and clip
+(:meth:`strategies.UniverseLimits.apply`), decision by decision. The arithmetic repeats NumPy's
+operation for operation (pairwise sums of 1-D arrays, row-by-row sums down a column), so the weights
+are bit-identical to the Python loop of :func:`backtest.walkforward.walk_forward`, which is this
+kernel's test oracle. Anything the Python loop would turn into a fallback or an error (non-finite
+weights, a limit breached) is reported with :data:`BAIL` and the caller reruns the Python loop, so
+messages and fallbacks have one source.
+
+Imports numpy, numba and two numba functions of :mod:`strategies.limits` (the limits' check and
+NumPy's pairwise sum, one copy of each rule); inputs are valid by the caller's contract
+(C-contiguous float64).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from strategies.limits import box_targets_nb, pairwise_sum_nb
+
+#: Allocator codes of :func:`decide_baseline_nb`.
+EQUAL_WEIGHT = 0
+INVERSE_VOLATILITY = 1
+
+#: Outcome codes per decision.
+OK = 0  # the strategy's own method
+ALL_ZERO_VARIANCE = 1  # inverse volatility: every asset constant, equal weight
+SOME_ZERO_VARIANCE = 2  # inverse volatility: ``zero_count`` assets weighted like the least volatile
+CASH = 3  # empty universe
+BAIL = -1  # the Python loop must decide (fallback or error)
+
+#: The tolerances of strategies.base.project_to_bounds.
+GAP_TOLERANCE = 1e-14
+ROOM_TOLERANCE = 1e-15
+PROJECT_MAX_ITER = 100
+
+
+@nb.njit(cache=True)
+def project_to_bounds_nb(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, buf: np.ndarray) -> None:
+    """:func:`strategies.base.project_to_bounds` in place on ``w`` (``buf``: scratch of w's size)."""
+    m = w.shape[0]
+    for i in range(m):
+        w[i] = min(max(w[i], lo[i]), hi[i])
+    for _ in range(PROJECT_MAX_ITER):
+        gap = 1.0 - pairwise_sum_nb(w)
+        if abs(gap) <= GAP_TOLERANCE:
+            break
+        n_free = 0
+        for i in range(m):
+            room = (hi[i] - w[i]) if gap > 0 else (w[i] - lo[i])
+            if room > ROOM_TOLERANCE:
+                if gap < 0:
+                    buf[n_free] = w[i]
+                else:
+                    buf[n_free] = w[i] if w[i] > 0 else 0.0
+                n_free += 1
+        if n_free == 0:
+            break
+        total = pairwise_sum_nb(buf[:n_free])
+        sign = 1.0 if gap > 0 else -1.0
+        k = 0
+        for i in range(m):
+            room = (hi[i] - w[i]) if gap > 0 else (w[i] - lo[i])
+            if room > ROOM_TOLERANCE:
+                share = buf[k] / total if total > 0 else 1.0 / n_free
+                w[i] += sign * min(abs(gap) * share, room)
+                k += 1
+
+
+@nb.njit(cache=True)
+def column_std_nb(
+    returns: np.ndarray, first: int, n_obs: int, members: np.ndarray, out: np.ndarray
+) -> None:
+    """``returns[first:first + n_obs, members].std(axis=0, ddof=1)`` as NumPy computes it (rows
+    summed in order for two or more columns, a pairwise sum for a single column)."""
+    m = members.shape[0]
+    if m == 1:
+        col = returns[first : first + n_obs, members[0]].copy()
+        mean = pairwise_sum_nb(col) / n_obs
+        for i in range(n_obs):
+            d = col[i] - mean
+            col[i] = d * d
+        out[0] = np.sqrt(pairwise_sum_nb(col) / (n_obs - 1))
+        return
+    means = np.zeros(m)
+    for i in range(first, first + n_obs):
+        for j in range(m):
+            means[j] += returns[i, members[j]]
+    for j in range(m):
+        means[j] = means[j] / n_obs
+        out[j] = 0.0
+    for i in range(first, first + n_obs):
+        for j in range(m):
+            d = returns[i, members[j]] - means[j]
+            out[j] += d * d
+    for j in range(m):
+        out[j] = np.sqrt(out[j] / (n_obs - 1))
+
+
+@nb.njit(cache=True)
+def _inverse_volatility_nb(vol: np.ndarray, w: np.ndarray) -> tuple[int, int]:
+    """Inverse-volatility weights of ``vol`` into ``w``: (outcome code, zero-variance count)."""
+    m = vol.shape[0]
+    n_zero = 0
+    smallest = np.inf
+    for j in range(m):
+        if vol[j] <= 1e-300:
+            n_zero += 1
+        elif vol[j] < smallest:
+            smallest = vol[j]
+    if n_zero == m:
+        for j in range(m):
+            w[j] = 1.0 / m
+        return ALL_ZERO_VARIANCE, n_zero
+    for j in range(m):
+        w[j] = 1.0 / (smallest if vol[j] <= 1e-300 else vol[j])
+    total = pairwise_sum_nb(w)
+    for j in range(m):
+        w[j] = w[j] / total
+    return (SOME_ZERO_VARIANCE if n_zero else OK), n_zero
+
+
+@nb.njit(cache=True)
+def decide_baseline_nb(
+    returns: np.ndarray,
+    lookback: int,
+    bars: np.ndarray,
+    universe_id: np.ndarray,
+    members: np.ndarray,
+    n_members: np.ndarray,
+    alloc_lo: np.ndarray,
+    alloc_hi: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    budget: np.ndarray,
+    allocator: int,
+    weights: np.ndarray,
+    codes: np.ndarray,
+    zero_count: np.ndarray,
+    last_raw: np.ndarray,
+) -> None:
+    """Every decision of an equal-weight or inverse-volatility walk-forward with box limits.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_bars - 1, n_assets)
+        Simple returns, row ``i`` from the closes of bars ``i`` and ``i + 1``.
+    bars : ndarray of int64, shape (n_decisions,)
+    universe_id : ndarray of int64, shape (n_decisions,)
+        Row of the universe tables for each decision.
+    members : ndarray of int64, shape (n_universes, n_assets)
+        Member columns of each universe, the first ``n_members[u]`` entries used
+        (``n_members[u] = -1``: the empty universe, all cash).
+    alloc_lo, alloc_hi : ndarray of shape (n_universes, n_assets)
+        The bounds the allocator is given (the limits scaled to a full book).
+    lo, hi, budget :
+        The real bounds and the budget of each universe.
+    allocator : int
+        :data:`EQUAL_WEIGHT` or :data:`INVERSE_VOLATILITY`.
+    weights : ndarray of shape (n_decisions, n_assets)
+        Output, zero-initialised: the target weights.
+    codes, zero_count : ndarray of int64, shape (n_decisions,)
+        Output: the outcome code and the zero-variance count of each decision.
+    last_raw : ndarray of shape (n_assets,)
+        Output: the allocator's weights (before the budget) at the last decision.
+    """
+    n_assets = returns.shape[1]
+    w = np.empty(n_assets)
+    buf = np.empty(n_assets)
+    target = np.empty(n_assets)
+    for k in range(bars.shape[0]):
+        u = universe_id[k]
+        m = n_members[u]
+        if m < 0:
+            codes[k] = CASH
+            continue
+        cols = members[u, :m]
+        wk = w[:m]
+        if allocator == EQUAL_WEIGHT:
+            for j in range(m):
+                wk[j] = 1.0 / m
+            code, n_zero = OK, 0
+        else:
+            column_std_nb(returns, bars[k] - lookback, lookback, cols, buf)
+            code, n_zero = _inverse_volatility_nb(buf[:m], wk)
+        project_to_bounds_nb(wk, alloc_lo[u, :m], alloc_hi[u, :m], buf)
+        ok = True
+        for j in range(m):
+            if not np.isfinite(wk[j]):
+                ok = False
+        if ok:
+            ok = box_targets_nb(wk, budget[u], lo[u, :m], hi[u, :m], target[:m])
+        if not ok:
+            codes[k] = BAIL
+            return
+        for j in range(m):
+            weights[k, cols[j]] = target[j]
+        codes[k] = code
+        zero_count[k] = n_zero
+        if k == bars.shape[0] - 1:
+            last_raw[:m] = wk
+
+
+@nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
+def returns_panel_nb(close: np.ndarray, returns: np.ndarray, missing: np.ndarray) -> bool:
+    """One pass over ``close`` of shape (n_bars, n_assets).
+
+    Writes ``returns[i] = close[i + 1] / close[i] - 1`` (NaN where a close is missing) and
+    ``missing[t]``, the count of non-finite closes in rows ``0 .. t-1`` (shape (n_bars + 1,
+    n_assets)); returns True when every return of two finite closes is finite and > -1.
+    """
+    n_bars, n_assets = close.shape
+    clean = True
+    for j in range(n_assets):
+        missing[0, j] = 0
+        missing[1, j] = 0 if np.isfinite(close[0, j]) else 1
+    for i in range(n_bars - 1):
+        for j in range(n_assets):
+            a = close[i, j]
+            b = close[i + 1, j]
+            r = b / a - 1.0
+            returns[i, j] = r
+            finite_b = np.isfinite(b)
+            missing[i + 2, j] = missing[i + 1, j] + (0 if finite_b else 1)
+            if finite_b and np.isfinite(a) and not (np.isfinite(r) and r > -1.0):
+                clean = False
+    return clean
