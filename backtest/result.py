@@ -255,7 +255,8 @@ class BacktestResult:
     def _run_metrics(self, run: RunArrays, ppy: float, rf: float) -> dict[str, float]:
         """:meth:`metrics` of an assembled run: the steps of ``compute_metrics`` on the same
         numbers, from the equity and cash paths, the ledger's arrays and the rebalance table's
-        turnover, skipping the checks of frames that are valid by construction."""
+        turnover; the value checks of ``compute_metrics`` run, the frame checks (valid by
+        construction) do not."""
         from reports.metrics import (
             benchmark_metrics,
             exposure,
@@ -265,11 +266,13 @@ class BacktestResult:
             trade_metrics,
         )
         from reports.series import periodic_risk_free, simple_returns
-        from reports.validation import check_periods_per_year
+        from reports.validation import check_equity, check_periods_per_year
 
         ppy = check_periods_per_year(ppy)
         rf_p = periodic_risk_free(rf, ppy)
-        equity = self.equity
+        equity = check_equity(self.equity)  # values > 0: the same errors as a loaded result's
+        if self.benchmark is not None:
+            check_equity(self.benchmark, "benchmark")
         values = equity.to_numpy(dtype=np.float64)
         if len(values) < 2:
             raise ValueError(f"`equity` must have at least 2 bars; got {len(values)}")

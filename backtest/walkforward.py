@@ -176,9 +176,11 @@ def _used_previous(allocator: Allocator, outcome: Any) -> bool:
 def _entry_point(allocator: Allocator, fast: bool) -> Callable[..., Allocation]:
     """``allocate_array`` (no checks) when ``fast``: a built-in allocator on checked windows;
     else the protocol's ``allocate_detailed``."""
-    if fast and isinstance(allocator, BaseAllocator):
-        return allocator.allocate_array
-    return allocator.allocate_detailed
+    if fast:
+        return allocator.allocate_array  # type: ignore[attr-defined]
+    return lambda returns, constraints, previous: allocator.allocate_detailed(
+        returns, constraints, previous=previous
+    )
 
 
 def _allocate(
@@ -348,7 +350,14 @@ def _decide_loop(
     n = universe.shape[1]
     weights = np.zeros((bars.size, n))
     out = Decisions(bars=bars, weights=weights, universe=universe)
-    fast = panel.clean and isinstance(allocator, BaseAllocator)
+    # the array entry point only where allocate_detailed is the base class's (a subclass that
+    # overrides it is called through it, as a user's protocol allocator is)
+    fast = (
+        panel.clean
+        and lookback >= 2  # one return per window: validation names the problem
+        and isinstance(allocator, BaseAllocator)
+        and type(allocator).allocate_detailed is BaseAllocator.allocate_detailed
+    )
     call = _entry_point(allocator, fast)
     returns_all = panel.returns
     with warnings.catch_warnings():
@@ -364,8 +373,8 @@ def _decide_loop(
             members = u.members
             if shared is not None and t in shared.windows:
                 returns = shared.windows[t]
-                if fast:
-                    returns = np.ascontiguousarray(returns)
+                # built-ins read the shared (read-only) window; anything else gets its own copy
+                returns = np.ascontiguousarray(returns) if fast else np.array(returns)
             else:
                 rows = returns_all[t - lookback : t]
                 if fast:  # C-contiguous, as validation made it: a view, or one gather
@@ -444,8 +453,8 @@ def _decide_compiled(
     when the Python loop must decide (another allocator, linear limits, an error or a fallback
     anywhere: the loop then raises or notes it as usual)."""
     code = _COMPILED.get(type(allocator))  # exact types: a subclass may override _allocate
-    if code is None or not panel.clean or not bars.size:
-        return None
+    if code is None or not panel.clean or not bars.size or lookback < 2:
+        return None  # (a one-return window: the Python loop notes the allocator's error)
     n = universe.shape[1]
     size = len(distinct)
     members = np.zeros((size, n), dtype=np.int64)

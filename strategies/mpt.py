@@ -181,7 +181,10 @@ class MPTStrategy(BaseAllocator):
         """One method of the chain: ``(weights or None, reason, notes)``."""
         limit = 10 * (len(mu) + len(h)) + 50
         rf = self.risk_free_rate
-        start = _warm_start(previous, len(mu))
+        # a cold start: a start from the previous weights can end on another optimum of equal
+        # objective when the covariance is nearly singular, and allocators are pure functions of
+        # their window (the solvers' warm starts serve the frontier's sweep of targets)
+        start = np.empty(0)
         if method == "max_sharpe":
             weights, status = max_sharpe_from_nb(mu, cov, rf, lo, hi, G, h, limit, start)
             if status == INFEASIBLE:
@@ -227,17 +230,6 @@ class MPTStrategy(BaseAllocator):
         if status != OK:
             return None, STATUS_TEXT[status], ()
         return weights, "", ()
-
-
-def _warm_start(previous: np.ndarray | None, n: int) -> np.ndarray:
-    """The previous weights as the solver's starting active set (empty: a cold start). Only the
-    starting guess: the optimum reached is the same either way."""
-    if previous is None:
-        return np.empty(0)
-    prev = np.asarray(previous, dtype=np.float64)
-    if prev.shape != (n,) or not np.isfinite(prev).all():
-        return np.empty(0)
-    return np.ascontiguousarray(prev)
 
 
 def _single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:

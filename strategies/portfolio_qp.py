@@ -197,7 +197,10 @@ def _affine_piece(S, a, lo, hi, code):
         rhs[p, 0] = 1.0
         rhs[p, 1] = a[i]
         rhs[p, 2] = t
-    sol = np.linalg.solve(K, rhs)  # LAPACK gesv
+    try:
+        sol = np.linalg.solve(K, rhs)  # LAPACK gesv
+    except Exception:  # a singular block: the general solver decides
+        return P, Q, False
     sx = sol[:, 0].sum()
     sy = sol[:, 1].sum()
     sz = sol[:, 2].sum()

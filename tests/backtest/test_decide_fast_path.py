@@ -298,3 +298,61 @@ def test_the_protocol_gets_the_windows_it_always_got_and_built_ins_c_order(monke
     monkeypatch.setattr(PyInverseVolatility, "_allocate", spy)
     walk_forward(close, bars, PyInverseVolatility(), 30, Constraints(), market.symbols)
     assert seen == [True, True]
+
+
+# ------------------------------------------------------------------ what a review of the fast path found
+CLOSE = np.cumprod(1 + np.random.default_rng(0).normal(0, 0.02, (40, 3)), axis=0)
+
+
+@dataclass
+class Tilted(HRPStrategy):
+    """A user's tweak of a built-in through the public method."""
+
+    def allocate_detailed(self, returns, constraints=None, previous=None, **kw):
+        base = super().allocate_detailed(returns, constraints, previous, **kw)
+        w = np.zeros_like(base.weights)
+        w[0] = 1.0
+        return Allocation(w, "tilted", ("user override",))
+
+
+class Centring:
+    """A protocol allocator that works in place on its input and takes `previous` by keyword."""
+
+    name, lookback_days = "centring", 10
+
+    def allocate(self, returns, constraints):
+        return self.allocate_detailed(returns, constraints).weights
+
+    def allocate_detailed(self, returns, constraints, *, previous=None):
+        returns = np.asarray(returns)
+        returns -= returns.mean(axis=0)
+        return Allocation(np.full(returns.shape[1], 1 / returns.shape[1]), "centring")
+
+
+def test_a_subclass_that_overrides_allocate_detailed_is_called_through_it():
+    d = walk_forward(CLOSE, np.arange(10, 40, 10), Tilted(), 10, Constraints(), list("ABC"))
+    assert d.methods == ["tilted"] * 3 and d.weights[0].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_a_protocol_allocator_gets_previous_by_keyword_and_a_window_of_its_own():
+    from backtest.walkforward import SharedWork
+
+    shared = SharedWork()
+    bars = np.arange(10, 40, 5)
+    walk_forward(CLOSE, bars, HRPStrategy(), 10, Constraints(), list("ABC"), shared=shared)
+    again = SharedWork(windows=shared.windows)  # read-only views of the panel from the built-in
+    d = walk_forward(CLOSE, bars, Centring(), 10, Constraints(), list("ABC"), shared=again)
+    assert d.methods == ["centring"] * bars.size and not any(d.notes)
+
+
+def test_max_sharpe_and_min_volatility_do_not_depend_on_the_previous_weights():
+    returns = np.random.default_rng(3).normal(0.001, 0.02, (60, 4))
+    returns[:, 1] = returns[:, 0] + 1e-6 * np.random.default_rng(4).normal(size=60)  # collinear
+    for objective in ("min_volatility", "max_sharpe"):
+        s = MPTStrategy(objective=objective, periods_per_year=365)
+        cold = s.allocate_detailed(returns, Constraints(max_weight=0.6)).weights
+        for prev in ([0, 0.2, 0.3, 0.5], [0.2, 0, 0.3, 0.5]):
+            warm = s.allocate_detailed(
+                returns, Constraints(max_weight=0.6), previous=np.array(prev)
+            )
+            assert warm.weights.tolist() == cold.tolist()

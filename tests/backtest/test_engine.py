@@ -160,3 +160,20 @@ def test_the_compiled_decide_loop_gives_the_python_loops_backtest(market, alloca
     assert fast.equity.to_numpy().tobytes() == slow.equity.to_numpy().tobytes()
     assert fast.diagnostics["allocator_fallbacks"] == slow.diagnostics["allocator_fallbacks"]
     assert fast.rebalances.equals(slow.rebalances)
+
+
+def test_a_fresh_and_a_loaded_result_refuse_the_same_bad_benchmark(tmp_path):
+    from backtest import BacktestResult
+
+    base = synthetic_market(n_assets=3, n_bars=160, seed=5, stagger=False)
+    close = base.values("close").copy()
+    close[110:, 2] = 0.0  # the benchmark symbol is wiped out
+    arrays = {**base.arrays, "close": close}
+    market = replace(base, arrays=arrays)
+    result = run_backtest(market, EqualWeight(lookback_days=20), "1W", benchmark=market.symbols[2])
+    with pytest.raises(ValueError, match="`benchmark` must be finite and > 0") as fresh:
+        result.metrics()
+    loaded = BacktestResult.load(result.save(tmp_path / "r"))
+    with pytest.raises(ValueError, match="`benchmark` must be finite and > 0") as again:
+        loaded.metrics()
+    assert str(fresh.value) == str(again.value)
