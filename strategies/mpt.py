@@ -3,8 +3,8 @@
 The hot path is numba end to end (estimators in :mod:`strategies.estimators`, the Goldfarb-Idnani QP
 in :mod:`strategies.qp`, problem builders in :mod:`strategies.portfolio_qp`); no modelling language.
 Under weight bounds only, the reduced active-set solver of :mod:`strategies.portfolio_qp` runs first,
-warm-started from the ``previous`` weights the engine passes (a starting guess only: the optimum is the
-same with or without it).
+from a cold start: a start from the ``previous`` weights could end on another optimum of equal
+objective when the covariance is nearly singular, and the target must not depend on the holdings.
 
 Failure handling, in order (each step recorded in ``Allocation.notes``):
 
