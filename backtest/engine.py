@@ -19,7 +19,6 @@ from backtest.pipeline import (
     decision_bars,
     prepare,
     resolve_benchmark,
-    run_info,
     simulate,
 )
 from backtest.result import BacktestResult
@@ -114,14 +113,14 @@ def run_backtest(
     bars = decision_bars(prepared, scenario.schedule, first_decision)
     decisions = decide(prepared, bars, progress=progress)
     (sim,) = simulate(market, decisions, [scenario], risk=risk, execution=execution)
-    name, bench = resolve_benchmark(market, benchmark, int(bars[0]), initial_cash)
-    info = run_info(
+    return assemble(
         prepared,
+        decisions,
+        sim,
         scenario,
         risk=risk,
         execution=execution,
-        benchmark=name,
+        benchmark=resolve_benchmark(market, benchmark, int(bars[0]), initial_cash),
         risk_free_rate=risk_free_rate,
         meta=meta,
     )
-    return assemble(market, decisions, sim, execution=execution, benchmark=bench, info=info)

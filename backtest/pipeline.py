@@ -310,7 +310,7 @@ def benchmark_equity(
     return pd.Series(values, index=market.index[start:], name=name)
 
 
-def run_info(
+def _run_info(
     prepared: Prepared,
     scenario: Scenario,
     *,
@@ -318,7 +318,7 @@ def run_info(
     execution: Execution,
     benchmark: str | None,
     risk_free_rate: float | None,
-    meta: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """What a result records about how it was made (its ``meta``, before the data's fields)."""
     strategy, cons = prepared.strategy, prepared.constraints
@@ -341,18 +341,33 @@ def run_info(
 
 
 def assemble(
-    market: MarketData,
+    prepared: Prepared,
     decisions: Decisions,
     sim: SimulationOutput,
+    scenario: Scenario,
     *,
+    risk: RiskControls,
     execution: Execution,
-    benchmark: pd.Series | None,
-    info: dict[str, Any],
+    benchmark: tuple[str | None, pd.Series | None],
+    risk_free_rate: float | None,
+    meta: Mapping[str, Any] | None = None,
 ) -> BacktestResult:
-    """The result of one simulation, from the first decision bar on; pandas objects are built when
-    first read."""
+    """The result of one simulation of ``scenario``, from the first decision bar on; pandas
+    objects are built when first read. ``benchmark`` is what :func:`resolve_benchmark` returned;
+    ``meta`` adds fields to what the result records about how it was made."""
+    market = prepared.market
     start = int(decisions.bars[0])
     index = market.index
+    name, series = benchmark
+    info = _run_info(
+        prepared,
+        scenario,
+        risk=risk,
+        execution=execution,
+        benchmark=name,
+        risk_free_rate=risk_free_rate,
+        meta=meta,
+    )
     meta = {
         **info,
         "data_source": market.source,
@@ -372,7 +387,7 @@ def assemble(
     run = RunArrays(
         market=market, decisions=decisions, sim=sim, start=start, fill_shift=fill_shift(execution)
     )
-    return BacktestResult.from_run(run, benchmark=benchmark, meta=meta)
+    return BacktestResult.from_run(run, benchmark=series, meta=meta)
 
 
 def _params(strategy: Any) -> dict[str, Any]:

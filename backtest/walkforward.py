@@ -60,17 +60,6 @@ class Decisions:
     last_extras: dict[str, Any] = field(default_factory=dict)
 
 
-def window_validity(close: np.ndarray, lookback: int) -> np.ndarray:
-    """Bool (T, N): the closes of bars ``t-L .. t`` are all finite (False for ``t < L``)."""
-    missing = np.cumsum(~np.isfinite(close), axis=0)
-    padded = np.vstack([np.zeros((1, close.shape[1]), dtype=missing.dtype), missing])
-    out = np.zeros(close.shape, dtype=bool)
-    t = np.arange(lookback, close.shape[0])
-    # missing in rows t-L..t = padded[t+1] - padded[t-L]
-    out[lookback:] = (padded[t + 1] - padded[t - lookback]) == 0
-    return out
-
-
 @dataclass(frozen=True)
 class ReturnsPanel:
     """The returns of every bar and the window rule at one lookback, computed once.
@@ -100,9 +89,15 @@ class ReturnsPanel:
         return self.returns.shape[0] + 1, self.returns.shape[1]
 
     def universe(self, bars: np.ndarray) -> np.ndarray:
-        """Bool (n_decisions, n_assets): :func:`window_validity` at ``bars`` (each >= lookback)."""
+        """Bool (n_decisions, n_assets): the closes of bars ``t-L .. t`` are all finite, at each
+        decision bar ``t`` of ``bars`` (each >= lookback): the point-in-time universe."""
         bars = np.asarray(bars, dtype=np.int64)
         return (self.missing[bars + 1] - self.missing[bars - self.lookback]) == 0
+
+    def window(self, t: int, members: np.ndarray) -> np.ndarray:
+        """What the allocator sees at decision bar ``t``: the returns of bars ``t-L+1 .. t`` of
+        the assets ``members`` (a new, writable array)."""
+        return self.returns[t - self.lookback : t].take(members, axis=1)
 
 
 def returns_panel(close: np.ndarray, lookback: int) -> ReturnsPanel:
@@ -144,25 +139,6 @@ class SharedWork:
     windows: dict[int, np.ndarray] = field(default_factory=dict)
     allocations: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)
     limits: dict[bytes, UniverseLimits] = field(default_factory=dict)
-
-
-def window_returns(
-    close: np.ndarray,
-    t: int,
-    lookback: int,
-    members: np.ndarray,
-    shared: SharedWork | None = None,
-) -> np.ndarray:
-    """Simple returns of bars ``t-L+1 .. t`` of the assets ``members`` (from the closes of bars
-    ``t-L .. t``): what the allocator sees at decision bar ``t`` (equal to the rows ``t-L .. t-1``
-    of :func:`returns_panel`, which the walk-forward reads)."""
-    if shared is not None and t in shared.windows:
-        return shared.windows[t]
-    window = close[t - lookback : t + 1, members]
-    returns = window[1:] / window[:-1] - 1.0
-    if shared is not None:
-        shared.windows[t] = returns
-    return returns
 
 
 def _used_previous(allocator: Allocator, outcome: Any) -> bool:

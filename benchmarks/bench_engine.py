@@ -224,18 +224,11 @@ def walk_forward_jobs() -> list[dict]:
 def _kernel_call(market, decisions, costs, risk, schedule, execution="close"):
     """The kernel alone on the decisions' targets: ``simulate_core_nb`` with preallocated outputs
     (as ``kernel_job`` times it), and its equity for the parity check."""
-    from backtest.pipeline import decision_targets
+    from backtest.pipeline import decision_targets, market_arrays
 
     n_bars, n = market.n_bars, market.n_assets
     targets, rows = decision_targets(decisions, n_bars, n, execution)
-    arrays = prepare_market(
-        market.arrays,
-        market.symbols,
-        market.periods_per_year / market.days_per_year,
-        costs,
-        risk,
-        execution,
-    )
+    arrays = market_arrays(market, costs, risk, execution)
     _, order_row = check_targets(targets, (n_bars, n), rows)
     params = simulation_params(
         costs=costs, risk=risk, schedule=schedule, initial_cash=1e5, execution=execution
@@ -257,18 +250,10 @@ def _kernel_call(market, decisions, costs, risk, schedule, execution="close"):
     return call, out.equity.copy(), targets
 
 
-def whole_job_hourly() -> list[dict]:
-    """``run_backtest`` end to end (metrics read), 20 assets x 35,000 hourly bars, equal weight,
-    daily rebalance, against vectorbt ``from_orders`` given the same target weights and against
-    the kernel alone."""
+def _whole_job(market, strategy, sched, costs, risk):
+    """The whole job to time (``run_backtest`` + metrics), its result, the decisions it made, and
+    the kernel alone on the same targets (checked equal to the whole job's equity)."""
     from backtest.pipeline import decide, decision_bars, prepare
-    from strategies import EqualWeight
-
-    market = load_csv(shared_file("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
-    market = market.between(market.index[-35_000], None)
-    costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
-    risk, sched = RiskControls(), Schedule(every="1D")
-    strategy = EqualWeight(lookback_days=30)
 
     def ours():
         result = run_backtest(
@@ -282,11 +267,28 @@ def whole_job_hourly() -> list[dict]:
     decisions = decide(prepared, decision_bars(prepared, sched))
     kernel, kernel_eq, targets = _kernel_call(market, decisions, costs, risk, sched)
     start = int(decisions.bars[0])
-    peer = vectorbt_peer(market, targets)
+    np.testing.assert_allclose(result.equity.to_numpy(), kernel_eq[start:], rtol=1e-12)
+    return ours, result, prepared, decisions, kernel, targets
 
-    ours_eq = result.equity.to_numpy()
-    np.testing.assert_allclose(ours_eq, peer().value().to_numpy()[start:], rtol=1e-9)
-    np.testing.assert_allclose(ours_eq, kernel_eq[start:], rtol=1e-12)
+
+def whole_job_hourly() -> list[dict]:
+    """``run_backtest`` end to end (metrics read), 20 assets x 35,000 hourly bars, equal weight,
+    daily rebalance, against vectorbt ``from_orders`` given the same target weights and against
+    the kernel alone."""
+    from strategies import EqualWeight
+
+    market = load_csv(shared_file("binance_spot_usdt_1h.csv.gz"), symbols=HOURLY_20)
+    market = market.between(market.index[-35_000], None)
+    costs = Costs(fee_bps=10, slippage_bps=5, sizing="vectorbt")
+    risk, sched = RiskControls(), Schedule(every="1D")
+    strategy = EqualWeight(lookback_days=30)
+
+    ours, result, _, decisions, kernel, targets = _whole_job(market, strategy, sched, costs, risk)
+    peer = vectorbt_peer(market, targets)
+    start = int(decisions.bars[0])
+    np.testing.assert_allclose(
+        result.equity.to_numpy(), peer().value().to_numpy()[start:], rtol=1e-9
+    )
     t_ours = median_time(ours, repeats=21)
     t_kernel = median_time(kernel, repeats=21)
     t_peer = median_time(peer, repeats=5)
@@ -310,7 +312,6 @@ def whole_job_hourly() -> list[dict]:
 def whole_job_daily() -> list[dict]:
     """``run_backtest`` end to end (metrics read), 20 assets x ~2,000 daily bars, monthly HRP and
     weekly max Sharpe, against the sum of the allocator calls plus the kernel, timed in this run."""
-    from backtest.pipeline import decide, decision_bars, prepare
     from strategies import HRPStrategy, MPTStrategy, universe_limits
 
     market = load_csv(shared_file("binance_spot_usdt_1d.csv.gz"), symbols=DAILY_20)
@@ -322,20 +323,7 @@ def whole_job_daily() -> list[dict]:
         (MPTStrategy(lookback_days=90), "1W"),
     ]:
         sched = Schedule(every=every)
-
-        def ours(strategy=strategy, sched=sched):
-            result = run_backtest(
-                market, strategy, sched, costs, execution="close", benchmark=None, initial_cash=1e5
-            )
-            result.metrics()
-            return result
-
-        result = ours()
-        prepared = prepare(market, strategy)
-        decisions = decide(prepared, decision_bars(prepared, sched))
-        kernel, kernel_eq, _ = _kernel_call(market, decisions, costs, risk, sched)
-        start = int(decisions.bars[0])
-        np.testing.assert_allclose(result.equity.to_numpy(), kernel_eq[start:], rtol=1e-12)
+        ours, _, prepared, decisions, kernel, _ = _whole_job(market, strategy, sched, costs, risk)
         # the allocator calls alone, on windows and limits prepared outside the timing
         calls = []
         L = prepared.lookback

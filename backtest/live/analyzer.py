@@ -271,7 +271,6 @@ class PortfolioAnalyzer:
         """
         from backtest.errors import EngineError
         from backtest.pipeline import decide, prepare
-        from backtest.walkforward import window_returns
 
         current = await self.get_current_allocation()
         universe = self.universe or [a for a in current if a != self.quote]
@@ -307,7 +306,7 @@ class PortfolioAnalyzer:
             universe[j]: "incomplete history in the lookback window"
             for j in np.flatnonzero(~decisions.universe[0])
         }
-        returns = window_returns(prepared.close, t, prepared.lookback, members)
+        returns = prepared.panel.window(t, members)
         extras = decisions.last_extras
         mu, cov = _moments(extras, returns, market.periods_per_year)
         strategy = prepared.strategy

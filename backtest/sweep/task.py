@@ -143,7 +143,6 @@ def _run_batch(
         assemble,
         market_arrays,
         resolve_benchmark,
-        run_info,
         simulate,
     )
 
@@ -189,7 +188,7 @@ def _run_batch(
         cfg = p.config
         bkey = (market_key, cfg.backtest.benchmark, start, float(scenario.initial_cash))
         try:
-            name, bench = _cached(
+            bench = _cached(
                 "benchmarks",
                 bkey,
                 partial(
@@ -199,15 +198,16 @@ def _run_batch(
         except ValueError as exc:
             out.rows.append(_error_row(p, exc))
             continue
-        info = run_info(
+        result = assemble(
             prepared,
+            decisions,
+            sim,
             scenario,
             risk=risk,
             execution=execution,
-            benchmark=name,
+            benchmark=bench,
             risk_free_rate=cfg.strategy.risk_free_rate,
         )
-        result = assemble(market, decisions, sim, execution=execution, benchmark=bench, info=info)
         out.rows.append({"point_id": p.point_id, **p.columns(), **result.metrics(), "error": ""})
         equity = sim.equity[start:]  # the values of result.equity.pct_change().iloc[1:]
         out.returns[p.point_id] = pd.Series(

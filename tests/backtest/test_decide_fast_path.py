@@ -4,7 +4,7 @@
   the Python loop (a subclass of the allocator takes it: the compiled loop serves exact types only),
   bit for bit, notes and methods too; its NumPy-twin helpers against NumPy itself.
 * ``allocate_array`` (no validation) against ``allocate_detailed``.
-* The returns panel against the per-decision window rule (``window_returns``).
+* The returns panel against the per-decision window rule, written out here as the oracle.
 * A user's allocator (the protocol only) still works; a panel with a zero close sends every window
   through the validating entry point.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from backtest import decide_kernels as dk
-from backtest.walkforward import returns_panel, walk_forward, window_returns, window_validity
+from backtest.walkforward import returns_panel, walk_forward
 from datasets import synthetic_market
 from strategies import (
     Allocation,
@@ -30,6 +30,22 @@ from strategies import (
 )
 from strategies.errors import LimitError
 from strategies.limits import pairwise_sum_nb
+
+
+def window_validity(close: np.ndarray, lookback: int) -> np.ndarray:
+    """The universe rule by its definition: bool (T, N), the closes of bars ``t-L .. t`` are all
+    finite (False for ``t < L``)."""
+    finite = np.isfinite(close)
+    out = np.zeros(close.shape, dtype=bool)
+    for t in range(lookback, close.shape[0]):
+        out[t] = finite[t - lookback : t + 1].all(axis=0)
+    return out
+
+
+def window_returns(close: np.ndarray, t: int, lookback: int, members: np.ndarray) -> np.ndarray:
+    """The window rule by its definition: returns of bars ``t-L+1 .. t`` from closes ``t-L .. t``."""
+    window = close[t - lookback : t + 1, members]
+    return window[1:] / window[:-1] - 1.0
 
 
 @dataclass

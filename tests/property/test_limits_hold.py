@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest import run_backtest
-from backtest.walkforward import window_validity
+from backtest.walkforward import returns_panel
 from datasets import synthetic_market
 from strategies import STRATEGIES, ConstraintError, Constraints, build_strategy
 
@@ -76,7 +76,7 @@ def test_every_target_weight_honours_its_limits(case):
         return
     targets = result.target_weights.to_numpy()
     bars = market.index.get_indexer(result.target_weights.index)
-    members = window_validity(market.values("close"), LOOKBACK_DAYS)[bars]
+    members = returns_panel(market.values("close"), LOOKBACK_DAYS).universe(bars)
     assert np.all(targets <= max_weight), f"a target exceeds max_weight={max_weight}"
     assert np.all(targets[~members] == 0), "an asset outside the universe has a target"
     assert np.all(targets[members] >= min_weight), f"a member is below min_weight={min_weight}"
