@@ -149,7 +149,8 @@ def decide_baseline_nb(
     Parameters
     ----------
     returns : ndarray of shape (n_bars - 1, n_assets)
-        Simple returns, row ``i`` from the closes of bars ``i`` and ``i + 1``.
+        Simple returns, row ``i`` from the closes of bars ``i`` and ``i + 1`` (equal weight reads
+        none: a (0, n_assets) array will do).
     bars : ndarray of int64, shape (n_decisions,)
     universe_id : ndarray of int64, shape (n_decisions,)
         Row of the universe tables for each decision.
@@ -207,26 +208,100 @@ def decide_baseline_nb(
 
 
 @nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
-def returns_panel_nb(close: np.ndarray, returns: np.ndarray, missing: np.ndarray) -> bool:
-    """One pass over ``close`` of shape (n_bars, n_assets).
+def _column_clean_nb(close: np.ndarray, j: int) -> bool:
+    """Every return of two finite closes of column ``j`` is finite and > -1 (the exact check)."""
+    for i in range(close.shape[0] - 1):
+        a, b = close[i, j], close[i + 1, j]
+        if np.isfinite(a) and np.isfinite(b):
+            r = b / a - 1.0
+            if not (np.isfinite(r) and r > -1.0):
+                return False
+    return True
 
-    Writes ``returns[i] = close[i + 1] / close[i] - 1`` (NaN where a close is missing) and
-    ``missing[t]``, the count of non-finite closes in rows ``0 .. t-1`` (shape (n_bars + 1,
-    n_assets)); returns True when every return of two finite closes is finite and > -1.
+
+@nb.njit(cache=True)
+def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.ndarray) -> bool:
+    """One read of ``close`` of shape (n_bars, n_assets): the universe at each decision bar and the
+    validity check, nothing per bar stored.
+
+    Writes ``out[k, j]``: the closes of bars ``t - lookback .. t`` of asset ``j`` are all finite,
+    ``t = bars[k]`` (increasing, each >= ``lookback``). Returns True when every return of two
+    finite closes (``close[i + 1] / close[i] - 1``, as :func:`returns_nb` computes it) is finite
+    and > -1. That holds for a column whose finite closes are all > 0 within a factor 1e15 of each
+    other (every ratio of two is then in (1e-15, 1e15), so no return rounds to -1 or overflows);
+    only another column is checked pair by pair.
     """
     n_bars, n_assets = close.shape
-    clean = True
+    n_dec = bars.shape[0]
+    seen = np.zeros(n_assets, dtype=np.int64)  # non-finite closes in rows 0 .. i-1
+    at_start = np.zeros((n_dec, n_assets), dtype=np.int64)
+    lo = np.full(n_assets, np.inf)
+    hi = np.full(n_assets, -np.inf)
+    first, last = 0, 0
+    for i in range(n_bars + 1):
+        while first < n_dec and bars[first] - lookback == i:
+            at_start[first] = seen
+            first += 1
+        while last < n_dec and bars[last] + 1 == i:
+            for j in range(n_assets):
+                out[last, j] = seen[j] == at_start[last, j]
+            last += 1
+        if i == n_bars:
+            break
+        row = close[i]
+        for j in range(n_assets):
+            c = row[j]
+            finite = abs(c) < np.inf
+            seen[j] += not finite
+            lo[j] = min(lo[j], c if finite else np.inf)
+            hi[j] = max(hi[j], c if finite else -np.inf)
     for j in range(n_assets):
-        missing[0, j] = 0
-        missing[1, j] = 0 if np.isfinite(close[0, j]) else 1
+        if hi[j] < lo[j]:  # no finite close
+            continue
+        if not (lo[j] > 0.0 and hi[j] < 1e15 * lo[j]) and not _column_clean_nb(close, j):
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def universe_ids_nb(universe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the bool ``universe`` (n_decisions, n_assets) in order of first use:
+    ``(ids, first)``, the distinct row of each decision and the decision where each first appears.
+    A decision is compared with the one before it, then with the distinct rows seen (universes
+    change rarely, so that is about one row comparison per decision)."""
+    n_dec = universe.shape[0]
+    ids = np.empty(n_dec, dtype=np.int64)
+    first = np.empty(n_dec, dtype=np.int64)
+    n_distinct = 0
+    for k in range(n_dec):
+        if k and _same_row_nb(universe, k, k - 1):
+            ids[k] = ids[k - 1]
+            continue
+        found = -1
+        for d in range(n_distinct):
+            if _same_row_nb(universe, k, first[d]):
+                found = d
+                break
+        if found < 0:
+            first[n_distinct] = k
+            found = n_distinct
+            n_distinct += 1
+        ids[k] = found
+    return ids, first[:n_distinct].copy()
+
+
+@nb.njit(cache=True, inline="always")
+def _same_row_nb(a: np.ndarray, i: int, j: int) -> bool:
+    for c in range(a.shape[1]):  # noqa: SIM110 (a generator does not compile in numba)
+        if a[i, c] != a[j, c]:
+            return False
+    return True
+
+
+@nb.njit(cache=True, error_model="numpy")
+def returns_nb(close: np.ndarray, returns: np.ndarray) -> None:
+    """``returns[i] = close[i + 1] / close[i] - 1`` (NaN where a close is missing)."""
+    n_bars, n_assets = close.shape
     for i in range(n_bars - 1):
         for j in range(n_assets):
-            a = close[i, j]
-            b = close[i + 1, j]
-            r = b / a - 1.0
-            returns[i, j] = r
-            finite_b = np.isfinite(b)
-            missing[i + 2, j] = missing[i + 1, j] + (0 if finite_b else 1)
-            if finite_b and np.isfinite(a) and not (np.isfinite(r) and r > -1.0):
-                clean = False
-    return clean
+            returns[i, j] = close[i + 1, j] / close[i, j] - 1.0

@@ -177,6 +177,14 @@ def _record(trades, k, bar, i, units, p, fill, fee, slip_cost, imp_cost, reason)
     rec["reason"] = reason
 
 
+@njit(cache=True, inline="always")
+def units_after_sale_nb(held, q):
+    """Units left after selling ``q`` of ``held``: 0 when only rounding residue is left (the rule
+    the ledger replay of :func:`backtest.kernels.holdings_nb` repeats)."""
+    left = held - q
+    return 0.0 if abs(left) < 1e-12 * q else left
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _exec_sell(i, q, p, cash, units, fills, sigma, liq, bar, reason, trades, n_trades, record):
     """Sell ``q`` units; returns (cash, n_trades, fee, slippage cost, impact cost)."""
@@ -187,8 +195,7 @@ def _exec_sell(i, q, p, cash, units, fills, sigma, liq, bar, reason, trades, n_t
         fill = 0.0
     proceeds = q * fill
     fee = proceeds * fills.fee_rate
-    left = units[i] - q
-    units[i] = 0.0 if abs(left) < 1e-12 * q else left
+    units[i] = units_after_sale_nb(units[i], q)
     slip_cost = q * p * slip_rate
     imp_cost = q * p * imp
     if record:

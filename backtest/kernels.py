@@ -1,10 +1,10 @@
 """Numba simulation loops: arrays in, arrays out. Imports numpy and numba only (and the records of
 ``backtest.records`` and the fills of ``backtest.fills``).
 
-The kernel simulates a long-only, unlevered portfolio with cash in the quote currency. Rows of
-``targets`` that are not all-NaN are *orders*: at that bar, the book is valued at the fill prices and
-traded toward the target weights under the trade rules of :mod:`backtest.fills` (sells before buys,
-cash never negative). Inputs are validated by the wrapper in ``backtest.simulate``; the kernel
+The kernel simulates a long-only, unlevered portfolio with cash in the quote currency. The rows of
+``targets`` are *orders*, one per order bar (``order_row[t]``: the row of bar ``t``, -1 for none): at
+that bar, the book is valued at the fill prices and traded toward the target weights (NaN: leave the
+asset alone) under the trade rules of :mod:`backtest.fills` (sells before buys, cash never negative). Inputs are validated by the wrapper in ``backtest.simulate``; the kernel
 assumes C-contiguous float64 arrays of matching shapes.
 
 Per bar ``t``: a new target row replaces the standing target; drift bands (``band > 0``) are checked
@@ -21,7 +21,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.fills import book_value_nb, fill_orders_nb, liquidate_nb, plan_trades_nb
+from backtest.fills import (
+    book_value_nb,
+    fill_orders_nb,
+    liquidate_nb,
+    plan_trades_nb,
+    units_after_sale_nb,
+)
 from backtest.records import (
     COST_DTYPE,
     REASON_BAND,
@@ -83,15 +89,21 @@ def _track_entries_nb(units, held, prices, peak, entered, bar, fill_at_close):
                 entered[i] = bar
 
 
+@njit(cache=True, inline="always")
+def _at(per_bar, t):
+    """Row ``t`` of a per-bar array, or its only row when it holds one row for every bar."""
+    return per_bar[t] if per_bar.shape[0] > 1 else per_bar[0]
+
+
 @njit(cache=True, error_model="numpy")
 def simulate_core_nb(market, targets, order_row, params, out) -> int | np.integer:
     """One scenario. Fills ``out`` (``equity``/``cash``/``traded`` (T,), ``units`` (T, N) when
     ``params.store_units``, the ``trades`` ledger when ``params.record_trades``, ``totals``
     accumulated); returns the number of ledger rows.
 
-    ``targets`` is (T, N); ``order_row[t]`` says whether row ``t`` of ``targets`` holds an order and
-    ``market.delist_row[t]`` whether some asset stops trading at bar ``t`` (both precomputed by the
-    wrapper).
+    ``targets`` is (K, N), one row per order; ``order_row`` (T,) the row of ``targets`` that bar
+    ``t`` trades to (-1: none) and ``market.delist_row[t]`` whether some asset stops trading at bar
+    ``t`` (both precomputed by the wrapper).
     """
     n_bars, n = market.fill_price.shape
     fills = params.fills
@@ -118,14 +130,16 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
     stop_reason = np.int64(REASON_STOP)
     for t in range(n_bars):
         before = totals["traded_notional"]
-        new_row = order_row[t]
+        k = order_row[t]
+        new_row = k >= 0
         if new_row:
             for i in range(n):
-                standing[i] = targets[t, i]
+                standing[i] = targets[k, i]
                 stopped[i] = False
             has_standing = True
         if has_standing and (new_row or band > 0.0):
             prices = market.fill_price[t]
+            sigma, liquidity = _at(market.sigma, t), _at(market.liquidity, t)
             trade_now = new_row
             reason = rebalance_reason
             for i in range(n):
@@ -156,9 +170,9 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
                     cash,
                     market.lot_step,
                     market.min_notional,
-                    market.max_value[t],
-                    market.liquidity[t],
-                    market.sigma[t],
+                    _at(market.max_value, t),
+                    liquidity,
+                    sigma,
                     fills,
                     skipped,
                     order_value,
@@ -174,8 +188,8 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
                     prices,
                     cash,
                     fills,
-                    market.sigma[t],
-                    market.liquidity[t],
+                    sigma,
+                    liquidity,
                     market.lot_step,
                     market.min_notional,
                     order_value,
@@ -205,8 +219,8 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
                             cash,
                             units,
                             fills,
-                            market.sigma[t, i],
-                            market.liquidity[t, i],
+                            _at(market.sigma, t)[i],
+                            _at(market.liquidity, t)[i],
                             t,
                             stop_reason,
                             out.trades,
@@ -221,15 +235,15 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
         # delisted assets are sold at their last close
         if market.delist_row[t]:
             for i in range(n):
-                if market.delist[t, i] and units[i] > 0.0:
+                if market.delist_bar[i] == t and units[i] > 0.0:
                     cash, n_trades = liquidate_nb(
                         i,
                         market.close[t, i],
                         cash,
                         units,
                         fills,
-                        market.sigma[t, i],
-                        market.liquidity[t, i],
+                        _at(market.sigma, t)[i],
+                        _at(market.liquidity, t)[i],
                         t,
                         delist_reason,
                         out.trades,
@@ -257,13 +271,15 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
 def simulate_batch_nb(market, targets, order_rows, params, capacity):
     """Many scenarios on one market in one call, for sweeps.
 
-    ``targets`` is (S, T, N) with ``order_rows`` (S, T); ``params`` a ``BatchParams`` whose array
+    ``targets`` is (S, K, N) with ``order_rows`` (S, T) (per scenario as in
+    :func:`simulate_core_nb`; scenarios with fewer orders pad ``targets``); ``params`` a ``BatchParams`` whose array
     fields hold one value per scenario. Returns ``(out, n_trades)``: ``SimulationBuffers`` with a
     leading scenario axis (``units`` (S, 1, N) unless ``params.store_units``; ``trades``
     (S, capacity) when ``params.record_trades``; ``totals`` (S,)) and ``n_trades`` (S,) ledger rows
     per scenario.
     """
-    n_scen, n_bars, n = targets.shape
+    n_scen, n_bars = order_rows.shape
+    n = targets.shape[2]
     out = SimulationBuffers(
         equity=np.empty((n_scen, n_bars)),
         cash=np.empty((n_scen, n_bars)),
@@ -302,6 +318,38 @@ def simulate_batch_nb(market, targets, order_rows, params, capacity):
         )
         n_trades[s] = simulate_core_nb(market, targets[s], order_rows[s], one, buffers)
     return out, n_trades
+
+
+@njit(cache=True)
+def last_close_bar_nb(close):
+    """Per asset of ``close`` (T, N): the bar of its last finite close, -1 when it has none (a scan
+    back from the end of each column: no pass over the whole panel)."""
+    n_bars, n = close.shape
+    out = np.full(n, -1, dtype=np.int64)
+    for j in range(n):
+        for t in range(n_bars - 1, -1, -1):
+            if np.isfinite(close[t, j]):
+                out[j] = t
+                break
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def holdings_nb(trades, n_bars, n_assets):
+    """The units held at the close of every bar, (T, N), replayed from a whole ledger in its order
+    (buys add, sales follow :func:`backtest.fills.units_after_sale_nb`): bit for bit what the
+    kernel held, so a scenario need not store its (T, N) units to show its weights."""
+    out = np.empty((n_bars, n_assets))
+    units = np.zeros(n_assets)
+    row = 0
+    for t in range(n_bars):
+        while row < trades.shape[0] and trades[row]["bar"] == t:
+            i = trades[row]["asset"]
+            q = trades[row]["units"]
+            units[i] = units[i] + q if q > 0.0 else units_after_sale_nb(units[i], -q)
+            row += 1
+        out[t] = units
+    return out
 
 
 @njit(cache=True, error_model="numpy")

@@ -34,6 +34,7 @@ from backtest.result import BacktestResult, RunArrays
 from backtest.schedule import Schedule
 from backtest.simulate import (
     Execution,
+    Orders,
     SimulationOutput,
     fill_shift,
     prepare_market,
@@ -206,16 +207,12 @@ def market_arrays(
     )
 
 
-def decision_targets(
-    decisions: Decisions, n_bars: int, n_assets: int, execution: Execution
-) -> tuple[np.ndarray, np.ndarray]:
-    """(T, N) order targets and their row indices: decisions at bar t fill at t+1 (``next_open``)
-    or at t (``close``); a decision on the last bar with ``next_open`` has no fill."""
-    targets = np.full((n_bars, n_assets), np.nan)
+def decision_orders(decisions: Decisions, n_bars: int, execution: Execution) -> Orders:
+    """The orders of ``decisions``: a decision at bar t fills at t+1 (``next_open``) or at t
+    (``close``); a decision on the last bar with ``next_open`` has no fill."""
     rows = decisions.bars + fill_shift(execution)
     keep = rows < n_bars
-    targets[rows[keep]] = decisions.weights[keep]
-    return targets, rows[keep]
+    return Orders(rows[keep], decisions.weights[keep])
 
 
 def simulate(
@@ -226,7 +223,6 @@ def simulate(
     risk: RiskControls,
     execution: Execution,
     arrays: MarketArrays | None = None,
-    store_units: bool = True,
 ) -> list[SimulationOutput]:
     """Simulate ``decisions`` under each scenario: one kernel call for all of them.
 
@@ -236,7 +232,7 @@ def simulate(
     """
     if not scenarios:
         raise EngineError("`scenarios` must hold at least one scenario")
-    targets, rows = decision_targets(decisions, market.n_bars, market.n_assets, execution)
+    orders = decision_orders(decisions, market.n_bars, execution)
     arrays = (
         arrays if arrays is not None else market_arrays(market, scenarios[0].costs, risk, execution)
     )
@@ -245,25 +241,22 @@ def simulate(
         return [
             simulate_scenario(
                 arrays,
-                targets,
+                orders,
                 costs=only.costs,
                 risk=risk,
                 schedule=only.schedule,
                 initial_cash=only.initial_cash,
                 execution=execution,
-                order_rows=rows,
             )
         ]
     return simulate_batch(
         arrays,
-        [targets] * len(scenarios),
+        [orders] * len(scenarios),
         costs=[s.costs for s in scenarios],
         risk=risk,
         schedules=[s.schedule for s in scenarios],
         initial_cash=[s.initial_cash for s in scenarios],
         execution=execution,
-        order_rows=[rows] * len(scenarios),
-        store_units=store_units,
     )
 
 

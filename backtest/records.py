@@ -48,8 +48,10 @@ SIZING_NET, SIZING_VECTORBT = 0, 1
 class MarketArrays(NamedTuple):
     """The per-bar kernel inputs that depend on the market and the execution rule, not on targets.
 
-    2-D fields are C-contiguous ``(n_bars, n_assets)`` arrays (float64 unless noted), built by
-    :func:`backtest.simulate.prepare_market` with no look-ahead.
+    2-D fields are C-contiguous ``(n_bars, n_assets)`` float64 arrays, built by
+    :func:`backtest.simulate.prepare_market` with no look-ahead; ``sigma``, ``liquidity`` and
+    ``max_value`` may instead be one ``(1, n_assets)`` row that holds at every bar (the costs and
+    caps that do not use them: no per-bar array to allocate and fill).
     """
 
     fill_price: np.ndarray  # reference price of an order at that bar (open or close); NaN: no trade
@@ -57,7 +59,8 @@ class MarketArrays(NamedTuple):
     high: np.ndarray  # trailing stop: the high since entry
     low: np.ndarray  # trailing stop: the trigger
     open: np.ndarray  # trailing stop: the fill when the market gaps through the level
-    delist: np.ndarray  # bool: the asset's last bar, more than a day before the panel's end
+    delist_bar: np.ndarray  # int64 (n_assets,): the last bar of an asset that stops trading
+    # more than a day before the panel's end (it is sold at that close); -1: none
     delist_row: np.ndarray  # bool (n_bars,): some asset is delisted at that bar
     sigma: np.ndarray  # daily volatility for impact (known at the decision)
     liquidity: np.ndarray  # bar quote volume for impact and participation (known at the decision)
@@ -89,7 +92,8 @@ class SimulationParams(NamedTuple):
     stop_loss: float  # trailing stop as a fraction below the high since entry; 0: none
     fill_at_close: bool  # orders fill at the close (``execution = "close"``): no stop on entry bar
     record_trades: bool  # write the trade ledger
-    store_units: bool  # write units per bar (else only the buffer's first row is needed)
+    store_units: bool  # write units per bar (else only the buffer's first row is needed; the
+    # units of every bar follow from the ledger: backtest.simulate.holdings)
 
 
 class BatchParams(NamedTuple):

@@ -163,11 +163,6 @@ class BacktestResult:
     def weights(self) -> pd.DataFrame:
         run = self._arrays()
         units = run.sim.units
-        if units.shape != run.market.values("close").shape:
-            raise ValueError(
-                "this result was simulated without holdings (a sweep's batch); "
-                "rerun the point with `backtest run` for its weights"
-            )
         held = pd.DataFrame(
             units[run.start :], index=self.equity.index, columns=list(run.market.symbols)
         )
@@ -285,8 +280,10 @@ class BacktestResult:
         position = ledger["bar"] - run.start
         bars, per_bar = _per_bar(position, _ledger_costs(ledger))
         out.update(trade_metrics(per_bar, bars, values, out["years"]))
-        turnover = self.rebalances["turnover"].to_numpy(dtype=np.float64)
-        n_notes = sum(bool("; ".join(n).strip()) for n in run.decisions.notes)
+        turnover = rebalance_turnover(
+            run.decisions, run.market.n_bars, ledger, run.sim.equity, run.fill_shift
+        )
+        n_notes = sum(1 for n in run.decisions.notes if n)  # the engine's notes are never blank
         out.update(rebalance_metrics(turnover, n_notes))
         bench = None if self.benchmark is None else self.benchmark.to_numpy(dtype=np.float64)
         out.update(benchmark_metrics(r, bench, ppy))
@@ -453,11 +450,53 @@ def _per_bar(
     position: np.ndarray, columns: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The bars that traded (sorted, int64) and each column summed per bar."""
-    bars, where = np.unique(position, return_inverse=True)
-    return bars.astype(np.int64), {
-        name: np.bincount(where, weights=values, minlength=bars.size)
+    position = np.asarray(position, dtype=np.int64)
+    if np.any(position[1:] < position[:-1]):  # a ledger is in bar order; a frame may not be
+        order = np.argsort(position, kind="stable")
+        position, columns = position[order], {k: v[order] for k, v in columns.items()}
+    starts = (
+        np.flatnonzero(np.r_[True, position[1:] != position[:-1]]) if position.size else position
+    )
+    return position[starts], {
+        name: np.add.reduceat(values, starts) if position.size else values[:0]
         for name, values in columns.items()
     }
+
+
+def _rebalance_owners(
+    decisions: Decisions, n_bars: int, ledger: np.ndarray, exec_shift: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per decision its fill bar (``at``) and whether it fills (``ok``); the ledger rows that are
+    its rebalance trades (``mine``) and the decision each belongs to (``k``)."""
+    fill = decisions.bars + exec_shift
+    ok = fill < n_bars
+    at = np.where(ok, fill, n_bars - 1)
+    # each rebalance trade belongs to the decision that fills at its bar (fill bars are increasing)
+    owner = np.full(n_bars, -1, dtype=np.int64)
+    owner[fill[ok]] = np.flatnonzero(ok)
+    k = owner[ledger["bar"]]
+    mine = np.flatnonzero((ledger["reason"] == REASON_REBALANCE) & (k >= 0))
+    return at, ok, mine, k[mine]
+
+
+def _turnover(
+    ledger: np.ndarray, equity: np.ndarray, at: np.ndarray, ok: np.ndarray, mine, k
+) -> np.ndarray:
+    ref = equity[at]
+    notional = np.bincount(
+        k, weights=np.abs(ledger["units"][mine]) * ledger["price"][mine], minlength=len(at)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok & (ref > 0), notional / ref, 0.0)
+
+
+def rebalance_turnover(
+    decisions: Decisions, n_bars: int, ledger: np.ndarray, equity: np.ndarray, exec_shift: int
+) -> np.ndarray:
+    """Per decision: the notional of the rebalance trades filled for it over the equity at its
+    fill bar (the ``turnover`` of :func:`rebalance_table`)."""
+    at, ok, mine, k = _rebalance_owners(decisions, n_bars, ledger, exec_shift)
+    return _turnover(ledger, equity, at, ok, mine, k)
 
 
 def rebalance_columns(
@@ -469,34 +508,17 @@ def rebalance_columns(
 ) -> dict[str, np.ndarray]:
     """Per decision: the fill bar (``at``), whether it fills (``ok``), and the turnover, costs and
     trade count of the rebalance trades filled for it (the numbers of :func:`rebalance_table`)."""
-    fill = decisions.bars + exec_shift
-    ok = fill < n_bars
-    at = np.where(ok, fill, n_bars - 1)
-    n_dec = len(fill)
-    bar = ledger["bar"]
-    # each rebalance trade belongs to the decision that fills at its bar (fill bars are increasing)
-    k = np.minimum(np.searchsorted(fill, bar), max(n_dec - 1, 0))
-    mine = np.flatnonzero(
-        (ledger["reason"] == REASON_REBALANCE) & (fill[k] == bar) & ok[k]
-        if n_dec
-        else np.zeros(len(ledger), dtype=bool)
-    )
-    k = k[mine]
+    at, ok, mine, k = _rebalance_owners(decisions, n_bars, ledger, exec_shift)
+    n_dec = len(at)
 
     def per_decision(field: str | None = None) -> np.ndarray:
         values = None if field is None else ledger[field][mine]
         return np.bincount(k, weights=values, minlength=n_dec).astype(np.float64)
 
-    ref = equity[at]
-    notional = np.bincount(
-        k, weights=np.abs(ledger["units"][mine]) * ledger["price"][mine], minlength=n_dec
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        turnover = np.where(ref > 0, notional / ref, 0.0)
     return {
         "at": at,
         "ok": ok,
-        "turnover": np.where(ok, turnover, 0.0),
+        "turnover": _turnover(ledger, equity, at, ok, mine, k),
         "fees": per_decision("fee"),
         "slippage": per_decision("slippage"),
         "impact": per_decision("impact"),

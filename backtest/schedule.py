@@ -37,6 +37,14 @@ _ALIASES = {
 _PATTERN = re.compile(r"^(\d*)([DWMQH])(?:-(MON|TUE|WED|THU|FRI|SAT|SUN))?$")
 
 
+def _epoch_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Milliseconds since the epoch (floored) of each bar, without building a new index."""
+    raw = index.asi8
+    if index.unit == "s":
+        return raw * 1000
+    return raw // {"ms": 1, "us": 1_000, "ns": 1_000_000}[index.unit]
+
+
 def period_labels(index: pd.DatetimeIndex, every: str) -> np.ndarray:
     """Integer label of the calendar period of each bar (bars with equal labels share a period)."""
     key = _ALIASES.get(every.strip().upper(), every.strip().upper())
@@ -50,7 +58,7 @@ def period_labels(index: pd.DatetimeIndex, every: str) -> np.ndarray:
     unit, anchor = match.group(2), match.group(3)
     if mult < 1:
         raise ValueError(f"`rebalance.every` needs a positive multiple; got {every!r}")
-    ms = index.as_unit("ms").asi8
+    ms = _epoch_ms(index)
     if unit == "H":
         return ms // (mult * 3_600_000)
     days = ms // _DAY_MS
@@ -60,7 +68,7 @@ def period_labels(index: pd.DatetimeIndex, every: str) -> np.ndarray:
         start = _WEEKDAYS[anchor or "MON"]
         # 1970-01-01 was a Thursday (weekday 3): shift so that weeks begin on `start`
         return (days + 3 - start) // (7 * mult)
-    months = index.year.to_numpy() * 12 + index.month.to_numpy() - 1
+    months = ms.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)  # UTC months
     if unit == "M":
         return months // mult
     return months // (3 * mult)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -56,12 +57,43 @@ class CostTotals(NamedTuple):
 
 @dataclass(frozen=True)
 class SimulationOutput:
+    """What one scenario's simulation produced. ``units`` (T, N) are the kernel's own when it
+    stored them, else replayed from the ledger on first read (:func:`backtest.kernels.holdings_nb`,
+    bit for bit the same)."""
+
     equity: np.ndarray  # (T,)
     cash: np.ndarray  # (T,)
-    units: np.ndarray  # (T, N)
     traded: np.ndarray  # (T,) notional traded per bar
     trades: np.ndarray  # structured, records.TRADE_DTYPE
     totals: CostTotals
+    stored_units: np.ndarray | None = None  # (T, N) when the kernel wrote them
+    n_assets: int = 0
+
+    @cached_property
+    def units(self) -> np.ndarray:
+        """Units held at the close of every bar, (T, N)."""
+        if self.stored_units is not None:
+            return self.stored_units
+        return kernels.holdings_nb(self.trades, self.equity.shape[0], self.n_assets)
+
+
+class Orders(NamedTuple):
+    """Order targets in compact form: the bars that trade and the target weights at each.
+
+    ``rows`` (K,) strictly increasing bar indices; ``weights`` (K, N): a weight per asset, NaN to
+    leave the asset alone. The dense form, a (T, N) array whose all-NaN rows are no order, is what
+    :func:`orders_from_targets` reads.
+    """
+
+    rows: np.ndarray
+    weights: np.ndarray
+
+
+def orders_from_targets(targets: np.ndarray, shape: tuple[int, int]) -> Orders:
+    """The orders of dense (T, N) ``targets``: every row with a finite entry."""
+    dense = _f64("targets", targets, shape)
+    rows = np.flatnonzero(~np.isnan(dense).all(axis=1))
+    return Orders(rows, dense[rows])
 
 
 def _f64(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -121,12 +153,10 @@ def prepare_market(
     # an asset whose data ends more than a day before the panel does has stopped trading: it is
     # sold at its last close (a shorter tail is an end-of-data artefact, e.g. a candle not yet closed)
     day = max(1, round(bars_per_day))
-    listed = np.isfinite(close)
-    last = shape[0] - 1 - np.argmax(listed[::-1], axis=0)
-    delist = np.zeros(shape, dtype=np.bool_)
-    for j in range(shape[1]):
-        if listed[:, j].any() and last[j] < shape[0] - 1 - day:
-            delist[last[j], j] = True
+    last = kernels.last_close_bar_nb(close)
+    delist_bar = np.where(last < shape[0] - 1 - day, last, -1)  # -1 stays: never listed
+    delist_row = np.zeros(shape[0], dtype=np.bool_)
+    delist_row[delist_bar[delist_bar >= 0]] = True
 
     needs_liquidity = costs.impact_coef > 0 or costs.participation > 0 or risk.liquidity_cap > 0
     if needs_liquidity:
@@ -139,9 +169,9 @@ def prepare_market(
         liquidity = quote_volume
         if shift:
             sigma, liquidity = _shift_down(sigma, np.nan), _shift_down(liquidity, np.nan)
-    else:
-        sigma = np.zeros(shape)
-        liquidity = np.zeros(shape)
+    else:  # unused by the costs: one row for every bar
+        sigma = np.zeros((1, shape[1]))
+        liquidity = np.zeros((1, shape[1]))
     if risk.liquidity_cap > 0:
         window = max(1, round(risk.liquidity_window_days * bars_per_day))
         daily_qv = _rolling_nanmean(volume * close, window) * bars_per_day
@@ -150,7 +180,7 @@ def prepare_market(
             max_value = _shift_down(max_value, np.nan)
         max_value = np.where(np.isfinite(max_value), max_value, 0.0)
     else:
-        max_value = np.full(shape, np.inf)
+        max_value = np.full((1, shape[1]), np.inf)
 
     lot = np.array([float(costs.lot_size.get(s, 0.0)) for s in symbols])
     min_notional = np.array([float(costs.min_notional.get(s, 0.0)) for s in symbols])
@@ -162,8 +192,8 @@ def prepare_market(
         high=high,
         low=low,
         open=open_,
-        delist=delist,
-        delist_row=np.asarray(delist.any(axis=1), dtype=bool),
+        delist_bar=delist_bar.astype(np.int64),
+        delist_row=delist_row,
         sigma=np.ascontiguousarray(sigma),
         liquidity=np.ascontiguousarray(liquidity),
         max_value=np.ascontiguousarray(max_value),
@@ -172,42 +202,41 @@ def prepare_market(
     )
 
 
-def check_targets(
-    targets: np.ndarray, shape: tuple[int, int], order_rows: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Targets: (T, N) float64; a row is an order when any entry is finite; rows sum to <= 1.
+def check_orders(targets: np.ndarray | Orders, shape: tuple[int, int]) -> tuple[Orders, np.ndarray]:
+    """Checked orders for a (T, N) market: ``targets`` dense (T, N) or :class:`Orders`; rows in
+    range and increasing, weights >= 0 (NaN: leave the asset) and summing to <= 1.
 
-    ``order_rows`` (row indices), when known, limits the scan to those rows: every other row must
-    then be all-NaN (the caller's promise; the engine builds targets that way).
-    Returns the C-contiguous targets and the bool (T,) mask of order rows.
+    Returns the orders (C-contiguous float64 weights, int64 rows) and the kernel's (T,) int64
+    ``order_row``: the row of ``weights`` each bar trades to, -1 for none.
     """
-    out = _f64("targets", targets, shape)
-    hint = (
-        np.empty(0, dtype=np.int64)
-        if order_rows is None
-        else np.asarray(order_rows, dtype=np.int64)
-    )
-    if hint.size and (hint.min() < 0 or hint.max() >= shape[0]):
-        raise EngineError(
-            f"`order_rows` must be row indices in [0, {shape[0]}); got {hint.min()}..{hint.max()}"
-        )
-    active = np.zeros(shape[0], dtype=bool)
-    if hint.size:
-        active[hint] = ~np.isnan(out[hint]).all(axis=1)
+    if isinstance(targets, Orders):
+        rows = np.asarray(targets.rows, dtype=np.int64)
+        weights = _f64("weights", targets.weights, (rows.size, shape[1]))
+        if rows.ndim != 1:
+            raise EngineError(f"`rows` must be 1-D bar indices; got shape {rows.shape}")
+        if rows.size and (rows[0] < 0 or rows[-1] >= shape[0] or np.any(np.diff(rows) <= 0)):
+            raise EngineError(
+                f"`rows` must be increasing bar indices in [0, {shape[0]}); "
+                f"got {rows.min()}..{rows.max()}, sorted: {bool(np.all(np.diff(rows) > 0))}"
+            )
+        orders = Orders(rows, weights)
     else:
-        active = ~np.isnan(out).all(axis=1)
-    rows = out[active]
-    if np.any(rows < -1e-12):  # NaN compares False
-        bad = int(np.flatnonzero(active)[np.argmax((rows < -1e-12).any(axis=1))])
+        orders = orders_from_targets(targets, shape)
+    rows, weights = orders
+    if np.any(weights < -1e-12):  # NaN compares False
+        bad = int(rows[np.argmax((weights < -1e-12).any(axis=1))])
         raise EngineError(
             f"target weights must be >= 0 (long only); bar {bad} has a negative weight"
         )
-    sums = np.nansum(rows, axis=1)
+    sums = np.nansum(weights, axis=1)
     if np.any(sums > 1 + 1e-9):
         k = int(np.argmax(sums > 1 + 1e-9))
-        bad = int(np.flatnonzero(active)[k])
-        raise EngineError(f"target weights at bar {bad} sum to {sums[k]:.6g} > 1 (no leverage)")
-    return out, active
+        raise EngineError(
+            f"target weights at bar {int(rows[k])} sum to {sums[k]:.6g} > 1 (no leverage)"
+        )
+    order_row = np.full(shape[0], -1, dtype=np.int64)
+    order_row[rows] = np.arange(rows.size)
+    return orders, order_row
 
 
 def _ledger_capacity(
@@ -239,7 +268,7 @@ def simulation_params(
     initial_cash: float,
     execution: Execution,
     record_trades: bool = True,
-    store_units: bool = True,
+    store_units: bool = False,
 ) -> SimulationParams:
     """The kernel's parameter record of one scenario (every field coerced: one compiled signature)."""
     return SimulationParams(
@@ -255,9 +284,16 @@ def simulation_params(
     )
 
 
+def _trimmed(ledger: np.ndarray, n_trades: int) -> np.ndarray:
+    """The ledger's first ``n_trades`` rows: a view when they fill most of its buffer, else a
+    copy (a drift band's buffer has room for a trade per asset and bar and may be mostly empty)."""
+    rows = ledger[:n_trades]
+    return rows if 2 * n_trades >= ledger.shape[0] else rows.copy()
+
+
 def simulate_scenario(
     market: MarketArrays,
-    targets: np.ndarray,
+    targets: np.ndarray | Orders,
     *,
     costs: Costs,
     risk: RiskControls,
@@ -265,13 +301,16 @@ def simulate_scenario(
     initial_cash: float,
     execution: Execution,
     record: bool = True,
-    order_rows: np.ndarray | None = None,
 ) -> SimulationOutput:
-    """Run the single-scenario kernel on validated inputs (``order_rows``: see :func:`check_targets`)."""
+    """Run the single-scenario kernel on validated inputs (``targets``: see :func:`check_orders`).
+
+    With the ledger recorded (``record``) the units of every bar are replayed from it when read;
+    without, the kernel stores them.
+    """
     if not initial_cash > 0:
         raise EngineError(f"`initial_cash` must be > 0; got {initial_cash}")
     shape = market.close.shape
-    targets, order_row = check_targets(targets, shape, order_rows)
+    orders, order_row = check_orders(targets, shape)
     n_bars, n = shape
     params = simulation_params(
         costs=costs,
@@ -280,39 +319,39 @@ def simulate_scenario(
         initial_cash=initial_cash,
         execution=execution,
         record_trades=record,
+        store_units=not record,
     )
-    capacity = _ledger_capacity(int(order_row.sum()), n_bars, n, params.band, params.stop_loss)
+    capacity = _ledger_capacity(orders.rows.size, n_bars, n, params.band, params.stop_loss)
     out = SimulationBuffers(
         equity=np.empty(n_bars),
         cash=np.empty(n_bars),
-        units=np.empty(shape),
+        units=np.empty(shape if params.store_units else (1, n)),
         traded=np.empty(n_bars),
         trades=np.empty(capacity if record else 0, dtype=TRADE_DTYPE),
         totals=np.zeros(1, dtype=COST_DTYPE),
     )
-    n_trades = kernels.simulate_core_nb(market, targets, order_row, params, out)
+    n_trades = kernels.simulate_core_nb(market, orders.weights, order_row, params, out)
     return SimulationOutput(
         equity=out.equity,
         cash=out.cash,
-        units=out.units,
         traded=out.traded,
-        trades=out.trades[:n_trades].copy(),
+        trades=_trimmed(out.trades, int(n_trades)),
         totals=CostTotals.from_record(out.totals[0]),
+        stored_units=out.units if params.store_units else None,
+        n_assets=n,
     )
 
 
 def simulate_batch(
     market: MarketArrays,
-    targets: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray | Orders],
     *,
     costs: Sequence[Costs],
     risk: RiskControls,
     schedules: Sequence[Schedule],
     initial_cash: Sequence[float],
     execution: Execution,
-    order_rows: Sequence[np.ndarray | None] | None = None,
     record: bool = True,
-    store_units: bool = True,
 ) -> list[SimulationOutput]:
     """Many scenarios on one market in one kernel call (``kernels.simulate_batch_nb``).
 
@@ -344,9 +383,11 @@ def simulate_batch(
             f"`initial_cash` must be > 0 for every scenario; got {list(initial_cash)}"
         )
     shape = market.close.shape
-    hints = list(order_rows) if order_rows is not None else [None] * n_scen
-    checked = [check_targets(t, shape, h) for t, h in zip(targets, hints, strict=True)]
-    stacked = np.ascontiguousarray(np.stack([t for t, _ in checked]))
+    checked = [check_orders(t, shape) for t in targets]
+    n_orders = [orders.rows.size for orders, _ in checked]
+    stacked = np.full((n_scen, max(max(n_orders), 1), shape[1]), np.nan)
+    for s, (orders, _) in enumerate(checked):
+        stacked[s, : n_orders[s]] = orders.weights
     rows = np.ascontiguousarray(np.stack([r for _, r in checked]))
     fills = [fill_params(c) for c in costs]
     shared = fills[0]
@@ -364,21 +405,22 @@ def simulate_batch(
         stop_loss=float(risk.stop_loss),
         fill_at_close=execution == "close",
         record_trades=bool(record),
-        store_units=bool(store_units),
+        store_units=not record,
     )
     capacity = max(
-        _ledger_capacity(int(r.sum()), shape[0], shape[1], b, risk.stop_loss)
-        for r, b in zip(rows, params.band, strict=True)
+        _ledger_capacity(k, shape[0], shape[1], b, risk.stop_loss)
+        for k, b in zip(n_orders, params.band, strict=True)
     )
     out, n_trades = kernels.simulate_batch_nb(market, stacked, rows, params, capacity)
     return [
         SimulationOutput(
             equity=out.equity[s],
             cash=out.cash[s],
-            units=out.units[s],
             traded=out.traded[s],
-            trades=out.trades[s, : n_trades[s]].copy(),
+            trades=_trimmed(out.trades[s], int(n_trades[s])),
             totals=CostTotals.from_record(out.totals[s]),
+            stored_units=None if record else out.units[s],
+            n_assets=shape[1],
         )
         for s in range(n_scen)
     ]

@@ -27,6 +27,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,17 +61,20 @@ class Decisions:
     last_extras: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class ReturnsPanel:
-    """The returns of every bar and the window rule at one lookback, computed once.
+    """The returns of a close panel and the window rule at one lookback, each computed once and
+    only when asked for.
+
+    Nothing per bar is stored up front: the universe at the decision bars and the validity check
+    come from one read of the closes (:func:`~backtest.decide_kernels.full_windows_nb`), the
+    returns themselves on first read (an allocator that needs none, equal weight, never pays for
+    them).
 
     Attributes
     ----------
     returns : ndarray of shape (n_bars - 1, n_assets)
         Simple returns, row ``i`` from the closes of bars ``i`` and ``i + 1`` (read-only); the
         window of decision bar ``t`` is ``returns[t - L : t]``.
-    missing : ndarray of int64, shape (n_bars + 1, n_assets)
-        Count of non-finite closes in rows ``0 .. t-1`` at row ``t`` (the universe rule's input).
     lookback : int
     clean : bool
         Every return whose two closes are finite is finite and > -1 (no zero or negative close),
@@ -78,21 +82,48 @@ class ReturnsPanel:
         validating entry point (``allocate_detailed``).
     """
 
-    returns: np.ndarray
-    missing: np.ndarray
-    lookback: int
-    clean: bool
+    def __init__(self, close: np.ndarray, lookback: int):
+        self._close = np.ascontiguousarray(close, dtype=np.float64)
+        self.lookback = lookback
+        self._clean: bool | None = None
+
+    @cached_property
+    def returns(self) -> np.ndarray:
+        close = self._close
+        out = np.empty((max(close.shape[0] - 1, 0), close.shape[1]))
+        if close.shape[0] > 1:
+            dk.returns_nb(close, out)
+        out.flags.writeable = False
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_bars, n_assets)`` of the closes."""
-        return self.returns.shape[0] + 1, self.returns.shape[1]
+        return self._close.shape
+
+    @property
+    def clean(self) -> bool:
+        if self._clean is None:
+            self.universe(np.zeros(0, dtype=np.int64))
+        assert self._clean is not None
+        return self._clean
 
     def universe(self, bars: np.ndarray) -> np.ndarray:
         """Bool (n_decisions, n_assets): the closes of bars ``t-L .. t`` are all finite, at each
-        decision bar ``t`` of ``bars`` (each >= lookback): the point-in-time universe."""
-        bars = np.asarray(bars, dtype=np.int64)
-        return (self.missing[bars + 1] - self.missing[bars - self.lookback]) == 0
+        decision bar ``t`` of ``bars`` (increasing, each >= lookback): the point-in-time
+        universe."""
+        bars = np.ascontiguousarray(bars, dtype=np.int64)
+        if bars.size and (bars[0] < self.lookback or bars[-1] >= self.shape[0]):
+            raise ValueError(
+                f"decision bars must be in [{self.lookback}, {self.shape[0]}); "
+                f"got {bars[0]}..{bars[-1]}"
+            )
+        if bars.size > 1 and np.any(bars[1:] <= bars[:-1]):
+            raise ValueError("decision bars must be increasing")
+        out = np.empty((bars.size, self.shape[1]), dtype=np.bool_)
+        clean = bool(dk.full_windows_nb(self._close, bars, self.lookback, out))
+        self._clean = clean
+        return out
 
     def window(self, t: int, members: np.ndarray) -> np.ndarray:
         """What the allocator sees at decision bar ``t``: the returns of bars ``t-L+1 .. t`` of
@@ -101,7 +132,7 @@ class ReturnsPanel:
 
 
 def returns_panel(close: np.ndarray, lookback: int) -> ReturnsPanel:
-    """One pass over ``close`` of shape (n_bars, n_assets): returns, universes, the validity check.
+    """The returns panel of ``close`` of shape (n_bars, n_assets) at ``lookback``.
 
     Examples
     --------
@@ -109,16 +140,7 @@ def returns_panel(close: np.ndarray, lookback: int) -> ReturnsPanel:
     >>> panel.returns.round(12).tolist(), panel.universe(np.array([1, 2])).tolist(), panel.clean
     ([[0.1, 0.0], [0.1, nan]], [[True, True], [True, False]], True)
     """
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    n_bars, n_assets = close.shape
-    returns = np.empty((max(n_bars - 1, 0), n_assets))
-    missing = np.empty((n_bars + 1, n_assets), dtype=np.int64)
-    if n_bars:
-        clean = bool(dk.returns_panel_nb(close, returns, missing))
-    else:
-        missing[:], clean = 0, True
-    returns.flags.writeable = False
-    return ReturnsPanel(returns, missing, lookback, clean)
+    return ReturnsPanel(close, lookback)
 
 
 @dataclass
@@ -233,17 +255,13 @@ def _universes(universe: np.ndarray) -> tuple[np.ndarray, list[_Universe | None]
     each decision's universe in that list."""
     if not universe.shape[0]:
         return np.zeros(0, dtype=np.int64), []
-    packed = np.packbits(universe, axis=1)
-    _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
+    ids, first = dk.universe_ids_nb(np.ascontiguousarray(universe))
     distinct: list[_Universe | None] = []
     n = universe.shape[1]
-    for i in order:
-        members = np.flatnonzero(universe[first[i]])
+    for k in first.tolist():
+        members = np.flatnonzero(universe[k])
         distinct.append(_Universe(members, members.size == n) if members.size else None)
-    return rank[inverse.reshape(-1)].astype(np.int64), distinct
+    return ids, distinct
 
 
 def walk_forward(
@@ -462,8 +480,9 @@ def _decide_compiled(
     codes = np.zeros(bars.size, dtype=np.int64)
     zero_count = np.zeros(bars.size, dtype=np.int64)
     last_raw = np.zeros(n)
+    returns = np.empty((0, n)) if code == dk.EQUAL_WEIGHT else panel.returns
     dk.decide_baseline_nb(
-        panel.returns, lookback, bars, uid, members, n_members, alloc_lo, alloc_hi, lo, hi,
+        returns, lookback, bars, uid, members, n_members, alloc_lo, alloc_hi, lo, hi,
         budget, code, weights, codes, zero_count, last_raw,
     )  # fmt: skip
     if (codes == dk.BAIL).any():

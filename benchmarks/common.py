@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,29 @@ def median_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> flo
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def paired_times(
+    fns: Sequence[Callable[[], Any]], repeats: int = 15, warmup: int = 1
+) -> list[list[float]]:
+    """Wall times of each of ``fns`` run back to back, ``repeats`` rounds (after ``warmup``):
+    ``out[i][r]`` is ``fns[i]`` in round ``r``. On a noisy machine the ratio of two jobs timed in
+    the same round is steadier than the ratio of medians timed minutes apart."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            out[i].append(time.perf_counter() - t0)
+    return out
+
+
+def median_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """Median over rounds of ``a[r] / b[r]`` (from :func:`paired_times`)."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def fmt_seconds(seconds: float | None) -> str:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from reports.kernels import RETURN_RESOLUTION
 from reports.validation import check_equity, check_periods_per_year, check_window
 
 
@@ -43,11 +44,6 @@ def value_path(
     before = index[0] - (index[1] - index[0]) if len(index) > 1 else index[0]
     times = pd.DatetimeIndex(pd.DatetimeIndex([before]).append(index))
     return np.concatenate([[iv], values]), times
-
-
-#: Returns smaller than this are below the resolution of float64 equity values (about 1e-16
-#: relative per value) and are set to exactly 0, so that flat spells are flat whatever the scale.
-RETURN_RESOLUTION = 1e-14
 
 
 def simple_returns(values: np.ndarray) -> np.ndarray:

@@ -242,11 +242,16 @@ def universe_limits(
     members = np.asarray(members, dtype=np.int64)
     lo_all, hi_all = constraints.per_asset(n_assets)
     lo, hi = lo_all[members], hi_all[members]
-    groups, skipped = _restrict_groups(constraints, members, n_assets, symbols)
-    A, b = _restrict_linear(constraints, members, n_assets)
-    sub = Constraints(lo, hi, groups, A, b)
-    G, h = sub.linear(members.size)
     n = members.size
+    if constraints.has_linear:
+        groups, skipped = _restrict_groups(constraints, members, n_assets, symbols)
+        A, b = _restrict_linear(constraints, members, n_assets)
+        restricted = Constraints(lo, hi, groups, A, b)
+        G, h = restricted.linear(n)
+    else:  # bounds only: nothing to restrict
+        groups, skipped, A, b = {}, [], None, None
+        restricted = None
+        G, h = np.zeros((0, n)), np.zeros(0)
     book = "100% of the book" if invest >= 1 else f"the {_percent(invest)} of the book invested"
     if lo.sum() > invest + TOLERANCE:
         raise ConstraintError(
@@ -269,6 +274,8 @@ def universe_limits(
         budget = 1.0
         if _uniform_box(constraints):
             sub = Constraints(constraints.min_weight, constraints.max_weight)
+        else:
+            sub = restricted if restricted is not None else Constraints(lo, hi)
     return UniverseLimits(sub, budget, lo, hi, groups, A, b, tuple(notes))
 
 

@@ -177,7 +177,6 @@ def _run_batch(
             risk=risk,
             execution=execution,
             arrays=arrays,
-            store_units=False,
         )
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p, _ in runnable]

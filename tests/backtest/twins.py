@@ -282,6 +282,11 @@ class TwinRun:
     totals: np.ndarray  # (1,) COST_DTYPE
 
 
+def at_bar(per_bar: np.ndarray, t: int) -> np.ndarray:
+    """Row ``t`` of a per-bar market array, or its only row (one row for every bar)."""
+    return per_bar[t] if len(per_bar) > 1 else per_bar[0]
+
+
 def simulate(market: MarketArrays, targets: np.ndarray, params: SimulationParams) -> TwinRun:
     """One scenario, bar by bar: orders (a row of ``targets`` with a finite entry), the trailing
     stop, delistings, the valuation at the close (docs/engine.md, "The kernel")."""
@@ -318,7 +323,7 @@ def simulate(market: MarketArrays, targets: np.ndarray, params: SimulationParams
                 reason = REASON_REBALANCE if is_order else REASON_BAND
             if trade:
                 lots, mins = market.lot_step, market.min_notional
-                liq, sig = market.liquidity[t], market.sigma[t]
+                liq, sig = at_bar(market.liquidity, t), at_bar(market.sigma, t)
                 plan = plan_trades(
                     book.units,
                     prices,
@@ -327,7 +332,7 @@ def simulate(market: MarketArrays, targets: np.ndarray, params: SimulationParams
                     book.cash,
                     lot_step=lots,
                     min_notional=mins,
-                    max_value=market.max_value[t],
+                    max_value=at_bar(market.max_value, t),
                     liquidity=liq,
                     sigma=sig,
                     rates=rates,
@@ -368,23 +373,23 @@ def simulate(market: MarketArrays, targets: np.ndarray, params: SimulationParams
                         book.units[i],
                         price,
                         rates,
-                        market.liquidity[t, i],
-                        market.sigma[t, i],
+                        at_bar(market.liquidity, t)[i],
+                        at_bar(market.sigma, t)[i],
                         REASON_STOP,
                     )
                     stopped[i], high_since_entry[i] = True, 0.0
                 elif market.high[t, i] > high_since_entry[i]:
                     high_since_entry[i] = market.high[t, i]
         for i in range(n):
-            if market.delist[t, i] and book.units[i] > 0.0:
+            if market.delist_bar[i] == t and book.units[i] > 0.0:
                 book.sell(
                     t,
                     i,
                     book.units[i],
                     market.close[t, i],
                     rates,
-                    market.liquidity[t, i],
-                    market.sigma[t, i],
+                    at_bar(market.liquidity, t)[i],
+                    at_bar(market.sigma, t)[i],
                     REASON_DELIST,
                 )
         for i in range(n):
