@@ -330,3 +330,60 @@ def test_batch_equals_single_scenarios():
             initial_cash=[1.0, 1.0],
             execution="next_open",
         )
+
+
+def test_compact_orders_equal_dense_targets_and_are_validated():
+    """`Orders(rows, weights)` is the dense form's compact twin: the same run; bad rows are named."""
+    from backtest.simulate import Orders, check_orders
+
+    rng = np.random.default_rng(11)
+    close = np.exp(np.cumsum(rng.normal(0, 0.02, (60, 3)), axis=0)) * 10
+    arrays, symbols = _market(close, symbols=["A", "B", "C"])
+    costs, risk = Costs(fee_bps=10, slippage_bps=5), RiskControls()
+    market = prepare_market(arrays, symbols, 1.0, costs, risk, "close")
+    rows = np.arange(5, 60, 7)
+    weights = rng.dirichlet(np.ones(3), size=rows.size) * 0.9
+    dense = np.full(close.shape, np.nan)
+    dense[rows] = weights
+    kw = dict(costs=costs, risk=risk, schedule=Schedule(every="1D"), initial_cash=1e4)
+    a = simulate_scenario(market, dense, execution="close", **kw)
+    b = simulate_scenario(market, Orders(rows, weights), execution="close", **kw)
+    np.testing.assert_array_equal(a.equity, b.equity)
+    np.testing.assert_array_equal(a.trades, b.trades)
+    _, order_row = check_orders(Orders(rows, weights), close.shape)
+    assert (
+        order_row[rows].tolist() == list(range(rows.size)) and (order_row >= 0).sum() == rows.size
+    )
+    with pytest.raises(EngineError, match="increasing bar indices"):
+        check_orders(Orders(rows[::-1], weights), close.shape)
+    with pytest.raises(EngineError, match=r"in \[0, 60\)"):
+        check_orders(Orders(np.array([3, 60]), weights[:2]), close.shape)
+    with pytest.raises(EngineError, match=r"`weights` must have shape \(2, 3\)"):
+        check_orders(Orders(np.array([3, 9]), weights[:3]), close.shape)
+
+
+@pytest.mark.parametrize("risk", [RiskControls(), RiskControls(stop_loss=0.1)])
+def test_holdings_replayed_from_the_ledger_equal_the_kernels_own(risk):
+    """Units are not stored with the ledger: the replay (buys add, sales by the kernel's sale
+    rule) gives exactly what the kernel held, through stops, bands, lots and a delisting."""
+    rng = np.random.default_rng(5)
+    close = np.exp(np.cumsum(rng.normal(0, 0.04, (150, 4)), axis=0)) * 30
+    close[100:, 2] = np.nan  # delisted long before the end
+    arrays, symbols = _market(close, symbols=["A", "B", "C", "D"])
+    costs = Costs(fee_bps=10, slippage_bps=5, lot_size={"A": 0.01})
+    market = prepare_market(arrays, symbols, 1.0, costs, risk, "next_open")
+    targets = np.full(close.shape, np.nan)
+    targets[10::9] = rng.dirichlet(np.ones(4), size=targets[10::9].shape[0])
+    kw = dict(
+        costs=costs,
+        risk=risk,
+        schedule=Schedule(every="1D", drift_band=0.05),
+        initial_cash=1e4,
+        execution="next_open",
+    )
+    replayed = simulate_scenario(market, targets, **kw)
+    stored = simulate_scenario(market, targets, record=False, **kw)
+    assert replayed.stored_units is None and stored.stored_units is not None
+    assert (replayed.trades["reason"] == 3).any()  # the delisting sale happened
+    np.testing.assert_array_equal(replayed.units, stored.units)
+    np.testing.assert_array_equal(replayed.equity, stored.equity)
