@@ -153,6 +153,50 @@ class CostsConfig(_Section):
         )
 
 
+class GroupConfig(_Section):
+    """A group of symbols whose total weight is kept within ``[min, max]``."""
+
+    symbols: list[str] = Field(min_length=1)
+    min: float = Field(0.0, ge=0, le=1)
+    max: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> GroupConfig:
+        if self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) must be <= `max` ({self.max})")
+        return self
+
+
+class ConstraintsConfig(_Section):
+    """Limits by symbol, on top of the strategy's ``min_weight`` / ``max_weight``.
+
+    ``groups.NAME = {symbols = [...], min = 0.0, max = 0.2}``; ``bounds = {"BTC/USDT" = [0.1,
+    0.5]}``. Every named symbol must be in the data (checked when the run starts)."""
+
+    groups: dict[str, GroupConfig] = Field(default_factory=dict)
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("bounds")
+    @classmethod
+    def _check_bounds(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for symbol, (low, high) in value.items():
+            if not 0 <= low <= high <= 1:
+                raise ValueError(
+                    f"bounds for {symbol!r} need 0 <= min <= max <= 1; got [{low:g}, {high:g}]"
+                )
+        return value
+
+    def spec(self, strategy: StrategyConfig) -> dict[str, Any]:
+        """The named constraints of ``strategy`` (:func:`strategies.by_symbol.resolve_constraints`
+        resolves them against the market's symbols)."""
+        return {
+            "min_weight": strategy.min_weight,
+            "max_weight": strategy.max_weight,
+            "bounds": {s: list(b) for s, b in self.bounds.items()},
+            "groups": {name: g.model_dump() for name, g in self.groups.items()},
+        }
+
+
 class RiskConfig(_Section):
     stop_loss: float = Field(0.0, ge=0, lt=1)
     liquidity_cap: float = Field(0.0, ge=0)
@@ -295,6 +339,7 @@ class ExperimentConfig(_Section):
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     compare: list[StrategyConfig] | None = Field(

@@ -113,7 +113,7 @@ def run_experiment(
         costs=cfg.costs.costs(),
         initial_cash=cfg.costs.initial_cash,
         execution=cfg.backtest.execution,
-        constraints={"min_weight": scfg.min_weight, "max_weight": scfg.max_weight},
+        constraints=cfg.constraints.spec(scfg),
         risk=RiskControls(**cfg.risk.model_dump()),
         benchmark=cfg.backtest.benchmark,
         risk_free_rate=scfg.risk_free_rate,

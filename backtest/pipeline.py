@@ -117,7 +117,7 @@ def prepare(
     return Prepared(
         market=market,
         strategy=align_strategy(strategy, market),
-        constraints=Constraints.coerce(constraints),
+        constraints=Constraints.coerce(constraints, market.symbols),
         lookback=lookback,
         lookback_days=float(days),
         close=close,
@@ -327,7 +327,14 @@ def _run_info(
         "risk_free_rate": float(rf),
         "costs": {k: v for k, v in costs.items() if not isinstance(v, Mapping) or v},
         "risk": dataclasses.asdict(risk),
-        "constraints": {"min_weight": cons.min_weight, "max_weight": cons.max_weight},
+        "constraints": {
+            "min_weight": _plain(cons.min_weight),
+            "max_weight": _plain(cons.max_weight),
+            "groups": {
+                k: [list(map(int, m)), float(lo), float(hi)]
+                for k, (m, lo, hi) in cons.groups.items()
+            },
+        },
         "benchmark": benchmark,
         **dict(meta or {}),
     }

@@ -49,19 +49,32 @@ class Constraints:
     b: Any = None
 
     @classmethod
-    def coerce(cls, value: Constraints | Mapping[str, Any] | None) -> Constraints:
-        """Accept a :class:`Constraints`, a dict such as ``{'min_weight': 0.05, 'max_weight': 0.4}`` or None."""
+    def coerce(
+        cls, value: Constraints | Mapping[str, Any] | None, symbols: Sequence[str] | None = None
+    ) -> Constraints:
+        """Accept a :class:`Constraints`, a dict such as ``{'min_weight': 0.05, 'max_weight': 0.4}``
+        or None. A dict may name assets by symbol (``bounds``, groups with ``symbols``:
+        :func:`strategies.by_symbol.resolve_constraints`), resolved against ``symbols``."""
         if value is None:
             return cls()
         if isinstance(value, Constraints):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"min_weight", "max_weight", "groups", "A", "b"}
+            from strategies.by_symbol import KEYS, is_named, resolve_constraints
+
+            unknown = set(value) - set(KEYS)
             if unknown:
                 raise ConstraintError(
-                    f"unknown constraint key(s) {sorted(unknown)}; allowed: min_weight, max_weight, groups, A, b"
+                    f"unknown constraint key(s) {sorted(unknown)}; allowed: {', '.join(KEYS)}"
                 )
-            return cls(**value)
+            if is_named(value):
+                if symbols is None:
+                    raise ConstraintError(
+                        "constraints that name symbols (`bounds`, groups with `symbols`) need the "
+                        "market's symbols: pass them through run_backtest or the live analyzer"
+                    )
+                return resolve_constraints(value, symbols)
+            return cls(**{k: v for k, v in value.items() if k != "bounds"})
         raise ConstraintError(
             f"`constraints` must be a Constraints or a dict; got {type(value).__name__}"
         )

@@ -79,7 +79,7 @@ def frontier_from_moments(
     if cov.shape != (n, n):
         raise ValueError(f"`cov` must have shape ({n}, {n}) to match `mu`; got {cov.shape}")
     limits = universe_limits(
-        Constraints.coerce(constraints), np.arange(n), n, symbols, invest=invest
+        Constraints.coerce(constraints, symbols), np.arange(n), n, symbols, invest=invest
     )
     with warnings.catch_warnings():
         if limits.notes:  # the note already says every asset sits at its cap

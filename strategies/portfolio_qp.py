@@ -439,6 +439,197 @@ def max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, start):
     return _finish(x, status, lo, hi, G, h)
 
 
+_LO, _HI, _KINK, _UP, _DOWN = 0, 1, 2, 3, 4
+
+
+@nb.njit(cache=True)
+def kinked_box_nb(Q, q, prev, cost, lo, hi, start, max_iter):
+    """``min 0.5 w'Qw - q'w + sum_i cost_i |w_i - prev_i|`` over ``sum(w) = 1``, ``lo <= w <= hi``
+    by a primal-dual active-set iteration on the kinked box.
+
+    Each asset is at its lower bound, at its upper bound, at its kink ``prev_i``, or free above or
+    below the kink (where the cost term is linear, slope ``+-cost_i``). A step solves the budget-
+    constrained stationary point over the free assets with the others fixed (one LAPACK solve),
+    then moves each asset to the state its value and its gradient ``g_i = (Qw - q)_i + nu`` call
+    for. The states start from ``start`` (the cost-free optimum). The answer is returned only when
+    no state changes, so it meets the KKT conditions: free assets inside their piece, a kink asset
+    with ``|g_i| <= cost_i``, a bound asset whose gradient points outward. Returns
+    ``(weights, converged, n_iter)``; the caller solves the lifted problem when it did not converge.
+    """
+    n = q.shape[0]
+    state = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        if start[i] <= lo[i] + 1e-12:
+            state[i] = _LO
+        elif start[i] >= hi[i] - 1e-12:
+            state[i] = _HI
+        elif abs(start[i] - prev[i]) <= 1e-12:
+            state[i] = _KINK
+        else:
+            state[i] = _UP if start[i] > prev[i] else _DOWN
+    w = np.empty(n)
+    g = np.empty(n)
+    for it in range(max_iter):
+        budget = 1.0
+        n_free = 0
+        for i in range(n):
+            if state[i] == _LO:
+                w[i] = lo[i]
+            elif state[i] == _HI:
+                w[i] = hi[i]
+            elif state[i] == _KINK:
+                w[i] = prev[i]
+            else:
+                n_free += 1
+                continue
+            budget -= w[i]
+        if n_free == 0:
+            return w, False, it  # a vertex: the lifted problem decides the budget's multiplier
+        free = np.empty(n_free, dtype=np.int64)
+        k = 0
+        for i in range(n):
+            if state[i] == _UP or state[i] == _DOWN:
+                free[k] = i
+                k += 1
+        # [Q_FF 1; 1' 0] [w_F; nu] = [q_F - s_F - Q_FX w_X; budget]
+        K = np.zeros((n_free + 1, n_free + 1))
+        rhs = np.zeros(n_free + 1)
+        for a in range(n_free):
+            i = free[a]
+            for b in range(n_free):
+                K[a, b] = Q[i, free[b]]
+            K[a, n_free] = 1.0
+            K[n_free, a] = 1.0
+            t = q[i] - (cost[i] if state[i] == _UP else -cost[i])
+            for j in range(n):
+                if state[j] != _UP and state[j] != _DOWN:
+                    t -= Q[i, j] * w[j]
+            rhs[a] = t
+        rhs[n_free] = budget
+        try:
+            sol = np.linalg.solve(K, rhs)
+        except Exception:  # a singular block: the lifted problem decides
+            return w, False, it
+        for a in range(n_free):
+            w[free[a]] = sol[a]
+        nu = sol[n_free]
+        for i in range(n):
+            t = nu - q[i]
+            for j in range(n):
+                t += Q[i, j] * w[j]
+            g[i] = t
+        tol = 1e-11 * (np.max(np.abs(g)) + np.max(cost) + 1.0)
+        changed = False
+        for i in range(n):
+            st = state[i]
+            new = st
+            if st == _UP:
+                floor = max(lo[i], prev[i])
+                if w[i] > hi[i] + 1e-13:
+                    new = _HI
+                elif w[i] < floor - 1e-13:
+                    new = _KINK if prev[i] > lo[i] else _LO
+            elif st == _DOWN:
+                ceiling = min(hi[i], prev[i])
+                if w[i] < lo[i] - 1e-13:
+                    new = _LO
+                elif w[i] > ceiling + 1e-13:
+                    new = _KINK if prev[i] < hi[i] else _HI
+            elif st == _KINK:
+                if g[i] + cost[i] < -tol and prev[i] < hi[i]:
+                    new = _UP  # moving up lowers the objective
+                elif g[i] - cost[i] > tol and prev[i] > lo[i]:
+                    new = _DOWN
+            elif st == _LO and lo[i] < hi[i]:
+                slope = g[i] + (cost[i] if lo[i] >= prev[i] else -cost[i])
+                if slope < -tol:
+                    new = _UP if lo[i] >= prev[i] else _DOWN
+            elif st == _HI and lo[i] < hi[i]:
+                slope = g[i] + (cost[i] if hi[i] > prev[i] else -cost[i])
+                if slope > tol:
+                    new = _UP if hi[i] > prev[i] else _DOWN
+            if new != st:
+                state[i] = new
+                changed = True
+        if not changed:
+            return w, True, it + 1
+    return w, False, max_iter
+
+
+#: Curvature given to the turnover variables of :func:`max_utility_nb` (relative to unit mean
+#: variance): it makes the lifted problem strictly convex, as the dual solver needs, and changes
+#: the objective by at most ``LIFT / 2 * sum((w - prev)**2)``, far below the tolerances.
+LIFT = 1e-6
+
+
+@nb.njit(cache=True)
+def max_utility_nb(mu, cov, gamma, prev, cost, max_turnover, lo, hi, G, h, max_iter):
+    """Maximise ``mu'w - gamma/2 w'Sw - sum_i cost_i |w_i - prev_i|`` subject to ``sum(w) = 1``,
+    the bounds, ``G w <= h`` and ``sum |w - prev| <= max_turnover`` (``inf``: no cap).
+
+    Without costs or a cap it is the plain mean-variance QP. Otherwise the l1 terms are lifted:
+    ``t_i >= |w_i - prev_i|`` with the cost ``cost' t`` and the cap ``sum(t) <= max_turnover``,
+    solved over ``(w, t)`` by the dual active-set QP; at the optimum ``t = |w - prev|`` exactly (a
+    larger ``t`` only costs more), and the curvature :data:`LIFT` on ``t`` moves the objective by
+    less than 1e-9. Returns ``(weights, status)``.
+    """
+    n = mu.shape[0]
+    scale = 0.0
+    for i in range(n):
+        scale += gamma * cov[i, i]
+    scale = n / scale if scale > 0.0 else 1.0  # unit mean curvature: scale-free tolerances
+    lifted = np.isfinite(max_turnover)
+    for i in range(n):
+        if cost[i] != 0.0:
+            lifted = True
+    A_w, b_w = _budget_rows(lo, hi, G, h, 0)
+    Qs = gamma * scale * cov
+    qs = scale * mu
+    x, status, _ = qp_nb(Qs, -qs, np.ones((1, n)), np.ones(1), A_w, b_w, _TOL, max_iter)
+    if not lifted:
+        return _finish(x, status, lo, hi, G, h)
+    if status == OK and G.shape[0] == 0 and not np.isfinite(max_turnover):
+        w, converged, _ = kinked_box_nb(Qs, qs, prev, scale * cost, lo, hi, x, max_iter)
+        if converged:
+            return _finish(w, OK, lo, hi, G, h)
+    m_w = A_w.shape[0]
+    capped = np.isfinite(max_turnover)
+    m = m_w + 2 * n + (1 if capped else 0)
+    Q = np.zeros((2 * n, 2 * n))
+    c = np.zeros(2 * n)
+    for i in range(n):
+        for j in range(n):
+            Q[i, j] = gamma * scale * cov[i, j]
+        Q[n + i, n + i] = LIFT
+        c[i] = -scale * mu[i]
+        c[n + i] = scale * cost[i]
+    A_eq = np.zeros((1, 2 * n))
+    A_eq[0, :n] = 1.0
+    A_in = np.zeros((m, 2 * n))
+    b_in = np.zeros(m)
+    A_in[:m_w, :n] = A_w
+    b_in[:m_w] = b_w
+    for i in range(n):
+        A_in[m_w + 2 * i, n + i] = 1.0  # t_i - w_i >= -prev_i
+        A_in[m_w + 2 * i, i] = -1.0
+        b_in[m_w + 2 * i] = -prev[i]
+        A_in[m_w + 2 * i + 1, n + i] = 1.0  # t_i + w_i >= prev_i
+        A_in[m_w + 2 * i + 1, i] = 1.0
+        b_in[m_w + 2 * i + 1] = prev[i]
+    if capped:
+        A_in[m - 1, n:] = -1.0
+        b_in[m - 1] = -max_turnover
+    x, status, _ = qp_nb(Q, c, A_eq, np.ones(1), A_in, b_in, _TOL, max_iter, False)
+    w, status = _finish(x[:n].copy(), status, lo, hi, G, h)
+    if status == OK and capped:
+        moved = 0.0
+        for i in range(n):
+            moved += abs(w[i] - prev[i])
+        if not moved <= max_turnover + _ACCURACY:
+            return np.full(n, np.nan), INACCURATE
+    return w, status
+
+
 @nb.njit(cache=True)
 def project_nb(target, lo, hi, G, h, max_iter):
     """Euclidean projection of ``target`` onto ``{w : sum(w) = 1, lo <= w <= hi, G w <= h}``."""

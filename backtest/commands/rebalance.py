@@ -95,9 +95,7 @@ async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) ->
     )
     console = _console()
     try:
-        result = await analyzer.analyze_portfolio(
-            {"min_weight": cfg.strategy.min_weight, "max_weight": cfg.strategy.max_weight}
-        )
+        result = await analyzer.analyze_portfolio(cfg.constraints.spec(cfg.strategy))
         plan = analyzer.get_rebalancing_trades(
             result.current_weights, result.weights, result.diagnostics["total_value"]
         )

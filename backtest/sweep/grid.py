@@ -149,7 +149,8 @@ def data_key(cfg: ExperimentConfig) -> str:
 
 
 def strategy_key(cfg: ExperimentConfig) -> str:
-    return grid_key(cfg.strategy)
+    """Key of what a point's prepare stage depends on: its strategy and its limits by symbol."""
+    return grid_key(cfg.strategy) + grid_key(cfg.constraints)
 
 
 def grid_key(section: Any) -> str:

@@ -83,7 +83,7 @@ def _run_strategy(
         prepared = prepare(
             market,
             strategy_from_config(scfg, market.periods_per_year),
-            {"min_weight": scfg.min_weight, "max_weight": scfg.max_weight},
+            points[0].config.constraints.spec(scfg),
         )
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p in points]

@@ -84,3 +84,28 @@ def test_a_sweep_keeps_every_cap(tmp_path):
             rtol=1e-13,
             atol=0,
         )
+
+
+def test_a_sweep_keeps_a_group_cap_named_by_symbol(tmp_path):
+    """`[constraints.groups]` in a sweep's config binds every point (the sweep's returns equal each
+    point's own run, whose targets keep the group's cap)."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        SWEEP.replace('"strategy.max_weight" = [0.05, 0.15]', '"strategy.lookback_days" = [30, 40]')
+        + '[constraints.groups.first3]\nsymbols = ["SYN00/USDT", "SYN01/USDT", "SYN02/USDT"]\n'
+        "max = 0.1\n"
+    )
+    result = run_sweep(config, tmp_path / "out", jobs=1)
+    _, _, points = load_sweep(config)
+    assert (result.table["error"] == "").all() and len(points) == 6
+    market = load_market(points[0].config)
+    for p in points:
+        reference = run_experiment(p.config, market)
+        held = reference.target_weights[["SYN00/USDT", "SYN01/USDT", "SYN02/USDT"]]
+        assert held.sum(axis=1).max() <= 0.1 + 1e-9
+        np.testing.assert_allclose(
+            result.returns[p.point_id].dropna().to_numpy(),
+            reference.returns.iloc[1:].to_numpy(),
+            rtol=1e-13,
+            atol=0,
+        )

@@ -81,3 +81,65 @@ def test_floors_above_the_book_stop_the_run(tmp_path, capsys):
     assert "`min_weight` must be <= 1/11 = 0.09091 (universe SYN00/USDT, SYN01/USDT," in err
     assert len(err.strip().splitlines()) == 1
     assert not (out / "report.html").exists()
+
+
+CONSTRAINTS_TOML = """
+name = 'named'
+[data]
+source = 'csv'
+path = '{path}'
+symbols = ['BTC/USDT', 'ETH/USDT', 'BNB/USDT', 'CRV/USDT', 'MKR/USDT', 'LRC/USDT', 'LINK/USDT']
+start = 2020-06-01
+end = 2022-06-30
+[strategy]
+name = '{strategy}'
+lookback_days = 60
+max_weight = 0.4
+[rebalance]
+every = '1M'
+[constraints.groups.defi]
+symbols = ["CRV/USDT", "MKR/USDT", "{defi_last}"]
+max = 0.2
+[constraints.bounds]
+"BTC/USDT" = [0.1, 0.3]
+[backtest]
+benchmark = 'none'
+"""
+
+
+@pytest.mark.parametrize("strategy", ["mpt", "hrp"])
+def test_a_group_and_bounds_by_symbol_from_toml(daily_csv, tmp_path, capsys, strategy):
+    config = tmp_path / "named.toml"
+    config.write_text(
+        CONSTRAINTS_TOML.format(path=daily_csv, strategy=strategy, defi_last="LRC/USDT")
+    )
+    code = main(["run", str(config), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    targets = pd.read_parquet(tmp_path / "out" / "target_weights.parquet")
+    assert targets[["CRV/USDT", "MKR/USDT", "LRC/USDT"]].sum(axis=1).max() <= 0.2 + 1e-9
+    assert targets["BTC/USDT"].between(0.1 - 1e-9, 0.3 + 1e-9).all()
+    assert targets.to_numpy().max() <= 0.4 + 1e-9
+
+
+def test_an_unknown_symbol_in_a_group_exits_2_naming_it(daily_csv, tmp_path, capsys):
+    config = tmp_path / "named.toml"
+    config.write_text(CONSTRAINTS_TOML.format(path=daily_csv, strategy="hrp", defi_last="LRC/USD"))
+    code = main(["run", str(config), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "`constraints.groups.defi` names 'LRC/USD', which is not a symbol of the data "
+        "(did you mean 'LRC/USDT'?)" in err
+    )
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_bad_bounds_in_toml_are_config_errors(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        "name = 'bad'\n[data]\nsource = 'synthetic'\n[constraints.bounds]\n'SYN00/USDT' = [0.6, 0.2]\n"
+    )
+    code = main(["run", str(config), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "constraints.bounds" in err and "need 0 <= min <= max <= 1; got [0.6, 0.2]" in err

@@ -466,3 +466,23 @@ def test_read_only_analyzer_places_nothing(live_binance, keys, exchange_fixtures
     with pytest.raises(ReadOnlyError, match="read-only"):
         run(_execute(analyzer, plan))
     assert not live_binance.requests_to(ORDER_PATH)
+
+
+def test_limits_by_symbol_hold_in_the_live_target(live_binance, keys, live_store):
+    """The TOML's `[constraints]` (a group and bounds named by symbol) bind the live target as
+    they bind a backtest's; an unknown symbol is refused before any order is planned."""
+    analyzer = PortfolioAnalyzer(
+        BinanceConnector(), strategy=MPTStrategy(), universe=UNIVERSE, store=live_store
+    )
+    spec = {
+        "max_weight": 0.5,
+        "groups": {"majors": {"symbols": ["BTC/USDT", "ETH/USDT"], "max": 0.3}},
+        "bounds": {"LTC/USDT": [0.1, 0.2]},
+    }
+    result = run(_analysis(analyzer, spec))
+    assert result.weights["BTC"] + result.weights["ETH"] <= 0.3 + 1e-9
+    assert 0.1 - 1e-9 <= result.weights["LTC"] <= 0.2 + 1e-9
+    assert max(result.weights[a] for a in UNIVERSE) <= 0.5 + 1e-9
+    bad = {"groups": {"majors": {"symbols": ["BTC/USDC"], "max": 0.3}}}
+    with pytest.raises(ValueError, match="'BTC/USDC', which is not a symbol of the data"):
+        run(_analysis(analyzer, bad))
