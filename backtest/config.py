@@ -81,6 +81,9 @@ class StrategyConfig(_Section):
     covariance: str | None = None
     expected_returns: str | None = None
     fallback: list[str] | None = None
+    risk_aversion: float | None = Field(None, gt=0)
+    transaction_cost: float | list[float] | Literal["costs"] | None = None
+    max_turnover: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> StrategyConfig:

@@ -18,6 +18,7 @@ from backtest.pipeline import (
     decide,
     decision_bars,
     prepare,
+    price_trades,
     resolve_benchmark,
     simulate,
 )
@@ -109,6 +110,7 @@ def run_backtest(
     """
     scenario = Scenario(costs or Costs(), as_schedule(rebalance), initial_cash)
     risk = risk or RiskControls()
+    strategy = price_trades(strategy, scenario.costs)
     prepared = prepare(market, strategy, constraints, lookback_days)
     bars = decision_bars(prepared, scenario.schedule, first_decision)
     decisions = decide(prepared, bars, progress=progress)

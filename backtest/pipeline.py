@@ -125,6 +125,15 @@ def prepare(
     )
 
 
+def price_trades(strategy: Allocator, costs: Costs) -> Allocator:
+    """The strategy with ``transaction_cost = "costs"`` resolved to the scenario's fee + slippage
+    rate (market impact is not linear in the trade and stays out of the optimiser's cost)."""
+    if getattr(strategy, "transaction_cost", None) != "costs":
+        return strategy
+    rate = float(costs.fee_rate) + float(costs.slippage_rate)
+    return dataclasses.replace(strategy, transaction_cost=rate)  # type: ignore[type-var]
+
+
 def align_strategy(strategy: Allocator, market: MarketData) -> Allocator:
     """The strategy with the market's ``periods_per_year`` (annualisation follows the data)."""
     ppy = getattr(strategy, "periods_per_year", None)

@@ -101,6 +101,16 @@ class ReturnsPanel:
         """``(n_bars, n_assets)`` of the closes."""
         return self._close.shape
 
+    def drifted(self, weights: np.ndarray, start: int, end: int) -> np.ndarray:
+        """``weights`` held from the close of bar ``start`` to the close of ``end``: each asset's
+        weight grown by its price relative, over the book's value (cash is ``1 - sum``; an asset
+        without both closes keeps its value, as the simulation values it at its last close)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = self._close[end] / self._close[start]
+        grown = weights * np.where(np.isfinite(relative), relative, 1.0)
+        value = grown.sum() + (1.0 - weights.sum())
+        return grown / value if value > 0 else weights
+
     @property
     def clean(self) -> bool:
         if self._clean is None:
@@ -418,7 +428,9 @@ def _decide_loop(
             out.methods.append(method)
             out.notes.append((*limits.notes, *notes))
             out.budgets.append(limits.budget)
-            previous = weights[k]
+            previous = (
+                panel.drifted(weights[k], t, bars[k + 1]) if k + 1 < bars.size else weights[k]
+            )
             if progress is not None:
                 progress(k)
     return out

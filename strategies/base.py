@@ -35,6 +35,10 @@ class Constraints:
         ``{"layer1": ([0, 1], 0.0, 0.5)}`` keeps at most 50% in assets 0 and 1.
     A, b : array-like, optional
         Extra linear inequality constraints ``A @ w <= b`` (``A`` of shape ``(n_constraints, n_assets)``).
+    budget : float
+        The share of the book these limits are for (1 unless the real limits cannot fill the book:
+        :func:`strategies.limits.universe_limits` then gives the allocator the limits divided by
+        the budget, and an objective that is not scale-invariant, max utility, uses it).
 
     Examples
     --------
@@ -47,6 +51,7 @@ class Constraints:
     groups: Mapping[str, tuple[Sequence[int], float, float]] = field(default_factory=dict)
     A: Any = None
     b: Any = None
+    budget: float = 1.0
 
     @classmethod
     def coerce(
@@ -74,7 +79,7 @@ class Constraints:
                         "market's symbols: pass them through run_backtest or the live analyzer"
                     )
                 return resolve_constraints(value, symbols)
-            return cls(**{k: v for k, v in value.items() if k != "bounds"})
+            return cls(**{k: v for k, v in value.items() if k != "bounds"})  # no budget: internal
         raise ConstraintError(
             f"`constraints` must be a Constraints or a dict; got {type(value).__name__}"
         )

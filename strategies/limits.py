@@ -346,6 +346,7 @@ def _scaled(lo, hi, groups, A, b, budget: float) -> Constraints:
         scaled_groups,
         A,
         None if b is None else b / budget,
+        budget=budget,
     )
 
 

@@ -1,10 +1,19 @@
-"""Mean-variance (Markowitz) allocation: max Sharpe, min volatility, efficient return / risk.
+"""Mean-variance (Markowitz) allocation: max Sharpe, min volatility, efficient return / risk, and
+max utility net of trading costs.
 
 The hot path is numba end to end (estimators in :mod:`strategies.estimators`, the Goldfarb-Idnani QP
 in :mod:`strategies.qp`, problem builders in :mod:`strategies.portfolio_qp`); no modelling language.
 Under weight bounds only, the reduced active-set solver of :mod:`strategies.portfolio_qp` runs first,
 from a cold start: a start from the ``previous`` weights could end on another optimum of equal
 objective when the covariance is nearly singular, and the target must not depend on the holdings.
+
+``objective="max_utility"`` maximises ``mu'w - risk_aversion/2 w'Sw - sum_i c_i |w_i - prev_i|``
+(``c = transaction_cost``, a fraction of the traded value; ``prev`` the weights the book holds, the
+engine's ``previous``), optionally with ``sum |w - prev| <= max_turnover``: the optimiser trades
+only where the expected gain pays for the trade (:func:`strategies.portfolio_qp.max_utility_nb`).
+``min_volatility`` takes the same cost term and cap (with ``mu = 0``). With a budget below 1 (caps
+that cannot fill the book) the objective is solved on the scaled weights with ``risk_aversion *
+budget`` and ``max_turnover / budget``, which is the real problem's optimum.
 
 Failure handling, in order (each step recorded in ``Allocation.notes``):
 
@@ -46,12 +55,23 @@ from strategies.portfolio_qp import (
     efficient_risk,
     feasible_weights,
     max_sharpe_from_nb,
+    max_utility_nb,
     min_variance_from_nb,
 )
 from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
 
-Objective = Literal["max_sharpe", "min_volatility", "efficient_return", "efficient_risk"]
-OBJECTIVES: tuple[str, ...] = ("max_sharpe", "min_volatility", "efficient_return", "efficient_risk")
+Objective = Literal[
+    "max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"
+]
+OBJECTIVES: tuple[str, ...] = (
+    "max_sharpe",
+    "min_volatility",
+    "efficient_return",
+    "efficient_risk",
+    "max_utility",
+)
+#: The objectives that take a trading-cost term and a turnover cap (they stay convex).
+COST_AWARE: tuple[str, ...] = ("max_utility", "min_volatility")
 FALLBACKS: tuple[str, ...] = (*OBJECTIVES, "hrp", "previous", "equal_weight", "inverse_volatility")
 
 
@@ -65,7 +85,7 @@ class MPTStrategy(BaseAllocator):
         Annual risk-free rate (same units as the annualised expected returns).
     lookback_days : float
         Length of the estimation window used by the walk-forward engine.
-    objective : {"max_sharpe", "min_volatility", "efficient_return", "efficient_risk"}
+    objective : {"max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"}
     target_return : float, optional
         Annualised target return, required for ``objective="efficient_return"``.
     target_volatility : float, optional
@@ -76,6 +96,14 @@ class MPTStrategy(BaseAllocator):
     covariance : {"sample", "ewma", "ledoit_wolf"}
     span : float
         EWMA span in bars for the ``"ewma"`` estimators.
+    risk_aversion : float
+        ``gamma`` of ``max_utility`` (annualised units, as ``mu`` and ``S``).
+    transaction_cost : float, sequence of float or "costs"
+        Cost per unit of traded value charged in the objective of ``max_utility`` /
+        ``min_volatility`` (0.0015 = 15 bps); a sequence gives one per asset of the window;
+        ``"costs"`` takes fee + slippage from the backtest's costs (resolved by the engine).
+    max_turnover : float, optional
+        Cap on ``sum |w - previous|`` at each rebalance (``max_utility`` / ``min_volatility``).
     fallback : sequence of str
         Methods tried in order when the objective has no solution: any objective, ``"hrp"``,
         ``"previous"`` (the weights passed as ``previous``), ``"equal_weight"``,
@@ -106,6 +134,9 @@ class MPTStrategy(BaseAllocator):
     covariance: Literal["sample", "ewma", "ledoit_wolf"] = "sample"
     span: float = 60.0
     fallback: Sequence[str] = ("min_volatility", "hrp", "previous")
+    risk_aversion: float = 1.0
+    transaction_cost: float | Sequence[float] | str = 0.0
+    max_turnover: float | None = None
     name: ClassVar[str] = "mpt"
 
     def __post_init__(self) -> None:
@@ -132,8 +163,33 @@ class MPTStrategy(BaseAllocator):
                 f"{self.target_volatility!r} (an annualised volatility such as 0.6)"
             )
         check_positive(
-            periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span
+            periods_per_year=self.periods_per_year,
+            lookback_days=self.lookback_days,
+            span=self.span,
+            risk_aversion=self.risk_aversion,
         )
+        if self.max_turnover is not None:
+            check_positive(max_turnover=self.max_turnover)
+        if isinstance(self.transaction_cost, str):
+            if self.transaction_cost != "costs":
+                raise ValueError(
+                    "`transaction_cost` must be a number, one per asset, or 'costs' (the "
+                    f"backtest's fee + slippage); got {self.transaction_cost!r}"
+                )
+        elif np.any(np.asarray(self.transaction_cost, dtype=float) < 0) or not np.all(
+            np.isfinite(np.asarray(self.transaction_cost, dtype=float))
+        ):
+            raise ValueError(
+                f"`transaction_cost` must be finite and >= 0; got {self.transaction_cost!r}"
+            )
+        charged = isinstance(self.transaction_cost, str) or np.any(
+            np.asarray(self.transaction_cost, dtype=float) > 0
+        )
+        if (charged or self.max_turnover is not None) and self.objective not in COST_AWARE:
+            raise ValueError(
+                f"`transaction_cost` and `max_turnover` apply to the objectives "
+                f"{', '.join(COST_AWARE)}; objective {self.objective!r} takes neither"
+            )
 
     def _allocate(
         self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
@@ -152,12 +208,18 @@ class MPTStrategy(BaseAllocator):
         }
         fixed = _single_portfolio(lo, hi)
         if fixed is not None:
-            return Allocation(
-                fixed,
-                self.objective,
-                ("bounds leave a single feasible portfolio: the optimiser has no freedom",),
-                extras,
+            fixed_notes: tuple[str, ...] = (
+                "bounds leave a single feasible portfolio: the optimiser has no freedom",
             )
+            if self.max_turnover is not None and self.objective in COST_AWARE:
+                prev = self._previous_weights(previous, n)
+                need = float(np.abs(fixed - prev).sum()) * float(constraints.budget)
+                if need > self.max_turnover + 1e-9:
+                    fixed_notes += (
+                        f"max_turnover {self.max_turnover:g} cannot hold from this book: the "
+                        f"limits need a turnover of {need:.4g}; traded the least they allow",
+                    )
+            return Allocation(fixed, self.objective, fixed_notes, extras)
         if np.all(np.diag(cov) <= 0.0):
             weights = _equal_weight(lo, hi, G, h)
             return Allocation(
@@ -196,6 +258,32 @@ class MPTStrategy(BaseAllocator):
                     f"risk-free rate {rf:g}"
                 )
                 return None, why, ()
+        elif method == "max_utility" or (method == "min_volatility" and self._trades_priced()):
+            prev = self._previous_weights(previous, len(mu))
+            budget = float(constraints.budget)
+            cap = np.inf if self.max_turnover is None else self.max_turnover / budget
+            drift = mu if method == "max_utility" else np.zeros_like(mu)
+            gamma, cost = self.risk_aversion * budget, self._cost_vector(len(mu))
+            weights, status = max_utility_nb(
+                drift, cov, gamma, prev, cost, cap, lo, hi, G, h, limit
+            )
+            if status == INFEASIBLE and np.isfinite(cap):
+                # the limits alone need more turnover (the first investment from cash, a universe
+                # change): trade the least they allow, and say so
+                need = _least_turnover(prev, lo, hi, G, h)
+                if need is None:
+                    return None, "the limits admit no portfolio", ()
+                if need <= cap:  # the solver's verdict, not the cap's
+                    return None, STATUS_TEXT[INFEASIBLE], ()
+                weights, status = max_utility_nb(
+                    drift, cov, gamma, prev, cost, need + 1e-9, lo, hi, G, h, limit
+                )
+                if status == OK:
+                    extra = (
+                        f"max_turnover {self.max_turnover:g} cannot hold from this book: the "
+                        f"limits need a turnover of {need * budget:.4g}; traded the least they allow",
+                    )
+                    return weights, "", extra
         elif method == "min_volatility":
             weights, status = min_variance_from_nb(cov, lo, hi, G, h, limit, start)
         elif method == "efficient_return":
@@ -230,6 +318,68 @@ class MPTStrategy(BaseAllocator):
         if status != OK:
             return None, STATUS_TEXT[status], ()
         return weights, "", ()
+
+    @property
+    def uses_previous(self) -> bool:
+        """The target depends on the book's weights (a cost term or a turnover cap)."""
+        return self.objective == "max_utility" or self._trades_priced()
+
+    def _trades_priced(self) -> bool:
+        return (
+            self.max_turnover is not None
+            or isinstance(self.transaction_cost, str)
+            or bool(np.any(np.asarray(self.transaction_cost, dtype=float) > 0))
+        )
+
+    def _cost_vector(self, n: int) -> np.ndarray:
+        if isinstance(self.transaction_cost, str):
+            raise ValueError(
+                "`transaction_cost = 'costs'` takes fee + slippage from a backtest's costs: run it "
+                "through run_backtest / the CLI, or give the cost as a number (0.0015 = 15 bps)"
+            )
+        cost = np.asarray(self.transaction_cost, dtype=np.float64)
+        if cost.ndim == 0:
+            return np.full(n, float(cost))
+        if cost.shape != (n,):
+            raise ValueError(
+                f"per-asset `transaction_cost` has {cost.size} entries but the window has {n} "
+                "assets (in a walk-forward, whose universe changes, give one number)"
+            )
+        return cost
+
+    @staticmethod
+    def _previous_weights(previous: np.ndarray | None, n: int) -> np.ndarray:
+        """The book's weights (all cash when unknown)."""
+        if previous is None:
+            return np.zeros(n)
+        prev = np.asarray(previous, dtype=np.float64)
+        if prev.shape != (n,) or not np.isfinite(prev).all():
+            raise ValueError(f"`previous` must be {n} finite weights; got shape {prev.shape}")
+        return prev
+
+
+def _least_turnover(prev, lo, hi, G, h) -> float | None:
+    """The least ``sum |w - prev|`` of a portfolio within the limits (``sum(w) = 1``, the bounds,
+    ``G w <= h``): a linear programme over ``(w, t)``, ``t >= |w - prev|`` (HiGHS, exact)."""
+    from scipy.optimize import linprog
+
+    n = prev.size
+    eye = np.eye(n)
+    A_ub = np.block([[eye, -eye], [-eye, -eye]])
+    b_ub = np.concatenate([prev, -prev])
+    if G.shape[0]:
+        A_ub = np.vstack([A_ub, np.hstack([G, np.zeros((G.shape[0], n))])])
+        b_ub = np.concatenate([b_ub, h])
+    res = linprog(
+        np.concatenate([np.zeros(n), np.ones(n)]),
+        A_ub=A_ub,
+        b_ub=b_ub,
+        A_eq=np.concatenate([np.ones(n), np.zeros(n)])[None, :],
+        b_eq=[1.0],
+        bounds=[*zip(lo, hi, strict=True), *([(0, None)] * n)],
+        method="highs",
+    )
+    return float(res.fun) if res.status == 0 else None
 
 
 def _single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:

@@ -484,7 +484,29 @@ def kinked_box_nb(Q, q, prev, cost, lo, hi, start, max_iter):
                 continue
             budget -= w[i]
         if n_free == 0:
-            return w, False, it  # a vertex: the lifted problem decides the budget's multiplier
+            # a vertex that misses the budget: free the asset that moves the book toward it at
+            # the least marginal cost (from the last gradient); without one, the lifted problem
+            best, best_slope = -1, np.inf
+            if it > 0 and abs(budget) > 1e-15:
+                for i in range(n):
+                    st = state[i]
+                    if budget > 0.0:  # buy: an asset that can go up
+                        if (st == _KINK and prev[i] < hi[i]) or (st == _LO and lo[i] < hi[i]):
+                            up = g[i] + (cost[i] if (st == _KINK or lo[i] >= prev[i]) else -cost[i])
+                            if up < best_slope:
+                                best, best_slope = i, up
+                    elif (st == _KINK and prev[i] > lo[i]) or (st == _HI and lo[i] < hi[i]):
+                        down = -g[i] + (cost[i] if (st == _KINK or hi[i] <= prev[i]) else -cost[i])
+                        if down < best_slope:
+                            best, best_slope = i, down
+            if best < 0:
+                return w, False, it
+            st = state[best]
+            if budget > 0.0:
+                state[best] = _UP if (st == _KINK or lo[best] >= prev[best]) else _DOWN
+            else:
+                state[best] = _DOWN if (st == _KINK or hi[best] <= prev[best]) else _UP
+            continue
         free = np.empty(n_free, dtype=np.int64)
         k = 0
         for i in range(n):

@@ -45,6 +45,7 @@ STRATEGIES: Mapping[str, StrategySpec] = MappingProxyType(
         "mpt": StrategySpec(MPTStrategy),
         "max_sharpe": StrategySpec(MPTStrategy, {"objective": "max_sharpe"}),
         "min_volatility": StrategySpec(MPTStrategy, {"objective": "min_volatility"}),
+        "max_utility": StrategySpec(MPTStrategy, {"objective": "max_utility"}),
         "hrp": StrategySpec(HRPStrategy),
         "equal_weight": StrategySpec(EqualWeight),
         "inverse_volatility": StrategySpec(InverseVolatility),
@@ -67,7 +68,7 @@ def build_strategy(name: str, **params: Any) -> BaseAllocator:
     >>> build_strategy("mtp")
     Traceback (most recent call last):
     ...
-    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', 'min_volatility', 'hrp', 'equal_weight', 'inverse_volatility', 'risk_parity'
+    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', 'min_volatility', 'max_utility', 'hrp', 'equal_weight', 'inverse_volatility', 'risk_parity'
     """
     spec = STRATEGIES.get(name)
     if spec is None:

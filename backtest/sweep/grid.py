@@ -149,8 +149,12 @@ def data_key(cfg: ExperimentConfig) -> str:
 
 
 def strategy_key(cfg: ExperimentConfig) -> str:
-    """Key of what a point's prepare stage depends on: its strategy and its limits by symbol."""
-    return grid_key(cfg.strategy) + grid_key(cfg.constraints)
+    """Key of what a point's prepare stage depends on: its strategy and its limits by symbol (and
+    its fee and slippage, when the strategy prices its trades with them)."""
+    key = grid_key(cfg.strategy) + grid_key(cfg.constraints)
+    if cfg.strategy.transaction_cost == "costs":
+        key += json.dumps([cfg.costs.fee_bps, cfg.costs.slippage_bps])
+    return key
 
 
 def grid_key(section: Any) -> str:

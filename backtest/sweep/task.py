@@ -75,14 +75,16 @@ def _run_strategy(
     """The points of one strategy: prepared once, decided once per decision calendar, simulated
     in batches (the pipeline's stages, as ``run_backtest`` composes them for one point)."""
     from backtest.experiment import strategy_from_config
-    from backtest.pipeline import decide, decision_bars, prepare
+    from backtest.pipeline import decide, decision_bars, prepare, price_trades
     from backtest.walkforward import SharedWork
 
     scfg = points[0].config.strategy
     try:
         prepared = prepare(
             market,
-            strategy_from_config(scfg, market.periods_per_year),
+            price_trades(
+                strategy_from_config(scfg, market.periods_per_year), points[0].config.costs.costs()
+            ),
             points[0].config.constraints.spec(scfg),
         )
     except ValueError as exc:

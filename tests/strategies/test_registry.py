@@ -12,6 +12,7 @@ def test_every_name_builds_with_defaults():
         "mpt",
         "max_sharpe",
         "min_volatility",
+        "max_utility",
         "hrp",
         "equal_weight",
         "inverse_volatility",
