@@ -33,6 +33,7 @@ lint: $(VENV)/.dev
 	$(PY) -m mypy
 
 bench: $(VENV)/.dev
+	$(PY) -m pip install -q -e ".[dev,cluster,bench]"
 	$(PY) benchmarks/run_all.py
 
 clean:

@@ -208,18 +208,6 @@ def decide_baseline_nb(
 
 
 @nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
-def _column_clean_nb(close: np.ndarray, j: int) -> bool:
-    """Every return of two finite closes of column ``j`` is finite and > -1 (the exact check)."""
-    for i in range(close.shape[0] - 1):
-        a, b = close[i, j], close[i + 1, j]
-        if np.isfinite(a) and np.isfinite(b):
-            r = b / a - 1.0
-            if not (np.isfinite(r) and r > -1.0):
-                return False
-    return True
-
-
-@nb.njit(cache=True)
 def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.ndarray) -> bool:
     """One read of ``close`` of shape (n_bars, n_assets): the universe at each decision bar and the
     validity check, nothing per bar stored.
@@ -240,7 +228,8 @@ def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.
     first, last = 0, 0
     for i in range(n_bars + 1):
         while first < n_dec and bars[first] - lookback == i:
-            at_start[first] = seen
+            for j in range(n_assets):  # element by element: a row assignment compiles for seconds
+                at_start[first, j] = seen[j]
             first += 1
         while last < n_dec and bars[last] + 1 == i:
             for j in range(n_assets):
@@ -251,15 +240,22 @@ def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.
         row = close[i]
         for j in range(n_assets):
             c = row[j]
-            finite = abs(c) < np.inf
-            seen[j] += not finite
-            lo[j] = min(lo[j], c if finite else np.inf)
-            hi[j] = max(hi[j], c if finite else -np.inf)
+            if np.isfinite(c):  # (min/max of a conditional compile for seconds)
+                if c < lo[j]:
+                    lo[j] = c
+                if c > hi[j]:
+                    hi[j] = c
+            else:
+                seen[j] += 1
     for j in range(n_assets):
-        if hi[j] < lo[j]:  # no finite close
-            continue
-        if not (lo[j] > 0.0 and hi[j] < 1e15 * lo[j]) and not _column_clean_nb(close, j):
-            return False
+        if hi[j] < lo[j] or (lo[j] > 0.0 and hi[j] < 1e15 * lo[j]):
+            continue  # no finite close, or every ratio of two in range
+        for i in range(n_bars - 1):  # the exact check, inline (a call compiles for seconds)
+            a, b = close[i, j], close[i + 1, j]
+            if np.isfinite(a) and np.isfinite(b):
+                r = b / a - 1.0
+                if not (np.isfinite(r) and r > -1.0):
+                    return False
     return True
 
 

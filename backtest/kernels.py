@@ -335,20 +335,22 @@ def last_close_bar_nb(close):
 
 
 @njit(cache=True, error_model="numpy")
-def holdings_nb(trades, n_bars, n_assets):
+def holdings_nb(bar, asset, units, n_bars, n_assets):
     """The units held at the close of every bar, (T, N), replayed from a whole ledger in its order
-    (buys add, sales follow :func:`backtest.fills.units_after_sale_nb`): bit for bit what the
-    kernel held, so a scenario need not store its (T, N) units to show its weights."""
+    (its ``bar``, ``asset`` and signed ``units`` fields; buys add, sales follow
+    :func:`backtest.fills.units_after_sale_nb`): bit for bit what the kernel held, so a scenario
+    need not store its (T, N) units to show its weights."""
     out = np.empty((n_bars, n_assets))
-    units = np.zeros(n_assets)
+    held = np.zeros(n_assets)
     row = 0
     for t in range(n_bars):
-        while row < trades.shape[0] and trades[row]["bar"] == t:
-            i = trades[row]["asset"]
-            q = trades[row]["units"]
-            units[i] = units[i] + q if q > 0.0 else units_after_sale_nb(units[i], -q)
+        while row < bar.shape[0] and bar[row] == t:
+            i = asset[row]
+            q = units[row]
+            held[i] = held[i] + q if q > 0.0 else units_after_sale_nb(held[i], -q)
             row += 1
-        out[t] = units
+        for i in range(n_assets):
+            out[t, i] = held[i]
     return out
 
 

@@ -74,7 +74,14 @@ class SimulationOutput:
         """Units held at the close of every bar, (T, N)."""
         if self.stored_units is not None:
             return self.stored_units
-        return kernels.holdings_nb(self.trades, self.equity.shape[0], self.n_assets)
+        ledger = self.trades
+        return kernels.holdings_nb(
+            np.ascontiguousarray(ledger["bar"]),
+            np.ascontiguousarray(ledger["asset"]),
+            np.ascontiguousarray(ledger["units"]),
+            self.equity.shape[0],
+            self.n_assets,
+        )
 
 
 class Orders(NamedTuple):

@@ -12,6 +12,13 @@ below 1 with the rest in cash when its caps cannot fill the book), and every tar
 against them (:meth:`strategies.UniverseLimits.apply`); a breach stops the run with
 :class:`strategies.LimitError`, floors that need more than the book with ``ConstraintError``.
 
+The allocator's ``previous`` is the book it would trade from: the last target drifted with the
+closes to this decision bar (:meth:`ReturnsPanel.drifted`; cash is what is left, all cash before
+the first decision or the account's weights live). The fills at the next open, the fees and the lots
+make the real book differ from it by a few basis points. A fallback to ``"previous"`` therefore holds
+the book instead of trading back to the old target, and a cost-aware objective
+(``MPTStrategy(objective="max_utility")``) prices its trades from where the book is.
+
 Speed: the returns panel is computed once (in the prepare stage), a window is a view of it when
 the universe is every asset (one gather otherwise), the limits are computed once per universe, and
 a built-in allocator (:class:`strategies.base.BaseAllocator`) is called through its array entry

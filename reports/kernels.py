@@ -76,53 +76,62 @@ def smallest_nb(x, k, smallest, largest):
     """``(sum of the k smallest of x, k-th smallest, (k+1)-th smallest)`` for 1 <= k <= n, given
     ``x``'s min and max (the (k+1)-th is the k-th when k = n).
 
-    A selection by buckets: one pass counts the values in 1,024 equal buckets over [min, max]
-    (bucket order is value order), the k-th falls in a known bucket, and only the values of the
-    buckets from there to the (k+1)-th are partitioned; about two passes over ``x`` where a
-    partition of all of it takes several.
+    A selection by buckets: a pass counts the values in 1,024 equal buckets over [min, max]
+    (bucket order is value order); the values of the buckets below the k-th are summed, those of
+    the buckets that hold the k-th and the (k+1)-th are kept, and the same step runs on them until
+    they are few (then sorted by insertion) or all equal. About two passes over ``x``, where a
+    partition of all of it takes several (and no sort compiles: numba's take seconds).
     """
-    n = x.shape[0]
     n_buckets = 1024
-    span = largest - smallest
-    scale = n_buckets / span if span > 0 else 0.0
-    counts = np.zeros(n_buckets + 1, dtype=np.int64)
-    for v in x:
-        counts[min(int((v - smallest) * scale), n_buckets - 1)] += 1
-    # the buckets that hold the k-th and the (k+1)-th smallest
-    below, first = 0, 0
-    while below + counts[first] < k:
-        below += counts[first]
-        first += 1
-    last, through = first, below + counts[first]
-    while through < min(k + 1, n):
-        last += 1
-        through += counts[last]
+    m = x.shape[0]
+    vals = np.empty(m)
+    for j in range(m):  # loops, not array expressions: each of those compiles for a second
+        vals[j] = x[j]
+    need = k  # the k-th smallest of all is the need-th of vals
     total = 0.0
-    m = 0
-    for v in x:
-        if min(int((v - smallest) * scale), n_buckets - 1) < first:
-            total += v
-        else:
-            m += 1
-    cand = np.empty(m)
-    m = 0
-    for v in x:
-        b = min(int((v - smallest) * scale), n_buckets - 1)
-        if first <= b <= last:
-            cand[m] = v
-            m += 1
-    cand = cand[:m]
-    need = k - below  # >= 1 of the candidates go into the sum
-    part = np.partition(cand, need - 1) if need < m else np.sort(cand)
+    lo, hi = smallest, largest
+    counts = np.zeros(n_buckets, dtype=np.int64)
+    while m > 64 and hi > lo:
+        scale = n_buckets / (hi - lo)
+        for b in range(n_buckets):
+            counts[b] = 0
+        for j in range(m):
+            counts[min(int((vals[j] - lo) * scale), n_buckets - 1)] += 1
+        below, first = 0, 0
+        while below + counts[first] < need:
+            below += counts[first]
+            first += 1
+        last, through = first, below + counts[first]
+        while through < min(need + 1, m):
+            last += 1
+            through += counts[last]
+        kept = 0
+        new_lo, new_hi = np.inf, -np.inf
+        for j in range(m):
+            v = vals[j]
+            b = min(int((v - lo) * scale), n_buckets - 1)
+            if b < first:
+                total += v
+            elif b <= last:
+                vals[kept] = v
+                kept += 1
+                new_lo = min(new_lo, v)
+                new_hi = max(new_hi, v)
+        if kept == m:  # no progress (rounding at the bucket edges): sort what is left
+            break
+        m, need, lo, hi = kept, need - below, new_lo, new_hi
+    if hi > lo:  # few values left: insertion sort
+        for j in range(1, m):
+            v = vals[j]
+            i = j - 1
+            while i >= 0 and vals[i] > v:
+                vals[i + 1] = vals[i]
+                i -= 1
+            vals[i + 1] = v
     for j in range(need):
-        total += part[j]
-    kth = part[need - 1]
-    if need < m:
-        nxt = part[need]
-        for j in range(need + 1, m):
-            nxt = min(nxt, part[j])
-    else:
-        nxt = kth
+        total += vals[j]
+    kth = vals[need - 1]
+    nxt = vals[need] if need < m else kth
     return total, kth, nxt
 
 
@@ -141,7 +150,9 @@ def path_stats_nb(values, r, times, day, ppy, rf_p):
     total = values[-1] / values[0] - 1.0
     cagr = (1.0 + total) ** (1.0 / years) - 1.0
     # over the returns: sums, extremes, counts
-    excess = r - rf_p
+    excess = np.empty(n)
+    for j in range(n):
+        excess[j] = r[j] - rf_p
     s_ex = 0.0
     best, worst = -np.inf, np.inf
     nonzero, positive = 0, 0

@@ -270,7 +270,7 @@ class PortfolioAnalyzer:
         AnalysisResult
         """
         from backtest.errors import EngineError
-        from backtest.pipeline import decide, prepare
+        from backtest.pipeline import decide, prepare, price_trades
 
         current = await self.get_current_allocation()
         universe = self.universe or [a for a in current if a != self.quote]
@@ -282,7 +282,8 @@ class PortfolioAnalyzer:
         await self.refresh_market_data(universe)
         market = await self.load_history(universe)
         try:  # the backtest's stages: one decision on the last closed bar
-            prepared = prepare(market, self.strategy, constraints, self.lookback_days, bars_after=0)
+            strategy = price_trades(self.strategy, self.costs)  # transaction_cost = "costs"
+            prepared = prepare(market, strategy, constraints, self.lookback_days, bars_after=0)
         except EngineError as exc:
             raise LiveError(
                 f"not enough {self.timeframe} history for {', '.join(universe)}: {exc}"

@@ -486,3 +486,27 @@ def test_limits_by_symbol_hold_in_the_live_target(live_binance, keys, live_store
     bad = {"groups": {"majors": {"symbols": ["BTC/USDC"], "max": 0.3}}}
     with pytest.raises(ValueError, match="'BTC/USDC', which is not a symbol of the data"):
         run(_analysis(analyzer, bad))
+
+
+def test_the_cost_aware_objective_plans_live_from_the_account(live_binance, keys, live_store):
+    """`max_utility` with `transaction_cost = "costs"` takes the analyzer's fee + slippage and the
+    account's weights as the book: a higher cost moves the target no further from the book."""
+    from backtest.costs import Costs
+
+    moved = []
+    for fee in (10.0, 2000.0):
+        analyzer = PortfolioAnalyzer(
+            BinanceConnector(),
+            strategy=MPTStrategy(
+                objective="max_utility", risk_aversion=5.0, transaction_cost="costs"
+            ),
+            universe=UNIVERSE,
+            store=live_store,
+            costs=Costs(fee_bps=fee, slippage_bps=5),
+        )
+        result = run(_analysis(analyzer, {"max_weight": 0.5}))
+        assert result.method == "max_utility"
+        moved.append(
+            sum(abs(result.weights[a] - result.current_weights.get(a, 0.0)) for a in UNIVERSE)
+        )
+    assert moved[1] <= moved[0] + 1e-9
