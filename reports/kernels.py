@@ -71,6 +71,18 @@ def _lerp(a, b, t):
     return b - d * (1.0 - t) if t >= 0.5 else a + d * t
 
 
+@njit(cache=True, inline="always")
+def _bucket(v, lo, scale, n_buckets):
+    """The bucket of ``v``: ``floor((v - lo) * scale)`` clamped to ``[0, n_buckets)``, also when
+    the span is so small (subnormal) that ``scale`` overflows and the product is inf or NaN."""
+    t = (v - lo) * scale
+    if not t > 0.0:  # 0, or NaN from 0 * inf
+        return 0
+    if t >= n_buckets - 1:
+        return n_buckets - 1
+    return int(t)
+
+
 @njit(cache=True, error_model="numpy")
 def smallest_nb(x, k, smallest, largest):
     """``(sum of the k smallest of x, k-th smallest, (k+1)-th smallest)`` for 1 <= k <= n, given
@@ -96,7 +108,7 @@ def smallest_nb(x, k, smallest, largest):
         for b in range(n_buckets):
             counts[b] = 0
         for j in range(m):
-            counts[min(int((vals[j] - lo) * scale), n_buckets - 1)] += 1
+            counts[_bucket(vals[j], lo, scale, n_buckets)] += 1
         below, first = 0, 0
         while below + counts[first] < need:
             below += counts[first]
@@ -109,7 +121,7 @@ def smallest_nb(x, k, smallest, largest):
         new_lo, new_hi = np.inf, -np.inf
         for j in range(m):
             v = vals[j]
-            b = min(int((v - lo) * scale), n_buckets - 1)
+            b = _bucket(v, lo, scale, n_buckets)
             if b < first:
                 total += v
             elif b <= last:

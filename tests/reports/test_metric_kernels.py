@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -93,3 +94,25 @@ def test_the_bucket_selection_equals_a_sort(x, data):
     assert kth == s[k - 1]
     assert nxt == (s[k] if k < len(x) else s[k - 1])
     assert math.isclose(total, float(s[:k].sum()), rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        [0.0, 5e-324, 0.0, 1e-320, 0.0] * 30,  # a subnormal span: the bucket scale overflows
+        [0.0] * 100 + [5e-324],
+        [-1.0] + [0.0] * 200,
+        [1e300, -1e300] * 40,
+    ],
+)
+def test_the_bucket_selection_survives_extreme_spans(x):
+    from reports.kernels import smallest_nb
+
+    x = np.asarray(x)
+    s = np.sort(x)
+    for k in (1, 5, len(x) // 2, len(x)):
+        total, kth, nxt = smallest_nb(x, k, float(x.min()), float(x.max()))
+        assert kth == s[k - 1] and nxt == (s[k] if k < len(x) else s[k - 1])
+        # summed in another order: equal to round-off of the magnitudes summed
+        scale = float(np.abs(s[:k]).sum())
+        assert math.isclose(total, float(s[:k].sum()), rel_tol=1e-12, abs_tol=1e-12 * scale)
