@@ -115,7 +115,7 @@ def solve_jobs() -> list[dict]:
                 worst = max(worst, utility(x) - utility(got.weights))
 
         from strategies import Constraints
-        from strategies.portfolio_qp import max_utility_nb
+        from strategies.utility_qp import max_utility_nb
 
         strategy_constraints = Constraints.coerce(constraints)
 

@@ -10,7 +10,7 @@ objective when the covariance is nearly singular, and the target must not depend
 ``objective="max_utility"`` maximises ``mu'w - risk_aversion/2 w'Sw - sum_i c_i |w_i - prev_i|``
 (``c = transaction_cost``, a fraction of the traded value; ``prev`` the weights the book holds, the
 engine's ``previous``), optionally with ``sum |w - prev| <= max_turnover``: the optimiser trades
-only where the expected gain pays for the trade (:func:`strategies.portfolio_qp.max_utility_nb`).
+only where the expected gain pays for the trade (:func:`strategies.utility_qp.max_utility_nb`).
 ``min_volatility`` takes the same cost term and cap (with ``mu = 0``). With a budget below 1 (caps
 that cannot fill the book) the objective is solved on the scaled weights with ``risk_aversion *
 budget`` and ``max_turnover / budget``, which is the real problem's optimum.
@@ -55,10 +55,10 @@ from strategies.portfolio_qp import (
     efficient_risk,
     feasible_weights,
     max_sharpe_from_nb,
-    max_utility_nb,
     min_variance_from_nb,
 )
 from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
+from strategies.utility_qp import max_utility_nb
 
 Objective = Literal[
     "max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"

@@ -31,9 +31,9 @@ import numpy as np
 from strategies.errors import ConstraintError
 from strategies.qp import INACCURATE, INFEASIBLE, OK, qp_nb
 
-_TOL = 1e-12
+SOLVE_TOL = 1e-12
 #: Largest constraint violation of a solver result accepted as round-off.
-_ACCURACY = 1e-9
+ACCURACY = 1e-9
 
 
 @nb.njit(cache=True)
@@ -49,7 +49,7 @@ def _scaled(cov):
 
 
 @nb.njit(cache=True)
-def _budget_rows(lo, hi, G, h, extra_rows):
+def budget_rows(lo, hi, G, h, extra_rows):
     """Inequalities ``A_in w >= b_in`` for the bounds and ``G w <= h``, leaving ``extra_rows`` free rows
     at the top. Upper bounds >= 1 are implied by the lower bounds and the budget and are left out."""
     n = lo.shape[0]
@@ -79,7 +79,7 @@ def _budget_rows(lo, hi, G, h, extra_rows):
 
 
 @nb.njit(cache=True)
-def _finish(x, status, lo, hi, G, h):
+def finish(x, status, lo, hi, G, h):
     """Check the solution is feasible beyond round-off, clip it into the bounds and restore the budget
     exactly (the residual goes to the assets with room, in index order)."""
     n = x.shape[0]
@@ -90,15 +90,15 @@ def _finish(x, status, lo, hi, G, h):
         t = 0.0
         for i in range(n):
             t += G[k, i] * x[i]
-        if not t <= h[k] + _ACCURACY:
+        if not t <= h[k] + ACCURACY:
             return w, INACCURATE
     total = 0.0
     for i in range(n):
-        if not (x[i] >= lo[i] - _ACCURACY and x[i] <= hi[i] + _ACCURACY):
+        if not (x[i] >= lo[i] - ACCURACY and x[i] <= hi[i] + ACCURACY):
             return w, INACCURATE
         w[i] = min(max(x[i], lo[i]), hi[i])
         total += w[i]
-    if not abs(total - 1.0) <= _ACCURACY:
+    if not abs(total - 1.0) <= ACCURACY:
         return np.full(n, np.nan), INACCURATE
     residual = 1.0 - total
     for i in range(n):
@@ -171,7 +171,7 @@ def _affine_piece(S, a, lo, hi, code):
             P[i] = lo[i] if code[i] < 0 else hi[i]
             budget -= P[i]
     if f == 0:
-        if abs(budget) <= _ACCURACY:
+        if abs(budget) <= ACCURACY:
             return P, Q, True
         # every asset at a bound and the budget missed: release the best asset of the side that
         # overshoots (the highest excess return at its lower bound, the lowest at its upper bound)
@@ -338,12 +338,12 @@ def min_variance_from_nb(cov, lo, hi, G, h, max_iter, start):
             np.zeros(n), cov, 0.0, lo, hi, MODE_FIXED, 0.0, start, min(max_iter, _BOX_STEPS)
         )
         if status == OK:
-            return _finish(w, status, lo, hi, G, h)
+            return finish(w, status, lo, hi, G, h)
     A_eq = np.ones((1, n))
     b_eq = np.ones(1)
-    A_in, b_in = _budget_rows(lo, hi, G, h, 0)
-    x, status, _ = qp_nb(_scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, _TOL, max_iter)
-    return _finish(x, status, lo, hi, G, h)
+    A_in, b_in = budget_rows(lo, hi, G, h, 0)
+    x, status, _ = qp_nb(_scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, SOLVE_TOL, max_iter)
+    return finish(x, status, lo, hi, G, h)
 
 
 @nb.njit(cache=True)
@@ -361,18 +361,18 @@ def efficient_return_from_nb(mu, cov, target, lo, hi, G, h, max_iter, start):
             mu, cov, 0.0, lo, hi, MODE_RETURN, target, start, min(max_iter, _BOX_STEPS)
         )
         if status == OK:
-            return _finish(w, status, lo, hi, G, h)
+            return finish(w, status, lo, hi, G, h)
     A_eq = np.ones((1, n))
     b_eq = np.ones(1)
-    A_in, b_in = _budget_rows(lo, hi, G, h, 1)
+    A_in, b_in = budget_rows(lo, hi, G, h, 1)
     scale = np.max(np.abs(mu))
     if not scale > 0.0:
         scale = 1.0
     for i in range(n):
         A_in[0, i] = mu[i] / scale
     b_in[0] = target / scale
-    x, status, _ = qp_nb(_scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, _TOL, max_iter)
-    return _finish(x, status, lo, hi, G, h)
+    x, status, _ = qp_nb(_scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, SOLVE_TOL, max_iter)
+    return finish(x, status, lo, hi, G, h)
 
 
 @nb.njit(cache=True)
@@ -396,7 +396,7 @@ def max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, start):
             mu, cov, risk_free_rate, lo, hi, MODE_SHARPE, 0.0, start, min(max_iter, _BOX_STEPS)
         )
         if status == OK:
-            return _finish(w, status, lo, hi, G, h)
+            return finish(w, status, lo, hi, G, h)
     a = mu - risk_free_rate
     scale = np.max(np.abs(a))
     if not scale > 0.0:
@@ -428,7 +428,9 @@ def max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, start):
         for k in range(n):
             A_in[row, k] = h[j] - G[j, k]
         row += 1
-    x, status, _ = qp_nb(_scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, _TOL, max_iter, False)
+    x, status, _ = qp_nb(
+        _scaled(cov), np.zeros(n), A_eq, b_eq, A_in, b_in, SOLVE_TOL, max_iter, False
+    )
     if status == OK:
         total = 0.0
         for i in range(n):
@@ -436,355 +438,7 @@ def max_sharpe_from_nb(mu, cov, risk_free_rate, lo, hi, G, h, max_iter, start):
         if not total > 0.0:
             return np.full(n, np.nan), INFEASIBLE
         x /= total
-    return _finish(x, status, lo, hi, G, h)
-
-
-_LO, _HI, _KINK, _UP, _DOWN = 0, 1, 2, 3, 4
-
-
-@nb.njit(cache=True)
-def kinked_nb(Q, q, prev, cost, lo, hi, G, h, start, max_iter):
-    """``min 0.5 w'Qw - q'w + sum_i cost_i |w_i - prev_i|`` over ``sum(w) = 1``, ``lo <= w <= hi``
-    and ``G w <= h``, by a primal-dual active-set iteration on the kinked box.
-
-    Each asset is at its lower bound, at its upper bound, at its kink ``prev_i``, or free above or
-    below the kink (where the cost is linear, slope ``+-cost_i``); each row of ``G`` is active (held
-    as an equality) or not. A step solves the stationary point over the free assets with the others
-    fixed and the active rows held (one LAPACK solve of the KKT system), then moves each asset and
-    row to the state its value and multiplier call for: the gradient
-    ``g_i = (Qw - q)_i + nu + (G'lambda)_i`` against the marginal cost ``cost_i`` of moving. It
-    starts from ``start`` (weights within the bounds and rows) and returns only when no state
-    changes, so the answer meets the KKT conditions. Returns ``(weights, converged, n_iter)``.
-    """
-    n = q.shape[0]
-    m = G.shape[0]
-    state = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        if start[i] <= lo[i] + 1e-12:
-            state[i] = _LO
-        elif start[i] >= hi[i] - 1e-12:
-            state[i] = _HI
-        elif abs(start[i] - prev[i]) <= 1e-12:
-            state[i] = _KINK
-        else:
-            state[i] = _UP if start[i] > prev[i] else _DOWN
-    row_on = np.zeros(m, dtype=np.bool_)
-    for k in range(m):
-        row_on[k] = G[k] @ start >= h[k] - 1e-12
-    w = start.copy()
-    g = np.zeros(n)
-    lam = np.zeros(m)
-    for it in range(max_iter):
-        budget = 1.0
-        n_free = 0
-        for i in range(n):
-            if state[i] == _LO:
-                w[i] = lo[i]
-            elif state[i] == _HI:
-                w[i] = hi[i]
-            elif state[i] == _KINK:
-                w[i] = prev[i]
-            else:
-                n_free += 1
-                continue
-            budget -= w[i]
-        rows = np.flatnonzero(row_on)
-        n_rows = rows.shape[0]
-        size = n_free + 1 + n_rows
-        if n_free == 0 and abs(budget) <= 1e-12 and not row_on.any():
-            # a vertex on the budget: optimal when one budget multiplier nu meets every asset's
-            # condition (each gives an interval); else free the asset that breaks it most
-            r = Q @ w - q
-            nu_lo, nu_hi, at_lo, at_hi = -np.inf, np.inf, -1, -1
-            for i in range(n):
-                st = state[i]
-                c_i = cost[i]
-                up_ok = (st == _KINK and prev[i] < hi[i]) or (st == _LO and lo[i] < hi[i])
-                down_ok = (st == _KINK and prev[i] > lo[i]) or (st == _HI and lo[i] < hi[i])
-                if up_ok:  # moving up must not pay: r + nu + slope >= 0
-                    slope = c_i if (st == _KINK or lo[i] >= prev[i]) else -c_i
-                    if -r[i] - slope > nu_lo:
-                        nu_lo, at_lo = -r[i] - slope, i
-                if down_ok:  # moving down must not pay: r + nu - slope' <= 0
-                    slope = c_i if (st == _KINK or hi[i] <= prev[i]) else -c_i
-                    if slope - r[i] < nu_hi:
-                        nu_hi, at_hi = slope - r[i], i
-            if nu_lo <= nu_hi + 1e-11 * (np.max(np.abs(r)) + np.max(cost) + 1.0):
-                return w, True, it + 1
-            # both ends cannot hold: free the asset at the end that breaks more at the midpoint
-            i = at_lo
-            st = state[i]
-            state[i] = _UP if (st == _KINK or lo[i] >= prev[i]) else _DOWN
-            if at_hi >= 0 and at_hi != i:
-                st = state[at_hi]
-                state[at_hi] = _DOWN if (st == _KINK or hi[at_hi] <= prev[at_hi]) else _UP
-            continue
-        if n_free == 0:
-            # a vertex: free the asset that moves the book toward the budget at the least
-            # marginal cost (from the last step's gradient); without one, the lifted problem
-            best, best_slope = -1, np.inf
-            if it > 0 and abs(budget) > 1e-15:
-                for i in range(n):
-                    st = state[i]
-                    c_i = cost[i]
-                    if budget > 0.0:  # buy: an asset that can go up
-                        if (st == _KINK and prev[i] < hi[i]) or (st == _LO and lo[i] < hi[i]):
-                            up = g[i] + (c_i if (st == _KINK or lo[i] >= prev[i]) else -c_i)
-                            if up < best_slope:
-                                best, best_slope = i, up
-                    elif (st == _KINK and prev[i] > lo[i]) or (st == _HI and lo[i] < hi[i]):
-                        down = -g[i] + (c_i if (st == _KINK or hi[i] <= prev[i]) else -c_i)
-                        if down < best_slope:
-                            best, best_slope = i, down
-            if best < 0:
-                return w, False, it
-            st = state[best]
-            if budget > 0.0:
-                state[best] = _UP if (st == _KINK or lo[best] >= prev[best]) else _DOWN
-            else:
-                state[best] = _DOWN if (st == _KINK or hi[best] <= prev[best]) else _UP
-            continue
-        free = np.empty(n_free, dtype=np.int64)
-        f = 0
-        for i in range(n):
-            if state[i] == _UP or state[i] == _DOWN:
-                free[f] = i
-                f += 1
-        # [Q_FF 1 G_AF'; 1' ; G_AF] [w_F; nu; lambda_A] = rhs
-        K = np.zeros((size, size))
-        rhs = np.zeros(size)
-        for a in range(n_free):
-            i = free[a]
-            for b in range(n_free):
-                K[a, b] = Q[i, free[b]]
-            K[a, n_free] = 1.0
-            K[n_free, a] = 1.0
-            for r in range(n_rows):
-                K[a, n_free + 1 + r] = G[rows[r], i]
-                K[n_free + 1 + r, a] = G[rows[r], i]
-            t = q[i] - (cost[i] if state[i] == _UP else -cost[i])
-            for j in range(n):
-                if state[j] != _UP and state[j] != _DOWN:
-                    t -= Q[i, j] * w[j]
-            rhs[a] = t
-        rhs[n_free] = budget
-        for r in range(n_rows):
-            t = h[rows[r]]
-            for j in range(n):
-                if state[j] != _UP and state[j] != _DOWN:
-                    t -= G[rows[r], j] * w[j]
-            rhs[n_free + 1 + r] = t
-        try:
-            sol = np.linalg.solve(K, rhs)
-        except Exception:
-            # dependent rows (a group holding all the free assets): the least-squares solution,
-            # if consistent
-            sol = np.linalg.lstsq(K, rhs)[0]
-            if np.max(np.abs(K @ sol - rhs)) > 1e-9 * (np.max(np.abs(rhs)) + 1.0):
-                return w, False, it
-        for a in range(n_free):
-            w[free[a]] = sol[a]
-        nu = sol[n_free]
-        lam[:] = 0.0
-        for r in range(n_rows):
-            lam[rows[r]] = sol[n_free + 1 + r]
-        for i in range(n):
-            t = nu - q[i]
-            for j in range(n):
-                t += Q[i, j] * w[j]
-            for k in range(m):
-                t += lam[k] * G[k, i]
-            g[i] = t
-        tol = 1e-11 * (np.max(np.abs(g)) + np.max(cost) + 1.0)
-        changed = False
-        for i in range(n):
-            st = state[i]
-            new = st
-            c_i = cost[i]
-            if st == _UP:
-                floor = max(lo[i], prev[i])
-                if w[i] > hi[i] + 1e-13:
-                    new = _HI
-                elif w[i] < floor - 1e-13:
-                    new = _KINK if prev[i] > lo[i] else _LO
-            elif st == _DOWN:
-                ceiling = min(hi[i], prev[i])
-                if w[i] < lo[i] - 1e-13:
-                    new = _LO
-                elif w[i] > ceiling + 1e-13:
-                    new = _KINK if prev[i] < hi[i] else _HI
-            elif st == _KINK:
-                if g[i] + c_i < -tol and prev[i] < hi[i]:
-                    new = _UP  # moving up lowers the objective
-                elif g[i] - c_i > tol and prev[i] > lo[i]:
-                    new = _DOWN
-            elif st == _LO and lo[i] < hi[i]:
-                slope = g[i] + (c_i if lo[i] >= prev[i] else -c_i)
-                if slope < -tol:
-                    new = _UP if lo[i] >= prev[i] else _DOWN
-            elif st == _HI and lo[i] < hi[i]:
-                slope = g[i] + (c_i if hi[i] > prev[i] else -c_i)
-                if slope > tol:
-                    new = _UP if hi[i] > prev[i] else _DOWN
-            if new != st:
-                state[i] = new
-                changed = True
-        for k in range(m):
-            if row_on[k] and lam[k] < -tol:
-                row_on[k] = False
-                changed = True
-            elif not row_on[k] and G[k] @ w > h[k] + 1e-12:
-                row_on[k] = True
-                changed = True
-        if not changed:
-            return w, True, it + 1
-    return w, False, max_iter
-
-
-@nb.njit(cache=True)
-def _turnover(w, prev):
-    t = 0.0
-    for i in range(w.shape[0]):
-        t += abs(w[i] - prev[i])
-    return t
-
-
-@nb.njit(cache=True)
-def capped_kinked_nb(Q, q, prev, cost, lo, hi, G, h, cap, start, max_iter):
-    """:func:`kinked_nb` under ``sum |w - prev| <= cap`` through the cap's multiplier ``tau``:
-    the cap's Lagrangian adds ``tau`` to every asset's cost, and the turnover of the solution at
-    cost ``cost + tau`` does not increase with ``tau`` (piecewise linear, continuous). So ``tau``
-    is found by Illinois regula falsi on ``turnover(tau) = cap`` between 0 and a bracketing
-    value, each step a :func:`kinked_nb` solve started from the step before; the point where the
-    turnover meets the cap (to 1e-10) is the capped optimum. Returns ``(weights, converged)``;
-    not converged when even the largest cost leaves the turnover above the cap (the caller's
-    general solver then reports it infeasible) or a solve does not settle."""
-    w, ok, _ = kinked_nb(Q, q, prev, cost, lo, hi, G, h, start, max_iter)
-    if not ok:
-        return w, False
-    f_lo = _turnover(w, prev) - cap
-    if f_lo <= 1e-10:
-        return w, True
-    t_lo = 0.0
-    t_hi = 0.0
-    step = max(np.max(np.abs(q)), np.max(cost), 1e-12)
-    f_hi = f_lo
-    w_hi = w
-    for _ in range(60):  # bracket: a cost at which the turnover is within the cap
-        t_hi = t_hi + step
-        w_hi, ok, _ = kinked_nb(Q, q, prev, cost + t_hi, lo, hi, G, h, w_hi, max_iter)
-        if not ok:
-            return w_hi, False
-        f_hi = _turnover(w_hi, prev) - cap
-        if f_hi <= 0.0:
-            break
-        t_lo, f_lo = t_hi, f_hi
-        step *= 4.0
-    if f_hi > 0.0:
-        return w_hi, False
-    if f_hi >= -1e-10:
-        return w_hi, True
-    side = 0
-    for _ in range(100):
-        t = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo)
-        w, ok, _ = kinked_nb(Q, q, prev, cost + t, lo, hi, G, h, w_hi, max_iter)
-        if not ok:
-            return w, False
-        f = _turnover(w, prev) - cap
-        if abs(f) <= 1e-10:
-            return w, True
-        if f > 0.0:
-            t_lo, f_lo = t, f
-            if side == 1:
-                f_hi /= 2.0
-            side = 1
-        else:
-            t_hi, f_hi, w_hi = t, f, w
-            if side == -1:
-                f_lo /= 2.0
-            side = -1
-    return w_hi, False
-
-
-#: Curvature given to the turnover variables of :func:`max_utility_nb` (relative to unit mean
-#: variance): it makes the lifted problem strictly convex, as the dual solver needs, and changes
-#: the objective by at most ``LIFT / 2 * sum((w - prev)**2)``, far below the tolerances.
-LIFT = 1e-6
-
-
-@nb.njit(cache=True)
-def max_utility_nb(mu, cov, gamma, prev, cost, max_turnover, lo, hi, G, h, max_iter):
-    """Maximise ``mu'w - gamma/2 w'Sw - sum_i cost_i |w_i - prev_i|`` subject to ``sum(w) = 1``,
-    the bounds, ``G w <= h`` and ``sum |w - prev| <= max_turnover`` (``inf``: no cap).
-
-    Without costs or a cap it is the plain mean-variance QP. Otherwise the l1 terms are lifted:
-    ``t_i >= |w_i - prev_i|`` with the cost ``cost' t`` and the cap ``sum(t) <= max_turnover``,
-    solved over ``(w, t)`` by the dual active-set QP; at the optimum ``t = |w - prev|`` exactly (a
-    larger ``t`` only costs more), and the curvature :data:`LIFT` on ``t`` moves the objective by
-    less than 1e-9. Returns ``(weights, status)``.
-    """
-    n = mu.shape[0]
-    scale = 0.0
-    for i in range(n):
-        scale += gamma * cov[i, i]
-    scale = n / scale if scale > 0.0 else 1.0  # unit mean curvature: scale-free tolerances
-    lifted = np.isfinite(max_turnover)
-    for i in range(n):
-        if cost[i] != 0.0:
-            lifted = True
-    A_w, b_w = _budget_rows(lo, hi, G, h, 0)
-    Qs = gamma * scale * cov
-    qs = scale * mu
-    x, status, _ = qp_nb(Qs, -qs, np.ones((1, n)), np.ones(1), A_w, b_w, _TOL, max_iter)
-    if not lifted:
-        return _finish(x, status, lo, hi, G, h)
-    if status == OK:
-        w, converged = capped_kinked_nb(
-            Qs, qs, prev, scale * cost, lo, hi, G, h, max_turnover, x, max_iter
-        )
-        if converged:
-            w, status = _finish(w, OK, lo, hi, G, h)
-            moved = 0.0
-            for i in range(n):
-                moved += abs(w[i] - prev[i])
-            if status == OK and moved <= max_turnover + _ACCURACY:
-                return w, status
-    m_w = A_w.shape[0]
-    capped = np.isfinite(max_turnover)
-    m = m_w + 2 * n + (1 if capped else 0)
-    Q = np.zeros((2 * n, 2 * n))
-    c = np.zeros(2 * n)
-    for i in range(n):
-        for j in range(n):
-            Q[i, j] = gamma * scale * cov[i, j]
-        Q[n + i, n + i] = LIFT
-        c[i] = -scale * mu[i]
-        c[n + i] = scale * cost[i]
-    A_eq = np.zeros((1, 2 * n))
-    A_eq[0, :n] = 1.0
-    A_in = np.zeros((m, 2 * n))
-    b_in = np.zeros(m)
-    A_in[:m_w, :n] = A_w
-    b_in[:m_w] = b_w
-    for i in range(n):
-        A_in[m_w + 2 * i, n + i] = 1.0  # t_i - w_i >= -prev_i
-        A_in[m_w + 2 * i, i] = -1.0
-        b_in[m_w + 2 * i] = -prev[i]
-        A_in[m_w + 2 * i + 1, n + i] = 1.0  # t_i + w_i >= prev_i
-        A_in[m_w + 2 * i + 1, i] = 1.0
-        b_in[m_w + 2 * i + 1] = prev[i]
-    if capped:
-        A_in[m - 1, n:] = -1.0
-        b_in[m - 1] = -max_turnover
-    x, status, _ = qp_nb(Q, c, A_eq, np.ones(1), A_in, b_in, _TOL, max_iter, False)
-    w, status = _finish(x[:n].copy(), status, lo, hi, G, h)
-    if status == OK and capped:
-        moved = 0.0
-        for i in range(n):
-            moved += abs(w[i] - prev[i])
-        if not moved <= max_turnover + _ACCURACY:
-            return np.full(n, np.nan), INACCURATE
-    return w, status
+    return finish(x, status, lo, hi, G, h)
 
 
 @nb.njit(cache=True)
@@ -793,9 +447,9 @@ def project_nb(target, lo, hi, G, h, max_iter):
     n = target.shape[0]
     A_eq = np.ones((1, n))
     b_eq = np.ones(1)
-    A_in, b_in = _budget_rows(lo, hi, G, h, 0)
-    x, status, _ = qp_nb(np.eye(n), -target, A_eq, b_eq, A_in, b_in, _TOL, max_iter)
-    return _finish(x, status, lo, hi, G, h)
+    A_in, b_in = budget_rows(lo, hi, G, h, 0)
+    x, status, _ = qp_nb(np.eye(n), -target, A_eq, b_eq, A_in, b_in, SOLVE_TOL, max_iter)
+    return finish(x, status, lo, hi, G, h)
 
 
 def max_return(mu, cov, lo, hi, G, h, max_iter):
@@ -810,9 +464,9 @@ def max_return(mu, cov, lo, hi, G, h, max_iter):
         return greedy_max_return_nb(mu, lo, hi), OK
     n = mu.shape[0]
     scale = max(float(np.max(np.abs(mu))), 1e-300)
-    A_in, b_in = _budget_rows(lo, hi, G, h, 0)
+    A_in, b_in = budget_rows(lo, hi, G, h, 0)
     x, status, _ = qp_nb(
-        1e-6 * np.eye(n), -mu / scale, np.ones((1, n)), np.ones(1), A_in, b_in, _TOL, max_iter
+        1e-6 * np.eye(n), -mu / scale, np.ones((1, n)), np.ones(1), A_in, b_in, SOLVE_TOL, max_iter
     )
     if status != OK:
         return np.full(n, np.nan), status
