@@ -107,8 +107,9 @@ class RebalanceConfig(_Section):
     every: str | None = "1W"
     bars: int | None = Field(None, ge=1)
     drift_band: float | None = Field(None, gt=0, lt=1)
-    band_mode: Literal["absolute", "relative"] = "absolute"
-    band_target: Literal["full", "edge"] = "full"
+    band_mode: Literal["absolute", "relative", "cost"] = "absolute"
+    band_target: Literal["full", "edge"] | None = None
+    risk_aversion: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> RebalanceConfig:
@@ -125,6 +126,7 @@ class RebalanceConfig(_Section):
             drift_band=self.drift_band,
             band_mode=self.band_mode,
             band_target=self.band_target,
+            risk_aversion=self.risk_aversion,
         )
 
 

@@ -43,7 +43,8 @@ def as_schedule(rebalance: str | int | Schedule | Mapping[str, Any]) -> Schedule
         return Schedule(every=rebalance)
     if isinstance(rebalance, Mapping):
         fields = dict(rebalance)
-        if "bars" in fields or ("drift_band" in fields and "every" not in fields):
+        banded = "drift_band" in fields or fields.get("band_mode") == "cost"
+        if "bars" in fields or (banded and "every" not in fields):
             fields.setdefault("every", None)
         return Schedule(**fields)
     raise EngineError(

@@ -110,17 +110,26 @@ def run_experiment(
         market,
         strategy,
         rebalance=cfg.rebalance.schedule(),
-        costs=cfg.costs.costs(),
-        initial_cash=cfg.costs.initial_cash,
-        execution=cfg.backtest.execution,
-        constraints=cfg.constraints.spec(scfg),
-        risk=RiskControls(**cfg.risk.model_dump()),
+        **run_settings(cfg, scfg),
         benchmark=cfg.backtest.benchmark,
-        risk_free_rate=scfg.risk_free_rate,
         meta={"experiment": cfg.name, "title": cfg.report.title or f"{cfg.name}: {scfg.name}"},
         progress=progress,
         first_decision=first_decision,
     )
+
+
+def run_settings(cfg: ExperimentConfig, scfg: StrategyConfig | None = None) -> dict[str, Any]:
+    """The keyword arguments of a run that a config sets besides the market, the strategy and the
+    schedule: costs, cash, execution, constraints, risk controls, the risk-free rate."""
+    scfg = scfg or cfg.strategy
+    return {
+        "costs": cfg.costs.costs(),
+        "initial_cash": cfg.costs.initial_cash,
+        "execution": cfg.backtest.execution,
+        "constraints": cfg.constraints.spec(scfg),
+        "risk": RiskControls(**cfg.risk.model_dump()),
+        "risk_free_rate": scfg.risk_free_rate,
+    }
 
 
 def common_start(

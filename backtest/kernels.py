@@ -29,6 +29,8 @@ from backtest.fills import (
     units_after_sale_nb,
 )
 from backtest.records import (
+    BAND_COST,
+    BAND_RELATIVE,
     COST_DTYPE,
     REASON_BAND,
     REASON_DELIST,
@@ -42,8 +44,10 @@ from backtest.records import (
 
 
 @njit(cache=True, error_model="numpy")
-def band_check_nb(units, prices, val_prices, target, cash, band, relative, to_edge):
-    """Whether some weight is outside ``target +- band`` (``band * target`` when ``relative``).
+def band_check_nb(units, prices, val_prices, target, cash, band, mode, to_edge):
+    """Whether some weight is outside ``target +- width``: ``width`` is ``band`` (``BAND_ABSOLUTE``),
+    ``band * target`` (``BAND_RELATIVE``) or ``band * (target (1 - target)) ** (2/3)`` (``BAND_COST``,
+    the cost-aware no-trade region of ``backtest.schedule``).
 
     With ``to_edge``, ``target`` is rewritten in place to the trade that only goes back to the band
     edge: breached assets get the nearest edge, the others NaN (left alone).
@@ -57,7 +61,13 @@ def band_check_nb(units, prices, val_prices, target, cash, band, relative, to_ed
         if not (prices[i] > 0.0) or target[i] != target[i]:
             continue
         w = units[i] * prices[i] / value
-        width = band * target[i] if relative else band
+        if mode == BAND_RELATIVE:
+            width = band * target[i]
+        elif mode == BAND_COST:
+            spread = target[i] * (1.0 - target[i])
+            width = band * (spread * spread) ** (1.0 / 3.0) if spread > 0.0 else 0.0
+        else:
+            width = band
         if w > target[i] + width + 1e-12:
             breached = True
             edge = target[i] + width
@@ -154,7 +164,7 @@ def simulate_core_nb(market, targets, order_row, params, out) -> int | np.intege
                     goal,
                     cash,
                     band,
-                    params.band_relative,
+                    params.band_mode,
                     params.band_to_edge,
                 )
                 if trade_now and not new_row:
@@ -301,7 +311,7 @@ def simulate_batch_nb(market, targets, order_rows, params, capacity):
             ),
             initial_cash=params.initial_cash[s],
             band=params.band[s],
-            band_relative=params.band_relative,
+            band_mode=params.band_mode,
             band_to_edge=params.band_to_edge,
             stop_loss=params.stop_loss,
             fill_at_close=params.fill_at_close,

@@ -43,6 +43,7 @@ COST_DTYPE = np.dtype(
 
 REASON_REBALANCE, REASON_BAND, REASON_STOP, REASON_DELIST = 0, 1, 2, 3
 SIZING_NET, SIZING_VECTORBT = 0, 1
+BAND_ABSOLUTE, BAND_RELATIVE, BAND_COST = 0, 1, 2
 
 
 class MarketArrays(NamedTuple):
@@ -86,8 +87,9 @@ class SimulationParams(NamedTuple):
 
     fills: FillParams
     initial_cash: float
-    band: float  # drift band; 0: trade every target row
-    band_relative: bool  # band as a fraction of the target weight
+    band: float  # drift band (the cost band: its scale); 0: trade every target row
+    band_mode: int  # BAND_ABSOLUTE, BAND_RELATIVE (a fraction of the target weight) or BAND_COST
+    # (``band * (w (1 - w)) ** (2/3)`` around the target weight ``w``: backtest.schedule)
     band_to_edge: bool  # on a breach trade back to the band edge (else to the target)
     stop_loss: float  # trailing stop as a fraction below the high since entry; 0: none
     fill_at_close: bool  # orders fill at the close (``execution = "close"``): no stop on entry bar
@@ -108,7 +110,7 @@ class BatchParams(NamedTuple):
     band: np.ndarray
     participation: float
     sizing: int
-    band_relative: bool
+    band_mode: int
     band_to_edge: bool
     stop_loss: float
     fill_at_close: bool

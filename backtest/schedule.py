@@ -1,9 +1,18 @@
-"""Rebalance schedules: calendar periods, every N bars, and drift bands.
+"""Rebalance schedules: calendar periods, every N bars, drift bands and cost-aware bands.
 
 A schedule names the **decision bars**: the bars at whose close the allocator is called. A calendar
 schedule decides on the last bar of each period (so with ``execution="next_open"`` the trades fill at
 the open of the first bar of the next period). Drift bands are checked by the kernel at every bar
 against the standing target; the calendar (or ``bars``) sets when the target itself is refreshed.
+
+The cost-aware band (``band_mode="cost"``) is the no-trade region of an investor with proportional
+costs ``c`` (fee + slippage per side) and relative risk aversion ``g``: around a target weight ``w``
+the half-width is ``(3 c w^2 (1 - w)^2 / (2 g)) ** (1/3)`` (Janecek & Shreve 2004; Gerhold, Guasoni,
+Muhle-Karbe & Schachermayer 2014: the leading term for small costs). Outside it the expected utility
+gained by trading the weight back exceeds the cost of the trade; inside it does not. An asset that
+leaves its region is traded only back to the region's edge, the others are left alone. The width
+depends on neither the volatility nor the bar length (both the drift of a weight and the utility lost
+by a deviation scale with the variance), so it needs no estimate beyond the target itself.
 
 Calendar strings: ``"1D"``, ``"1W"`` (weeks start Monday; ``"W-FRI"`` etc. move the anchor),
 ``"1M"`` (calendar months), ``"1Q"``, multiples such as ``"2W"``, and intraday ``"4h"``.
@@ -86,12 +95,18 @@ class Schedule:
         Refresh the target every N bars instead (counted from the first bar with a full window).
     drift_band : float, optional
         Trade only when some ``|w - w_target|`` exceeds the band (checked every bar).
-    band_mode : {"absolute", "relative"}
-        ``absolute``: band in weight units (0.05 = 5 points); ``relative``: a fraction of the target.
-    band_target : {"full", "edge"}
-        On a breach, trade fully back to the target or only back to the band edge.
+    band_mode : {"absolute", "relative", "cost"}
+        ``absolute``: band in weight units (0.05 = 5 points); ``relative``: a fraction of the target;
+        ``cost``: the cost-aware no-trade region (module docs), its width from the costs and
+        ``risk_aversion`` (no ``drift_band``), always traded to its edge.
+    band_target : {"full", "edge"}, optional
+        On a breach, trade fully back to the target or only back to the band edge (default: full,
+        edge for the cost band).
+    risk_aversion : float, optional
+        The cost band's relative risk aversion ``g`` (default 1; only with ``band_mode="cost"``):
+        higher trades more often and keeps closer to the target.
 
-    With only ``drift_band`` set, the target is refreshed monthly.
+    With only ``drift_band`` (or the cost band) set, the target is refreshed monthly.
 
     Examples
     --------
@@ -103,8 +118,9 @@ class Schedule:
     every: str | None = "1W"
     bars: int | None = None
     drift_band: float | None = None
-    band_mode: Literal["absolute", "relative"] = "absolute"
-    band_target: Literal["full", "edge"] = "full"
+    band_mode: Literal["absolute", "relative", "cost"] = "absolute"
+    band_target: Literal["full", "edge"] | None = None
+    risk_aversion: float | None = None
 
     def __post_init__(self) -> None:
         if self.every is not None and self.bars is not None:
@@ -113,10 +129,56 @@ class Schedule:
             raise ValueError(f"`rebalance.bars` must be >= 1; got {self.bars}")
         if self.drift_band is not None and not 0 < self.drift_band < 1:
             raise ValueError(f"`rebalance.drift_band` must be in (0, 1); got {self.drift_band}")
-        if self.every is None and self.bars is None and self.drift_band is None:
-            raise ValueError("a rebalance schedule needs `every`, `bars` or `drift_band`")
+        if self.band_mode == "cost":
+            self._check_cost_band()
+        elif self.risk_aversion is not None:
+            raise ValueError(
+                "`rebalance.risk_aversion` sets the width of the cost band; it needs "
+                f"`band_mode = 'cost'` (got band_mode {self.band_mode!r})"
+            )
+        if self.every is None and self.bars is None and not self.banded:
+            raise ValueError(
+                "a rebalance schedule needs `every`, `bars`, `drift_band` or `band_mode = 'cost'`"
+            )
         if self.every is not None:
             period_labels(pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]), self.every)
+
+    def _check_cost_band(self) -> None:
+        if self.drift_band is not None:
+            raise ValueError(
+                f"`rebalance.drift_band` ({self.drift_band:g}) is the width of an absolute or relative "
+                "band; `band_mode = 'cost'` derives its width from the costs and "
+                "`rebalance.risk_aversion`: drop `drift_band`"
+            )
+        if self.band_target == "full":
+            raise ValueError(
+                "`band_mode = 'cost'` trades only back to the edge of its no-trade region; drop "
+                "`rebalance.band_target` or set it to 'edge'"
+            )
+        if self.risk_aversion is not None and not (0 < self.risk_aversion < float("inf")):
+            raise ValueError(
+                f"`rebalance.risk_aversion` must be a positive number; got {self.risk_aversion}"
+            )
+
+    @property
+    def banded(self) -> bool:
+        """Whether the kernel checks a band at every bar (a drift band or the cost band)."""
+        return self.drift_band is not None or self.band_mode == "cost"
+
+    @property
+    def to_edge(self) -> bool:
+        """Whether a breach trades only back to the band edge."""
+        return self.band_target == "edge" or self.band_mode == "cost"
+
+    def band_scale(self, cost_rate: float) -> float:
+        """The kernel's band parameter: ``drift_band`` (0: none), or for the cost band the factor
+        ``(3 c / (2 g)) ** (1/3)`` that the kernel multiplies by ``(w (1 - w)) ** (2/3)`` (0 when
+        ``cost_rate`` is 0: without costs every target row is traded in full)."""
+        if self.band_mode != "cost":
+            return float(self.drift_band or 0.0)
+        if cost_rate < 0:
+            raise ValueError(f"the cost band needs a cost rate >= 0; got {cost_rate}")
+        return float((1.5 * cost_rate / (self.risk_aversion or 1.0)) ** (1.0 / 3.0))
 
     @property
     def refresh(self) -> str:
@@ -139,8 +201,9 @@ class Schedule:
 
     def describe(self) -> str:
         text = f"target refresh {self.refresh}"
-        if self.drift_band is not None:
-            text += (
-                f", drift band {self.drift_band:g} ({self.band_mode}, trade to {self.band_target})"
-            )
+        if self.band_mode == "cost":
+            text += f", cost band (risk aversion {self.risk_aversion or 1.0:g}, trade to edge)"
+        elif self.drift_band is not None:
+            target = "edge" if self.to_edge else "full"
+            text += f", drift band {self.drift_band:g} ({self.band_mode}, trade to {target})"
         return text

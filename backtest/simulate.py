@@ -19,6 +19,9 @@ from backtest import kernels
 from backtest.costs import Costs, RiskControls
 from backtest.errors import EngineError
 from backtest.records import (
+    BAND_ABSOLUTE,
+    BAND_COST,
+    BAND_RELATIVE,
     COST_DTYPE,
     SIZING_NET,
     SIZING_VECTORBT,
@@ -32,6 +35,7 @@ from backtest.records import (
 from backtest.schedule import Schedule
 
 Execution = Literal["next_open", "close"]
+_BAND_MODES = {"absolute": BAND_ABSOLUTE, "relative": BAND_RELATIVE, "cost": BAND_COST}
 
 
 def fill_shift(execution: str) -> int:
@@ -281,9 +285,9 @@ def simulation_params(
     return SimulationParams(
         fills=fill_params(costs),
         initial_cash=float(initial_cash),
-        band=float(schedule.drift_band or 0.0),
-        band_relative=schedule.band_mode == "relative",
-        band_to_edge=schedule.band_target == "edge",
+        band=schedule.band_scale(costs.fee_rate + costs.slippage_rate),
+        band_mode=_BAND_MODES[schedule.band_mode],
+        band_to_edge=schedule.to_edge,
         stop_loss=float(risk.stop_loss),
         fill_at_close=execution == "close",
         record_trades=bool(record_trades),
@@ -383,7 +387,7 @@ def simulate_batch(
             raise EngineError(
                 "scenarios of one batch must share participation, sizing, lot sizes and minimum notionals"
             )
-        if (sc.band_mode, sc.band_target) != (sched0.band_mode, sched0.band_target):
+        if (sc.band_mode, sc.to_edge) != (sched0.band_mode, sched0.to_edge):
             raise EngineError("scenarios of one batch must share the drift-band mode and target")
     if any(not cash > 0 for cash in initial_cash):
         raise EngineError(
@@ -404,11 +408,16 @@ def simulate_batch(
         slippage_rate=np.array([f.slippage_rate for f in fills]),
         impact_coef=np.array([f.impact_coef for f in fills]),
         min_trade_value=np.array([f.min_trade_value for f in fills]),
-        band=np.array([float(sc.drift_band or 0.0) for sc in schedules]),
+        band=np.array(
+            [
+                sc.band_scale(c.fee_rate + c.slippage_rate)
+                for c, sc in zip(costs, schedules, strict=True)
+            ]
+        ),
         participation=shared.participation,
         sizing=shared.sizing,
-        band_relative=sched0.band_mode == "relative",
-        band_to_edge=sched0.band_target == "edge",
+        band_mode=_BAND_MODES[sched0.band_mode],
+        band_to_edge=sched0.to_edge,
         stop_loss=float(risk.stop_loss),
         fill_at_close=execution == "close",
         record_trades=bool(record),

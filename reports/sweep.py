@@ -21,12 +21,8 @@ __all__ = ["percent", "read_dsr", "read_pbo", "read_walk_forward", "write_sweep_
 DSR_BAR = 0.95  # the usual significance bar of the Deflated Sharpe Ratio
 PBO_LOW, COIN_FLIP = 0.1, 0.5
 
-_TEMPLATE = """{% extends "_base.html.j2" %}
-{% block content %}
-<header>
-<h1>{{ title }}</h1>
-<p class="sub">{{ subtitle }}</p>
-</header>
+_TEMPLATE = """{% extends "_titled.html.j2" %}
+{% block sections %}
 <section id="heatmaps">
 <h2>{{ metric_label }} by {{ x_label }} and {{ y_label }}</h2>
 {% if heatmap_note %}<p class="sub">{{ heatmap_note }}</p>{% endif %}

@@ -50,7 +50,8 @@ def metrics_table(columns: dict[str, dict[str, float]], title: str) -> Any:
     return table
 
 
-def _progress_callback(console: Any) -> tuple[Any, Any]:
+def progress_callback(console: Any) -> tuple[Any, Any]:
+    """A transient rich progress bar of the allocator's decisions and its ``(done, total)`` callback."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
@@ -90,7 +91,7 @@ def run(
         f"[bold]{escape(cfg.name)}[/]: {cfg.strategy.name} on {market.n_assets} assets x "
         f"{market.n_bars} {market.timeframe} bars ({escape(label)})"
     )
-    progress, update = _progress_callback(console)
+    progress, update = progress_callback(console)
     with progress:
         result = run_experiment(cfg, market, progress=update)
     paths = write_outputs(result, cfg, folder, html=not no_html)

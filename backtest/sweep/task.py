@@ -126,7 +126,7 @@ def batch_key(market_key: str, point: GridPoint, schedule: Any) -> tuple[Any, ..
         costs.sizing,
         json.dumps([costs.lot_size, costs.min_notional], sort_keys=True),
         schedule.band_mode,
-        schedule.band_target,
+        schedule.to_edge,
     )
 
 

@@ -100,12 +100,18 @@ def setups(draw, symbols):
         liquidity_cap=draw(st.sampled_from([0.0, 0.0, 0.3])),
         liquidity_window_days=draw(st.sampled_from([1.0, 3.0])),
     )
-    schedule = Schedule(
-        every="1D",
-        drift_band=draw(st.sampled_from([None, 0.01, 0.05, 0.2])),
-        band_mode=draw(st.sampled_from(["absolute", "relative"])),
-        band_target=draw(st.sampled_from(["full", "edge"])),
-    )
+    mode = draw(st.sampled_from(["absolute", "relative", "cost"]))
+    if mode == "cost":
+        schedule = Schedule(
+            every="1D", band_mode="cost", risk_aversion=draw(st.sampled_from([0.05, 1.0, 20.0]))
+        )
+    else:
+        schedule = Schedule(
+            every="1D",
+            drift_band=draw(st.sampled_from([None, 0.01, 0.05, 0.2])),
+            band_mode=mode,
+            band_target=draw(st.sampled_from(["full", "edge"])),
+        )
     execution = draw(st.sampled_from(["next_open", "close"]))
     cash = draw(st.sampled_from([50.0, 1e4, 3e6]))
     return costs, risk, schedule, execution, cash
@@ -183,12 +189,17 @@ def test_simulate_batch_agrees_with_the_twin(data):
             min_notional=costs.min_notional,
             sizing=costs.sizing,
         )
-        band = Schedule(
-            every="1D",
-            drift_band=data.draw(st.sampled_from([None, 0.05])),
-            band_mode=schedule.band_mode,
-            band_target=schedule.band_target,
-        )
+        if schedule.band_mode == "cost":
+            band = Schedule(
+                every="1D", band_mode="cost", risk_aversion=data.draw(st.sampled_from([0.1, 4.0]))
+            )
+        else:
+            band = Schedule(
+                every="1D",
+                drift_band=data.draw(st.sampled_from([None, 0.05])),
+                band_mode=schedule.band_mode,
+                band_target=schedule.band_target,
+            )
         scenarios.append(
             (own, band, data.draw(st.sampled_from([100.0, 1e5])), data.draw(target_rows(n_bars, n)))
         )

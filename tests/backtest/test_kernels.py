@@ -244,6 +244,26 @@ def test_band_trades_only_when_breached():
     assert set(out.trades["reason"][out.trades["bar"] == 2]) == {1}
 
 
+def test_cost_band_trades_only_the_asset_out_of_its_region_and_only_to_its_edge():
+    """Fee 30 bps, risk aversion 1: half-widths (1.5 * 0.003)^(1/3) (w (1-w))^(2/3) are 6.4 points
+    at w = 0.4 and 4.9 at 0.2. From cash every asset is below its region: each is bought to its
+    lower edge (not to its target). A then falls 20% to 28.8% (out), B is at 36.0% and C at 16.2%
+    (inside): only A is bought, back to its lower edge."""
+    close = np.array([[10.0, 10.0, 10.0], [8.0, 10.0, 10.0], [8.0, 10.0, 10.0]])
+    targets = np.array([[0.4, 0.4, 0.2], [np.nan] * 3, [np.nan] * 3])
+    schedule = Schedule(every="1D", band_mode="cost", risk_aversion=1.0)
+    out = _run(close, targets, Costs(fee_bps=30, slippage_bps=0), schedule=schedule)
+    scale = (1.5 * 0.003) ** (1 / 3)
+    lower = np.array([0.4, 0.4, 0.2]) - scale * (np.array([0.24, 0.24, 0.16]) ** (2 / 3))
+    weights = out.units * close / out.equity[:, None]
+    np.testing.assert_allclose(weights[0], lower, atol=1e-12)  # "net" sizing: after the fees
+    assert out.trades["bar"].tolist() == [0, 0, 0, 1]
+    assert out.trades["asset"][3] == 0 and out.trades["units"][3] > 0
+    assert out.trades["reason"][3] == 1  # a band trade
+    assert weights[1, 0] == pytest.approx(lower[0], abs=1e-12)
+    np.testing.assert_array_equal(out.units[1, 1:], out.units[0, 1:])  # B and C untouched
+
+
 def test_cost_slots_have_one_set_of_names():
     """The kernel's cost record and the result's cost totals name the same slots, in one order."""
     from backtest.records import COST_DTYPE

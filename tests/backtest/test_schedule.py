@@ -59,9 +59,30 @@ def test_period_labels_two_week_multiple():
         ({"every": None, "bars": 0}, "`rebalance.bars` must be >= 1"),
         ({"every": "1W", "bars": 5}, "either `rebalance.every` or `rebalance.bars`"),
         ({"every": "1W", "drift_band": 1.5}, r"`rebalance.drift_band` must be in \(0, 1\)"),
-        ({"every": None}, "needs `every`, `bars` or `drift_band`"),
+        ({"every": None}, "needs `every`, `bars`, `drift_band` or `band_mode = 'cost'`"),
+        (
+            {"band_mode": "cost", "drift_band": 0.05},
+            r"`rebalance.drift_band` \(0.05\) is the width of an absolute or relative band",
+        ),
+        ({"band_mode": "cost", "band_target": "full"}, "drop `rebalance.band_target`"),
+        ({"band_mode": "cost", "risk_aversion": 0.0}, "must be a positive number; got 0.0"),
+        ({"drift_band": 0.05, "risk_aversion": 2.0}, "needs `band_mode = 'cost'`"),
     ],
 )
 def test_bad_schedules_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Schedule(**kwargs)
+
+
+def test_the_cost_band_scale_is_the_small_cost_no_trade_region():
+    """Half-width (3 c w^2 (1-w)^2 / (2 g))^(1/3): the kernel gets (1.5 c / g)^(1/3) and multiplies
+    it by (w (1 - w))^(2/3)."""
+    band = Schedule(band_mode="cost", risk_aversion=2.0)
+    c, w = 0.0015, 0.05
+    assert band.band_scale(c) == pytest.approx((0.75 * c) ** (1 / 3), rel=1e-15)
+    half_width = band.band_scale(c) * (w * (1 - w)) ** (2 / 3)
+    assert half_width == pytest.approx((3 * c * w**2 * (1 - w) ** 2 / 4.0) ** (1 / 3), rel=1e-12)
+    assert band.band_scale(0.0) == 0.0  # no cost, no region
+    assert band.banded and band.to_edge
+    assert Schedule(drift_band=0.05).band_scale(0.01) == 0.05
+    assert "cost band (risk aversion 2, trade to edge)" in band.describe()

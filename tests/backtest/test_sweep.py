@@ -34,7 +34,7 @@ min_trade_value = 50
 """
 
 # every grid dimension the planner shares work across: strategies and bounds (own tasks), schedules
-# incl. a drift band and an every-N-bars rule, cost models incl. impact, execution, a stop-loss
+# incl. a drift band, a cost-aware band and an every-N-bars rule, cost models incl. impact, execution, a stop-loss
 RICH = (
     BASE
     + """
@@ -43,7 +43,10 @@ stop_loss = 0.2
 [sweep]
 "strategy.name" = ["mpt", "hrp"]
 "strategy.max_weight" = [0.5, 1.0]
-"rebalance" = [{every = "1W"}, {every = "1M", drift_band = 0.05}, {bars = 10}]
+"rebalance" = [
+    {every = "1W"}, {every = "1M", drift_band = 0.05}, {bars = 10},
+    {every = "1W", band_mode = "cost", risk_aversion = 5.0},
+]
 "costs" = [{fee_bps = 10}, {fee_bps = 25, slippage_bps = 10, impact_coef = 0.5}]
 "backtest.execution" = ["next_open", "close"]
 """
@@ -139,7 +142,7 @@ def test_every_point_equals_run_experiment(tmp_path):
     config = write(tmp_path, RICH)
     result = run_sweep(config, tmp_path / "out", jobs=1)
     _, _, points = load_sweep(config)
-    assert len(result.table) == len(points) == 48
+    assert len(result.table) == len(points) == 64
     assert (result.table["error"] == "").all()
     table = result.table.set_index("point_id")
     market = load_market(points[0].config)

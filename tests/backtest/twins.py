@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtest.records import (
+    BAND_COST,
+    BAND_RELATIVE,
     COST_DTYPE,
     REASON_BAND,
     REASON_DELIST,
@@ -251,9 +253,18 @@ def fill_orders(
     return done
 
 
-def band_breached(units, prices, val_prices, goal, cash, band, relative, to_edge):
-    """Whether a weight left ``goal +- band`` (``band * goal`` when relative); with ``to_edge`` the
-    goal becomes the nearest edge for breached assets and NaN (leave alone) for the others."""
+def band_width(band: float, mode: int, goal: float) -> float:
+    """The band's half-width around the target weight ``goal`` (docs/engine.md, "Drift bands")."""
+    if mode == BAND_RELATIVE:
+        return band * goal
+    if mode == BAND_COST:  # (3 c w^2 (1-w)^2 / (2 g))^(1/3) = band (w (1-w))^(2/3)
+        return float(band * np.cbrt((goal * (1.0 - goal)) ** 2))
+    return band
+
+
+def band_breached(units, prices, val_prices, goal, cash, band, mode, to_edge):
+    """Whether a weight left ``goal +- width`` (:func:`band_width`); with ``to_edge`` the goal becomes
+    the nearest edge for breached assets and NaN (leave alone) for the others."""
     value = book_value(units, prices, val_prices, cash)
     if not value > 0.0:
         return False, goal
@@ -262,7 +273,7 @@ def band_breached(units, prices, val_prices, goal, cash, band, relative, to_edge
         if not _has(prices[i]) or math.isnan(goal[i]):
             continue
         weight = units[i] * prices[i] / value
-        width = band * goal[i] if relative else band
+        width = band_width(band, mode, goal[i])
         if weight > goal[i] + width + BAND_TOLERANCE:
             breached, edges[i] = True, goal[i] + width
         elif weight < goal[i] - width - BAND_TOLERANCE:
@@ -317,7 +328,7 @@ def simulate(market: MarketArrays, targets: np.ndarray, params: SimulationParams
                     goal,
                     book.cash,
                     params.band,
-                    params.band_relative,
+                    params.band_mode,
                     params.band_to_edge,
                 )
                 reason = REASON_REBALANCE if is_order else REASON_BAND

@@ -138,3 +138,26 @@ def test_comparison_renders_and_payload_names_stay_text(tmp_path):
     assert "data-pwned" not in dom
     # plotly drew the symbol as legend text (SVG text node), not as an element
     assert "&lt;img src=x onerror" in dom and "<img src=x" not in dom
+
+
+def test_cost_frontier_page_renders_and_names_stay_text(tmp_path):
+    from backtest.cost_frontier import Policy, cost_frontier
+    from datasets import synthetic_market
+    from reports.cost_frontier import write_cost_frontier_report
+    from strategies import InverseVolatility
+
+    grid = [Policy.calendar("1W"), Policy.drift(0.02), Policy.cost(1.0), Policy.cost(10.0, "1W")]
+    market = synthetic_market(n_assets=4, n_bars=400)
+    frontier = cost_frontier(market, InverseVolatility(lookback_days=30), policies=grid)
+    table = frontier.table.copy()
+    table.loc[2, "policy"] = PAYLOAD  # user text in a label is shown, never run
+    html = write_cost_frontier_report(
+        tmp_path / "frontier",
+        table,
+        comparison=frontier.against_calendar(),
+        meta={"synthetic": True},
+    )
+    dom, console = _open(html, tmp_path)
+    assert _assert_rendered(dom, console) == 1
+    assert "data-pwned" not in dom
+    _screenshot(html, tmp_path, "cost_frontier.png")
