@@ -199,6 +199,15 @@ def _frontier(result: BacktestResult) -> tuple[Any, Any]:
     cov = np.asarray(result.extras["covariance"], dtype=float)
     symbols = list(result.meta["symbols"])
     labels = [str(s) for s in result.extras.get("labels", [])] or symbols[: mu.size]
+    net: dict[str, Any] = {}
+    if "previous" in result.extras:  # a cost-aware MPT: the frontier net of trading from its book
+        params = result.meta.get("strategy_params", {})
+        net = {
+            "previous": np.asarray(result.extras["previous"], dtype=float),
+            "transaction_cost": np.asarray(params.get("transaction_cost", 0.0), dtype=float),
+            "max_turnover": params.get("max_turnover"),
+            "risk_aversion": float(params.get("risk_aversion", 1.0)),
+        }
     frame = decision_frontier(
         mu,
         cov,
@@ -207,6 +216,7 @@ def _frontier(result: BacktestResult) -> tuple[Any, Any]:
         len(symbols),
         risk_free_rate=result.meta.get("risk_free_rate", 0.02),
         symbols=labels,
+        **net,
     )
     w = np.asarray(result.extras.get("weights", []), dtype=float)
     chosen = None

@@ -19,6 +19,7 @@ from strategies.base import Constraints, validate_returns
 from strategies.errors import NoFreedomWarning
 from strategies.limits import universe_limits
 from strategies.portfolio_qp import frontier_points
+from strategies.utility_qp import net_frontier_points
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,13 @@ def frontier_from_moments(
     symbols: Sequence[str] | None = None,
     *,
     invest: float = 1.0,
+    previous: np.ndarray | None = None,
+    transaction_cost: float | np.ndarray = 0.0,
+    max_turnover: float | None = None,
+    risk_aversion: float = 1.0,
 ) -> Any:
-    """Efficient portfolios for annualised moments.
+    """Efficient portfolios for annualised moments (net of the cost of trading from a book when
+    ``previous`` is given with a cost or a turnover cap).
 
     Parameters
     ----------
@@ -53,6 +59,14 @@ def frontier_from_moments(
         Largest share of the book in the assets (``1 - cash_reserve``). When it or the limits keep
         part of the book in cash (see :func:`strategies.limits.universe_limits`), every point holds
         that budget under the real limits and the rest in cash.
+    previous : ndarray of shape (n_assets,), optional
+        The book's weights. With ``transaction_cost`` > 0 or ``max_turnover``, each point is
+        ``min risk_aversion/2 w'Sw + sum_i c_i |w_i - previous_i|`` at its target return (and
+        within the turnover cap), as ``MPTStrategy(objective="efficient_return")`` solves it with
+        those parameters: the frontier a cost-aware rebalance chooses from.
+    transaction_cost : float or ndarray of shape (n_assets,)
+    max_turnover : float, optional
+    risk_aversion : float
 
     Returns
     -------
@@ -86,7 +100,19 @@ def frontier_from_moments(
             warnings.simplefilter("ignore", NoFreedomWarning)
         lo, hi = limits.constraints.bounds(n)
     G, h = limits.constraints.linear(n)
-    scaled = frontier_points(mu, cov, int(n_points), lo, hi, G, h, 10 * (n + len(h)) + 50)
+    limit = 10 * (n + len(h)) + 50
+    cost = np.broadcast_to(np.asarray(transaction_cost, dtype=np.float64), (n,)).copy()
+    if previous is not None and (np.any(cost > 0) or max_turnover is not None):
+        budget = float(limits.budget)
+        prev = np.asarray(previous, dtype=np.float64) / budget
+        if prev.shape != (n,) or not np.isfinite(prev).all():
+            raise ValueError(f"`previous` must be {n} finite weights; got shape {prev.shape}")
+        cap = np.inf if max_turnover is None else float(max_turnover) / budget
+        scaled = net_frontier_points(
+            mu, cov, risk_aversion * budget, prev, cost, cap, int(n_points), lo, hi, G, h, limit
+        )
+    else:
+        scaled = frontier_points(mu, cov, int(n_points), lo, hi, G, h, limit)
     weights = np.array([limits.apply(v) for v in scaled if np.isfinite(v).all()]).reshape(-1, n)
     ret = weights @ mu
     vol = np.sqrt(np.maximum(np.einsum("ki,ij,kj->k", weights, cov, weights), 0.0))
@@ -114,11 +140,13 @@ def decision_frontier(
     symbols: Sequence[str],
     invest: float = 1.0,
     n_points: int = 20,
+    **net: Any,
 ) -> Any:
     """The efficient frontier of one decision: its universe ``members`` (indices into the
     ``n_assets`` that ``constraints`` index) under that universe's limits, ``mu``/``cov`` of the
     members; None, logged, when the limits leave no frontier (the report and the live plan then
-    show none).
+    show none). ``net``: ``previous`` (the members' book weights), ``transaction_cost``,
+    ``max_turnover``, ``risk_aversion`` for the frontier net of costs (:func:`frontier_from_moments`).
     """
     try:
         limits = universe_limits(
@@ -128,7 +156,7 @@ def decision_frontier(
             limits.lo.tolist(), limits.hi.tolist(), limits.groups, limits.A, limits.b
         )
         return frontier_from_moments(
-            mu, cov, n_points, restricted, risk_free_rate, symbols, invest=invest
+            mu, cov, n_points, restricted, risk_free_rate, symbols, invest=invest, **net
         )
     except ValueError as exc:
         log.warning("no efficient frontier: %s", exc)

@@ -11,7 +11,10 @@ objective when the covariance is nearly singular, and the target must not depend
 (``c = transaction_cost``, a fraction of the traded value; ``prev`` the weights the book holds, the
 engine's ``previous``), optionally with ``sum |w - prev| <= max_turnover``: the optimiser trades
 only where the expected gain pays for the trade (:func:`strategies.utility_qp.max_utility_nb`).
-``min_volatility`` takes the same cost term and cap (with ``mu = 0``). With a budget below 1 (caps
+The other objectives that stay convex take the same cost term and cap: ``min_volatility`` (with
+``mu = 0``), ``efficient_return`` (``min risk_aversion/2 w'Sw + cost`` with ``mu'w >= target``) and
+``efficient_risk`` (``max mu'w - cost`` with the volatility at most the target);
+``max_sharpe`` refuses them (a ratio with an l1 term is not convex). With a budget below 1 (caps
 that cannot fill the book) the objective is solved on the scaled weights with ``risk_aversion *
 budget`` and ``max_turnover / budget``, which is the real problem's optimum.
 
@@ -58,7 +61,7 @@ from strategies.portfolio_qp import (
     min_variance_from_nb,
 )
 from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
-from strategies.utility_qp import max_utility_nb
+from strategies.utility_qp import efficient_return_net, efficient_risk_net, max_utility_nb
 
 Objective = Literal[
     "max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"
@@ -71,7 +74,12 @@ OBJECTIVES: tuple[str, ...] = (
     "max_utility",
 )
 #: The objectives that take a trading-cost term and a turnover cap (they stay convex).
-COST_AWARE: tuple[str, ...] = ("max_utility", "min_volatility")
+COST_AWARE: tuple[str, ...] = (
+    "max_utility",
+    "min_volatility",
+    "efficient_return",
+    "efficient_risk",
+)
 FALLBACKS: tuple[str, ...] = (*OBJECTIVES, "hrp", "previous", "equal_weight", "inverse_volatility")
 
 
@@ -97,13 +105,15 @@ class MPTStrategy(BaseAllocator):
     span : float
         EWMA span in bars for the ``"ewma"`` estimators.
     risk_aversion : float
-        ``gamma`` of ``max_utility`` (annualised units, as ``mu`` and ``S``).
+        ``gamma`` of ``max_utility`` (annualised units, as ``mu`` and ``S``); with a trading cost,
+        also the weight of the risk against the cost in ``min_volatility`` and
+        ``efficient_return``.
     transaction_cost : float, sequence of float or "costs"
-        Cost per unit of traded value charged in the objective of ``max_utility`` /
-        ``min_volatility`` (0.0015 = 15 bps); a sequence gives one per asset of the window;
+        Cost per unit of traded value charged in the objective of every objective but
+        ``max_sharpe`` (0.0015 = 15 bps); a sequence gives one per asset of the window;
         ``"costs"`` takes fee + slippage from the backtest's costs (resolved by the engine).
     max_turnover : float, optional
-        Cap on ``sum |w - previous|`` at each rebalance (``max_utility`` / ``min_volatility``).
+        Cap on ``sum |w - previous|`` at each rebalance (every objective but ``max_sharpe``).
     fallback : sequence of str
         Methods tried in order when the objective has no solution: any objective, ``"hrp"``,
         ``"previous"`` (the weights passed as ``previous``), ``"equal_weight"``,
@@ -206,6 +216,8 @@ class MPTStrategy(BaseAllocator):
             "covariance": cov,
             "risk_free_rate": self.risk_free_rate,
         }
+        if self._trades_priced():  # the book it traded from (unscaled): the net frontier's start
+            extras["previous"] = self._previous_weights(previous, n) * float(constraints.budget)
         fixed = _single_portfolio(lo, hi)
         if fixed is not None:
             fixed_notes: tuple[str, ...] = (
@@ -258,36 +270,12 @@ class MPTStrategy(BaseAllocator):
                     f"risk-free rate {rf:g}"
                 )
                 return None, why, ()
-        elif method == "max_utility" or (method == "min_volatility" and self._trades_priced()):
-            prev = self._previous_weights(previous, len(mu))
-            budget = float(constraints.budget)
-            cap = np.inf if self.max_turnover is None else self.max_turnover / budget
-            drift = mu if method == "max_utility" else np.zeros_like(mu)
-            gamma, cost = self.risk_aversion * budget, self._cost_vector(len(mu))
-            weights, status = max_utility_nb(
-                drift, cov, gamma, prev, cost, cap, lo, hi, G, h, limit
-            )
-            if status == INFEASIBLE and np.isfinite(cap):
-                # the limits alone need more turnover (the first investment from cash, a universe
-                # change): trade the least they allow, and say so
-                need = _least_turnover(prev, lo, hi, G, h)
-                if need is None:
-                    return None, "the limits admit no portfolio", ()
-                if need <= cap:  # the solver's verdict, not the cap's
-                    return None, STATUS_TEXT[INFEASIBLE], ()
-                weights, status = max_utility_nb(
-                    drift, cov, gamma, prev, cost, need + 1e-9, lo, hi, G, h, limit
-                )
-                if status == OK:
-                    extra = (
-                        f"max_turnover {self.max_turnover:g} cannot hold from this book: the "
-                        f"limits need a turnover of {need * budget:.4g}; traded the least they allow",
-                    )
-                    return weights, "", extra
+        elif method == "max_utility" or (method in COST_AWARE and self._trades_priced()):
+            return self._solve_net(method, mu, cov, lo, hi, G, h, constraints, previous, limit)
         elif method == "min_volatility":
             weights, status = min_variance_from_nb(cov, lo, hi, G, h, limit, start)
         elif method == "efficient_return":
-            target = float(self.target_return if self.target_return is not None else mu.mean())
+            target = self._target_return(mu)
             weights, status = efficient_return_from_nb(mu, cov, target, lo, hi, G, h, limit, start)
             if status == INFEASIBLE:
                 return None, f"target return {target:g} is above the attainable maximum", ()
@@ -318,6 +306,72 @@ class MPTStrategy(BaseAllocator):
         if status != OK:
             return None, STATUS_TEXT[status], ()
         return weights, "", ()
+
+    def _solve_net(self, method, mu, cov, lo, hi, G, h, constraints, previous, limit):
+        """A cost-aware objective (a cost term and/or a turnover cap from the book ``previous``):
+        ``(weights or None, reason, notes)``. When the limits alone need more turnover than the
+        cap (the first investment from cash, a universe change), the least they allow is traded
+        and a note says so."""
+        prev = self._previous_weights(previous, len(mu))
+        budget = float(constraints.budget)
+        cap = np.inf if self.max_turnover is None else self.max_turnover / budget
+        gamma, cost = self.risk_aversion * budget, self._cost_vector(len(mu))
+
+        def solve(turnover: float) -> tuple[np.ndarray, int]:
+            if method == "efficient_return":
+                return efficient_return_net(
+                    mu,
+                    cov,
+                    gamma,
+                    prev,
+                    cost,
+                    turnover,
+                    self._target_return(mu),
+                    lo,
+                    hi,
+                    G,
+                    h,
+                    limit,
+                )
+            if method == "efficient_risk":
+                target = float(self.target_volatility or 0.0)
+                return efficient_risk_net(
+                    mu, cov, prev, cost, turnover, target, lo, hi, G, h, limit
+                )
+            drift = mu if method == "max_utility" else np.zeros_like(mu)
+            return max_utility_nb(drift, cov, gamma, prev, cost, turnover, lo, hi, G, h, limit)
+
+        weights, status = solve(cap)
+        extra: tuple[str, ...] = ()
+        if status == INFEASIBLE and np.isfinite(cap):
+            need = _least_turnover(prev, lo, hi, G, h)
+            if need is None:
+                return None, "the limits admit no portfolio", ()
+            if need > cap:
+                weights, status = solve(need + 1e-9)
+                extra = (
+                    f"max_turnover {self.max_turnover:g} cannot hold from this book: the "
+                    f"limits need a turnover of {need * budget:.4g}; traded the least they allow",
+                )
+        if status == INFEASIBLE and method == "efficient_return":
+            within = f" within max_turnover {self.max_turnover:g}" if np.isfinite(cap) else ""
+            why = (
+                f"target return {self._target_return(mu):g} is above the attainable maximum{within}"
+            )
+            return None, why, ()
+        if status == INFEASIBLE and method == "efficient_risk":
+            within = f" within max_turnover {self.max_turnover:g}" if np.isfinite(cap) else ""
+            why = (
+                f"target volatility {self.target_volatility:g} is below the least volatility the "
+                f"limits allow{within}"
+            )
+            return None, why, ()
+        if status != OK:
+            return None, STATUS_TEXT[status], ()
+        return weights, "", extra
+
+    def _target_return(self, mu: np.ndarray) -> float:
+        return float(self.target_return if self.target_return is not None else mu.mean())
 
     @property
     def uses_previous(self) -> bool:

@@ -498,31 +498,54 @@ def efficient_risk(mu, cov, target_volatility, lo, hi, G, h, max_iter, tol=1e-12
         return w_lo, status
     if vol(w_hi) <= target_volatility:
         return w_hi, OK
+    start = [w_lo]  # each solve warm-starts from the last point within the target
+
+    def evaluate(r):
+        w, status = efficient_return_from_nb(mu, cov, r, lo, hi, G, h, max_iter, start[0])
+        if status != OK:
+            return None
+        f = vol(w) - target_volatility
+        if f <= 0:
+            start[0] = w
+        return f, w
+
     r_lo, r_hi = float(mu @ w_lo), float(mu @ w_hi)
     f_lo, f_hi = v_lo - target_volatility, vol(w_hi) - target_volatility
+    x_tol = tol * max(abs(r_hi), abs(r_lo), 1e-300)
+    return illinois(evaluate, r_lo, f_lo, r_hi, f_hi, w_lo, tol * target_volatility, x_tol), OK
+
+
+def illinois(evaluate, a, f_a, b, f_b, best, f_tol, x_tol, max_iter=200):
+    """A root of ``f`` between ``a`` and ``b`` (``f_a``, ``f_b`` of opposite signs) by Illinois
+    regula falsi; returns the payload of the last point with ``f <= 0`` (``best`` until one is
+    found), as soon as ``-f_tol <= f <= 0``. ``evaluate(x)`` gives ``(f, payload)``, or None to stop
+    (a failed solve). The solvers that meet a target through one parameter use it: the volatility
+    of :func:`efficient_risk` and of ``strategies.utility_qp.efficient_risk_net``."""
     side = 0
-    for _ in range(200):
-        if f_hi - f_lo <= 0 or r_hi - r_lo <= tol * max(abs(r_hi), abs(r_lo), 1e-300):
+    for _ in range(max_iter):
+        if f_a == f_b or abs(b - a) <= x_tol:
             break
-        r = r_hi - f_hi * (r_hi - r_lo) / (f_hi - f_lo)
-        r = min(max(r, r_lo), r_hi)
-        w, status = efficient_return_from_nb(mu, cov, r, lo, hi, G, h, max_iter, w_lo)
-        if status != OK:
+        x = b - f_b * (b - a) / (f_b - f_a)
+        x = min(max(x, min(a, b)), max(a, b))
+        got = evaluate(x)
+        if got is None:
             break
-        f = vol(w) - target_volatility
-        if abs(f) <= tol * target_volatility and f <= 0:
-            return w, OK
+        f, payload = got
         if f <= 0:
-            r_lo, f_lo, w_lo = r, f, w
-            if side == -1:
-                f_hi /= 2
-            side = -1
-        else:
-            r_hi, f_hi = r, f
+            best = payload
+            if -f <= f_tol:
+                return best
+        if (f > 0) == (f_b > 0):  # x replaces b; b kept twice in a row: halve a's value
+            b, f_b = x, f
             if side == 1:
-                f_lo /= 2
+                f_a /= 2
             side = 1
-    return w_lo, OK
+        else:
+            a, f_a = x, f
+            if side == -1:
+                f_b /= 2
+            side = -1
+    return best
 
 
 def frontier_points(mu, cov, n_points, lo, hi, G, h, max_iter):

@@ -10,15 +10,27 @@ and :mod:`strategies.qp`.
   cost (regula falsi on the turnover it leaves).
 * :func:`max_utility_nb`: the entry point; the lifted Goldfarb-Idnani problem over ``(w, t)``,
   ``t >= |w - prev|``, when the active set does not settle.
+* The other convex objectives net of costs, through it: :func:`efficient_return_net` (the return
+  target as one more row), :func:`efficient_risk_net` (the volatility target through its
+  multiplier, a risk aversion found by regula falsi) and :func:`net_frontier_points`.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
-from strategies.portfolio_qp import ACCURACY, SOLVE_TOL, budget_rows, finish
-from strategies.qp import INACCURATE, OK, qp_nb
+from strategies.portfolio_qp import (
+    ACCURACY,
+    SOLVE_TOL,
+    budget_rows,
+    finish,
+    illinois,
+    max_return,
+)
+from strategies.qp import INACCURATE, INFEASIBLE, OK, qp_nb
 
 _LO, _HI, _KINK, _UP, _DOWN = 0, 1, 2, 3, 4
 
@@ -366,3 +378,99 @@ def max_utility_nb(mu, cov, gamma, prev, cost, max_turnover, lo, hi, G, h, max_i
         if not moved <= max_turnover + ACCURACY:
             return np.full(n, np.nan), INACCURATE
     return w, status
+
+
+# ------------------------------------------------- the other convex objectives, net of trading costs
+def efficient_return_net(mu, cov, gamma, prev, cost, max_turnover, target, lo, hi, G, h, max_iter):
+    """``min gamma/2 w'Sw + sum_i cost_i |w_i - prev_i|`` subject to ``mu'w >= target``, the
+    bounds, ``G w <= h`` and the turnover cap: the efficient-return portfolio net of the cost of
+    reaching it (the return row joins ``G``). Returns ``(weights, status)``; ``INFEASIBLE`` when no
+    portfolio within the limits (and the cap) earns ``target``."""
+    G_r = np.vstack([G, -mu[None, :]])
+    h_r = np.append(h, -float(target))
+    return max_utility_nb(
+        np.zeros_like(mu), cov, gamma, prev, cost, max_turnover, lo, hi, G_r, h_r, max_iter
+    )
+
+
+def efficient_risk_net(
+    mu, cov, prev, cost, max_turnover, target_volatility, lo, hi, G, h, max_iter, tol=1e-10
+):
+    """``max mu'w - sum_i cost_i |w_i - prev_i|`` subject to ``sqrt(w'Sw) <= target_volatility``,
+    the bounds, ``G w <= h`` and the turnover cap.
+
+    The volatility constraint enters through its multiplier: the solution of
+    :func:`max_utility_nb` at risk aversion ``gamma`` has a volatility that falls as ``gamma``
+    rises (continuously: ``S`` is positive definite), and at the ``gamma`` where it meets the target
+    it solves this problem (the KKT conditions of both coincide). ``gamma`` is found by Illinois
+    regula falsi on ``log(gamma)``; the weights returned are on the side within the target.
+    ``INFEASIBLE`` when the target is below the least volatility the limits (and the cap) allow.
+    """
+
+    def solve(gamma):
+        w, status = max_utility_nb(mu, cov, gamma, prev, cost, max_turnover, lo, hi, G, h, max_iter)
+        vol = math.sqrt(max(float(w @ cov @ w), 0.0)) if status == OK else math.nan
+        return w, status, vol
+
+    g_lo, g_hi = 1.0, 1.0
+    w_lo, status, v_lo = solve(g_lo)
+    if status != OK:
+        return w_lo, status
+    if v_lo <= target_volatility:  # find a gamma whose volatility is above the target
+        w_hi, v_hi = w_lo, v_lo
+        while v_lo <= target_volatility:
+            if g_lo < 1e-9:
+                return w_lo, OK  # the cap on risk does not bind: the best net return
+            g_hi, w_hi, v_hi = g_lo, w_lo, v_lo
+            g_lo /= 16.0
+            w_lo, status, v_lo = solve(g_lo)
+            if status != OK:
+                return w_hi, OK
+    else:  # and one whose volatility is within it
+        w_hi, v_hi = w_lo, v_lo
+        while v_hi > target_volatility:
+            if g_hi > 1e12:
+                return w_hi, INFEASIBLE  # below the least volatility within the limits
+            g_lo, w_lo, v_lo = g_hi, w_hi, v_hi
+            g_hi *= 16.0
+            w_hi, status, v_hi = solve(g_hi)
+            if status != OK:
+                return w_hi, status
+
+    def evaluate(x):
+        w, status, v = solve(math.exp(x))
+        return (v - target_volatility, w) if status == OK else None
+
+    x_lo, x_hi = math.log(g_lo), math.log(g_hi)
+    f_lo, f_hi = v_lo - target_volatility, v_hi - target_volatility  # f_lo > 0 >= f_hi
+    if -f_hi <= tol * target_volatility:
+        return w_hi, OK
+    return illinois(evaluate, x_lo, f_lo, x_hi, f_hi, w_hi, tol * target_volatility, 1e-13), OK
+
+
+def net_frontier_points(mu, cov, gamma, prev, cost, max_turnover, n_points, lo, hi, G, h, max_iter):
+    """Weights of ``n_points`` portfolios of the frontier net of trading costs from the book
+    ``prev``: :func:`efficient_return_net` at target returns evenly spaced from the return of the
+    least-risk-and-cost portfolio to the maximum attainable return; rows that failed (a target the
+    turnover cap cannot reach) are NaN."""
+    n = mu.shape[0]
+    out = np.full((n_points, n), np.nan)
+    zero = np.zeros(n)
+    w_min, status = max_utility_nb(
+        zero, cov, gamma, prev, cost, max_turnover, lo, hi, G, h, max_iter
+    )
+    if status != OK:
+        return out
+    w_max, status = max_return(mu, cov, lo, hi, G, h, max_iter)
+    r_min = float(mu @ w_min)
+    r_max = float(mu @ w_max) if status == OK else r_min
+    out[0] = w_min
+    for k, target in enumerate(np.linspace(r_min, max(r_min, r_max), n_points)[1:], start=1):
+        w, status = efficient_return_net(
+            mu, cov, gamma, prev, cost, max_turnover, target, lo, hi, G, h, max_iter
+        )
+        if status == OK:
+            out[k] = w
+        elif k == n_points - 1 and np.abs(w_max - prev).sum() <= max_turnover:
+            out[k] = w_max  # the top is the maximum-return portfolio (round-off can refuse it)
+    return out

@@ -77,4 +77,9 @@ def test_max_utility_from_toml_with_the_costs(daily_csv, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(config.read_text().replace("name = 'max_utility'", "name = 'max_sharpe'"))
     assert main(["run", str(bad), "--out", str(tmp_path / "bad")]) == 2
-    assert "apply to the objectives max_utility, min_volatility" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "apply to the objectives max_utility, min_volatility, efficient_return, efficient_risk"
+        in err
+    )
+    assert "objective 'max_sharpe' takes neither" in err

@@ -55,3 +55,46 @@ def test_invalid_arguments(returns):
         ValueError, match=r"`cov` must have shape \(2, 2\) to match `mu`; got \(3, 3\)"
     ):
         frontier_from_moments(np.zeros(2), np.eye(3))
+
+
+def _net(x, mu, cov, prev, cost, gamma):
+    return gamma / 2 * x @ cov @ x + cost * np.abs(x - prev).sum()
+
+
+def test_the_frontier_net_of_costs(returns):
+    """From a book, with a cost: each point minimises risk + cost at its return (the gross efficient
+    portfolio of that return costs more, net), the max-utility choice lies on it, without a cost it
+    is the gross frontier, and the turnover cap holds at every point."""
+    r = returns.to_numpy()
+    gamma, cost, prev = 3.0, 0.01, np.array([0.7, 0.1, 0.1, 0.1])
+    cons = {"max_weight": 0.7}
+    chosen = MPTStrategy(objective="max_utility", risk_aversion=gamma, transaction_cost=cost)
+    allocation = chosen.allocate_detailed(r, cons, previous=prev)
+    mu, cov = allocation.extras["expected_returns"], allocation.extras["covariance"]
+    np.testing.assert_array_equal(allocation.extras["previous"], prev)
+    kw = {"constraints": cons, "previous": prev, "risk_aversion": gamma}
+    net = frontier_from_moments(mu, cov, 12, transaction_cost=cost, **kw)
+    gross = frontier_from_moments(mu, cov, 12, constraints=cons)
+    assert len(net) == 12 and net["return"].is_monotonic_increasing
+    w_net = net[list(net.attrs["assets"])].to_numpy()
+    for k in range(1, 11):
+        plain = MPTStrategy(objective="efficient_return", target_return=net["return"].iloc[k])
+        same_return = plain.allocate(r, cons)
+        assert _net(w_net[k], mu, cov, prev, cost, gamma) <= (
+            _net(same_return, mu, cov, prev, cost, gamma) + 1e-9
+        )
+    w = allocation.weights
+    on = MPTStrategy(
+        objective="efficient_return",
+        target_return=float(w @ mu),
+        risk_aversion=gamma,
+        transaction_cost=cost,
+    ).allocate_detailed(r, cons, previous=prev)
+    assert _net(on.weights, mu, cov, prev, cost, gamma) == pytest.approx(
+        _net(w, mu, cov, prev, cost, gamma), abs=1e-9
+    )  # the choice is the net-efficient portfolio of its return
+    free = frontier_from_moments(mu, cov, 12, transaction_cost=0.0, **kw)
+    np.testing.assert_allclose(free["volatility"], gross["volatility"], rtol=1e-9)
+    capped = frontier_from_moments(mu, cov, 12, transaction_cost=cost, max_turnover=0.3, **kw)
+    moved = np.abs(capped[list(capped.attrs["assets"])].to_numpy() - prev).sum(axis=1)
+    assert 0 < len(capped) < 12 and moved.max() <= 0.3 + 1e-9  # the cap ends the frontier early
