@@ -1,4 +1,4 @@
-"""The whole decide loop of equal weight and inverse volatility in one numba call.
+"""The whole decide loop of equal weight, inverse volatility and HRP in one numba call.
 
 :func:`decide_baseline_nb` walks every decision bar of a walk-forward whose allocator is
 :class:`strategies.EqualWeight` or :class:`strategies.InverseVolatility` and whose limits are box
@@ -11,16 +11,27 @@ kernel's test oracle. Anything the Python loop would turn into a fallback or an 
 weights, a limit breached) is reported with :data:`BAIL` and the caller reruns the Python loop, so
 messages and fallbacks have one source.
 
-Imports numpy, numba and two numba functions of :mod:`strategies.limits` (the limits' check and
-NumPy's pairwise sum, one copy of each rule); inputs are valid by the caller's contract
-(C-contiguous float64).
+:func:`decide_hrp_nb` does the same for :class:`strategies.HRPStrategy` (single linkage, sample
+covariance): the window's covariance (:func:`strategies.estimators.sample_cov_nb`, annualised and
+scaled to unit largest variance as ``strategies.hrp.hrp_allocation`` scales it) and
+:func:`strategies.hrp.hrp_single_nb`, the very functions the allocator calls; a window with a
+zero-variance asset, a one-asset universe or anything else the allocator would note is a
+:data:`BAIL`.
+
+Imports numpy, numba and the numba functions of :mod:`strategies.limits` (the limits' check and
+NumPy's pairwise sum), :mod:`strategies.estimators` and :mod:`strategies.hrp` (one copy of each
+rule); inputs are valid by the caller's contract (C-contiguous float64).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
+from strategies.estimators import ILL_CONDITIONED_RATIO, sample_cov_nb
+from strategies.hrp import hrp_single_nb
 from strategies.limits import box_targets_nb, pairwise_sum_nb
 
 #: Allocator codes of :func:`decide_baseline_nb`.
@@ -33,6 +44,20 @@ ALL_ZERO_VARIANCE = 1  # inverse volatility: every asset constant, equal weight
 SOME_ZERO_VARIANCE = 2  # inverse volatility: ``zero_count`` assets weighted like the least volatile
 CASH = 3  # empty universe
 BAIL = -1  # the Python loop must decide (fallback or error)
+
+
+class UniverseTables(NamedTuple):
+    """The distinct universes of a walk-forward, one row each (C-contiguous; numba passes the
+    record as a tuple)."""
+
+    members: np.ndarray  # int64 (n_universes, n_assets): member columns, the first n_members[u]
+    n_members: np.ndarray  # int64 (n_universes,); -1: the empty universe (all cash)
+    alloc_lo: np.ndarray  # (n_universes, n_assets): the bounds the allocator is given (the
+    alloc_hi: np.ndarray  # limits scaled to a full book)
+    lo: np.ndarray  # (n_universes, n_assets): the real bounds
+    hi: np.ndarray
+    budget: np.ndarray  # (n_universes,)
+
 
 #: The tolerances of strategies.base.project_to_bounds.
 GAP_TOLERANCE = 1e-14
@@ -125,19 +150,28 @@ def _inverse_volatility_nb(vol: np.ndarray, w: np.ndarray) -> tuple[int, int]:
     return (SOME_ZERO_VARIANCE if n_zero else OK), n_zero
 
 
+@nb.njit(cache=True, inline="always")
+def _store_nb(w, k, u, tables, target, weights) -> bool:
+    """The limits' check and clip of the allocator's weights ``w`` (universe ``u``) into row ``k``
+    of ``weights``; False (nothing written) when a weight is not finite or a limit is breached."""
+    m = w.shape[0]
+    for j in range(m):
+        if not np.isfinite(w[j]):
+            return False
+    if not box_targets_nb(w, tables.budget[u], tables.lo[u, :m], tables.hi[u, :m], target[:m]):
+        return False
+    for j in range(m):
+        weights[k, tables.members[u, j]] = target[j]
+    return True
+
+
 @nb.njit(cache=True)
 def decide_baseline_nb(
     returns: np.ndarray,
     lookback: int,
     bars: np.ndarray,
     universe_id: np.ndarray,
-    members: np.ndarray,
-    n_members: np.ndarray,
-    alloc_lo: np.ndarray,
-    alloc_hi: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    budget: np.ndarray,
+    tables: UniverseTables,
     allocator: int,
     weights: np.ndarray,
     codes: np.ndarray,
@@ -154,13 +188,7 @@ def decide_baseline_nb(
     bars : ndarray of int64, shape (n_decisions,)
     universe_id : ndarray of int64, shape (n_decisions,)
         Row of the universe tables for each decision.
-    members : ndarray of int64, shape (n_universes, n_assets)
-        Member columns of each universe, the first ``n_members[u]`` entries used
-        (``n_members[u] = -1``: the empty universe, all cash).
-    alloc_lo, alloc_hi : ndarray of shape (n_universes, n_assets)
-        The bounds the allocator is given (the limits scaled to a full book).
-    lo, hi, budget :
-        The real bounds and the budget of each universe.
+    tables : UniverseTables
     allocator : int
         :data:`EQUAL_WEIGHT` or :data:`INVERSE_VOLATILITY`.
     weights : ndarray of shape (n_decisions, n_assets)
@@ -176,11 +204,11 @@ def decide_baseline_nb(
     target = np.empty(n_assets)
     for k in range(bars.shape[0]):
         u = universe_id[k]
-        m = n_members[u]
+        m = tables.n_members[u]
         if m < 0:
             codes[k] = CASH
             continue
-        cols = members[u, :m]
+        cols = tables.members[u, :m]
         wk = w[:m]
         if allocator == EQUAL_WEIGHT:
             for j in range(m):
@@ -189,22 +217,70 @@ def decide_baseline_nb(
         else:
             column_std_nb(returns, bars[k] - lookback, lookback, cols, buf)
             code, n_zero = _inverse_volatility_nb(buf[:m], wk)
-        project_to_bounds_nb(wk, alloc_lo[u, :m], alloc_hi[u, :m], buf)
-        ok = True
-        for j in range(m):
-            if not np.isfinite(wk[j]):
-                ok = False
-        if ok:
-            ok = box_targets_nb(wk, budget[u], lo[u, :m], hi[u, :m], target[:m])
-        if not ok:
+        project_to_bounds_nb(wk, tables.alloc_lo[u, :m], tables.alloc_hi[u, :m], buf)
+        if not _store_nb(wk, k, u, tables, target, weights):
             codes[k] = BAIL
             return
-        for j in range(m):
-            weights[k, cols[j]] = target[j]
         codes[k] = code
         zero_count[k] = n_zero
         if k == bars.shape[0] - 1:
             last_raw[:m] = wk
+
+
+@nb.njit(cache=True)
+def decide_hrp_nb(
+    returns: np.ndarray,
+    lookback: int,
+    bars: np.ndarray,
+    universe_id: np.ndarray,
+    tables: UniverseTables,
+    periods_per_year: float,
+    weights: np.ndarray,
+    codes: np.ndarray,
+) -> None:
+    """Every decision of a single-linkage, sample-covariance HRP walk-forward with box limits (the
+    arguments as :func:`decide_baseline_nb`'s); ``codes``: :data:`OK`, :data:`CASH`, or
+    :data:`BAIL` at the first decision the Python loop must take (it then decides them all)."""
+    n_assets = returns.shape[1]
+    target = np.empty(n_assets)
+    for k in range(bars.shape[0]):
+        u = universe_id[k]
+        m = tables.n_members[u]
+        if m < 0:
+            codes[k] = CASH
+            continue
+        if m < 2:
+            codes[k] = BAIL
+            return
+        window = np.empty((lookback, m))
+        first = bars[k] - lookback
+        for i in range(lookback):
+            for j in range(m):
+                window[i, j] = returns[first + i, tables.members[u, j]]
+        cov = sample_cov_nb(window, 1)
+        top = 0.0
+        for i in range(m):
+            for j in range(m):
+                cov[i, j] = cov[i, j] * periods_per_year
+            if cov[i, i] > top:
+                top = cov[i, i]
+        if not top > 0.0:
+            codes[k] = BAIL  # every asset constant: the allocator's equal-weight rule
+            return
+        for i in range(m):
+            for j in range(m):
+                cov[i, j] = cov[i, j] / top
+        for i in range(m):
+            if (
+                cov[i, i] <= ILL_CONDITIONED_RATIO
+            ):  # a zero-variance asset: the allocator repairs it
+                codes[k] = BAIL
+                return
+        w, _, _ = hrp_single_nb(cov, tables.alloc_lo[u, :m], tables.alloc_hi[u, :m])
+        if not _store_nb(w, k, u, tables, target, weights):
+            codes[k] = BAIL
+            return
+        codes[k] = OK
 
 
 @nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
@@ -301,3 +377,29 @@ def returns_nb(close: np.ndarray, returns: np.ndarray) -> None:
     for i in range(n_bars - 1):
         for j in range(n_assets):
             returns[i, j] = close[i + 1, j] / close[i, j] - 1.0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def drifted_nb(close: np.ndarray, weights: np.ndarray, start: int, end: int) -> np.ndarray:
+    """``weights`` held from the close of bar ``start`` to the close of ``end``, as a new array:
+    each weight grown by its price relative (1 when a close is missing), over the book's value
+    (cash ``1 - sum(weights)`` keeps its value); ``weights`` unchanged when that value is not > 0."""
+    n = weights.shape[0]
+    grown = np.empty(n)
+    total = 0.0
+    held = 0.0
+    for j in range(n):
+        relative = close[end, j] / close[start, j]
+        if not np.isfinite(relative):
+            relative = 1.0
+        grown[j] = weights[j] * relative
+        total += grown[j]
+        held += weights[j]
+    value = total + (1.0 - held)
+    if not value > 0.0:
+        for j in range(n):
+            grown[j] = weights[j]
+        return grown
+    for j in range(n):
+        grown[j] /= value
+    return grown

@@ -325,7 +325,11 @@ def _run_info(
     """What a result records about how it was made (its ``meta``, before the data's fields)."""
     strategy, cons = prepared.strategy, prepared.constraints
     rf = risk_free_rate if risk_free_rate is not None else getattr(strategy, "risk_free_rate", 0.02)
-    costs = dataclasses.asdict(scenario.costs)
+    costs = {  # shallow: asdict's deep copies cost more than the rest of this record
+        k: dict(v) if isinstance(v, Mapping) else v
+        for k, v in _fields(scenario.costs).items()
+        if not isinstance(v, Mapping) or v
+    }
     return {
         "strategy": getattr(strategy, "name", type(strategy).__name__),
         "strategy_params": _params(strategy),
@@ -334,8 +338,8 @@ def _run_info(
         "execution": execution,
         "initial_cash": float(scenario.initial_cash),
         "risk_free_rate": float(rf),
-        "costs": {k: v for k, v in costs.items() if not isinstance(v, Mapping) or v},
-        "risk": dataclasses.asdict(risk),
+        "costs": costs,
+        "risk": _fields(risk),
         "constraints": {
             "min_weight": _plain(cons.min_weight),
             "max_weight": _plain(cons.max_weight),
@@ -397,6 +401,11 @@ def assemble(
         market=market, decisions=decisions, sim=sim, start=start, fill_shift=fill_shift(execution)
     )
     return BacktestResult.from_run(run, benchmark=series, meta=meta)
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A flat dataclass's fields by name (``dataclasses.asdict`` without its deep copies)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
 def _params(strategy: Any) -> dict[str, Any]:

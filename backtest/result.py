@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.records import REASON_REBALANCE, TRADE_DTYPE
+from backtest.ledger import per_bar, rebalance_columns
+from backtest.records import TRADE_DTYPE
 from backtest.simulate import SimulationOutput
 from backtest.walkforward import Decisions
 from datasets import MarketData
@@ -231,15 +232,14 @@ class BacktestResult:
             return self._run_metrics(self._run, ppy, rf)
         equity = self.equity
         position = equity.index.get_indexer(pd.DatetimeIndex(self.trades["time"]))
-        columns = {c: self.trades[c].to_numpy(np.float64) for c in _COST_COLUMNS}
-        bars, per_bar = _per_bar(position, columns)
+        bars, sums = per_bar(position, self.trades)
         with np.errstate(invalid="ignore", divide="ignore"):
             invested = 1.0 - self.cash.to_numpy() / equity.to_numpy()
         out = compute_metrics(
             equity,
             periods_per_year=ppy,
             risk_free_rate=rf,
-            trades=pd.DataFrame({"bar": bars} | per_bar),
+            trades=pd.DataFrame({"bar": bars} | sums),
             weights=pd.DataFrame({"invested": invested}, index=equity.index),
             benchmark=self.benchmark,
             rebalances=self.rebalances,
@@ -261,34 +261,36 @@ class BacktestResult:
             trade_metrics,
         )
         from reports.series import periodic_risk_free, simple_returns
-        from reports.validation import check_equity, check_periods_per_year
+        from reports.validation import check_equity, check_periods_per_year, check_values
 
         ppy = check_periods_per_year(ppy)
         rf_p = periodic_risk_free(rf, ppy)
-        equity = check_equity(self.equity)  # values > 0: the same errors as a loaded result's
+        # the arrays the Series would wrap (the index is the market's: valid by construction);
+        # values > 0: the same errors as a loaded result's
+        index = run.market.index[run.start :]
+        values = check_values(run.sim.equity[run.start :], index)
         if self.benchmark is not None:
             check_equity(self.benchmark, "benchmark")
-        values = equity.to_numpy(dtype=np.float64)
         if len(values) < 2:
             raise ValueError(f"`equity` must have at least 2 bars; got {len(values)}")
         r = simple_returns(values)
-        out = path_metrics(values, pd.DatetimeIndex(equity.index), r, ppy, rf_p)
+        out = path_metrics(values, index, r, ppy, rf_p)
         with np.errstate(invalid="ignore", divide="ignore"):
-            invested = 1.0 - self.cash.to_numpy() / values
+            invested = 1.0 - run.sim.cash[run.start :] / values
         out["exposure"] = exposure(invested[:, None])
         ledger = run.sim.trades
-        position = ledger["bar"] - run.start
-        bars, per_bar = _per_bar(position, _ledger_costs(ledger))
-        out.update(trade_metrics(per_bar, bars, values, out["years"]))
-        turnover = rebalance_turnover(
+        bars, sums = per_bar(ledger["bar"] - run.start, ledger)
+        out.update(trade_metrics(sums, bars, values, out["years"]))
+        rebalances = rebalance_columns(
             run.decisions, run.market.n_bars, ledger, run.sim.equity, run.fill_shift
         )
-        n_notes = sum(1 for n in run.decisions.notes if n)  # the engine's notes are never blank
-        out.update(rebalance_metrics(turnover, n_notes))
+        notes = run.decisions.notes
+        n_noted = len(notes) - notes.count(())  # the engine's notes are never blank
+        out.update(rebalance_metrics(rebalances["turnover"], n_noted))
         bench = None if self.benchmark is None else self.benchmark.to_numpy(dtype=np.float64)
         out.update(benchmark_metrics(r, bench, ppy))
         out = ordered(out)
-        out["n_trades"] = float(len(position))
+        out["n_trades"] = float(len(ledger))
         return out
 
     def __repr__(self) -> str:
@@ -388,9 +390,6 @@ class BacktestResult:
         )
 
 
-_COST_COLUMNS = ("notional", "fee", "slippage", "impact")
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -434,96 +433,6 @@ def trades_frame(
         },
         columns=TRADE_COLUMNS,
     )
-
-
-def _ledger_costs(ledger: np.ndarray) -> dict[str, np.ndarray]:
-    """Notional and costs of each ledger row (the columns metrics sum per bar)."""
-    return {
-        "notional": np.abs(ledger["units"]) * ledger["price"],
-        "fee": ledger["fee"],
-        "slippage": ledger["slippage"],
-        "impact": ledger["impact"],
-    }
-
-
-def _per_bar(
-    position: np.ndarray, columns: dict[str, np.ndarray]
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The bars that traded (sorted, int64) and each column summed per bar."""
-    position = np.asarray(position, dtype=np.int64)
-    if np.any(position[1:] < position[:-1]):  # a ledger is in bar order; a frame may not be
-        order = np.argsort(position, kind="stable")
-        position, columns = position[order], {k: v[order] for k, v in columns.items()}
-    starts = (
-        np.flatnonzero(np.r_[True, position[1:] != position[:-1]]) if position.size else position
-    )
-    return position[starts], {
-        name: np.add.reduceat(values, starts) if position.size else values[:0]
-        for name, values in columns.items()
-    }
-
-
-def _rebalance_owners(
-    decisions: Decisions, n_bars: int, ledger: np.ndarray, exec_shift: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per decision its fill bar (``at``) and whether it fills (``ok``); the ledger rows that are
-    its rebalance trades (``mine``) and the decision each belongs to (``k``)."""
-    fill = decisions.bars + exec_shift
-    ok = fill < n_bars
-    at = np.where(ok, fill, n_bars - 1)
-    # each rebalance trade belongs to the decision that fills at its bar (fill bars are increasing)
-    owner = np.full(n_bars, -1, dtype=np.int64)
-    owner[fill[ok]] = np.flatnonzero(ok)
-    k = owner[ledger["bar"]]
-    mine = np.flatnonzero((ledger["reason"] == REASON_REBALANCE) & (k >= 0))
-    return at, ok, mine, k[mine]
-
-
-def _turnover(
-    ledger: np.ndarray, equity: np.ndarray, at: np.ndarray, ok: np.ndarray, mine, k
-) -> np.ndarray:
-    ref = equity[at]
-    notional = np.bincount(
-        k, weights=np.abs(ledger["units"][mine]) * ledger["price"][mine], minlength=len(at)
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok & (ref > 0), notional / ref, 0.0)
-
-
-def rebalance_turnover(
-    decisions: Decisions, n_bars: int, ledger: np.ndarray, equity: np.ndarray, exec_shift: int
-) -> np.ndarray:
-    """Per decision: the notional of the rebalance trades filled for it over the equity at its
-    fill bar (the ``turnover`` of :func:`rebalance_table`)."""
-    at, ok, mine, k = _rebalance_owners(decisions, n_bars, ledger, exec_shift)
-    return _turnover(ledger, equity, at, ok, mine, k)
-
-
-def rebalance_columns(
-    decisions: Decisions,
-    n_bars: int,
-    ledger: np.ndarray,
-    equity: np.ndarray,
-    exec_shift: int,
-) -> dict[str, np.ndarray]:
-    """Per decision: the fill bar (``at``), whether it fills (``ok``), and the turnover, costs and
-    trade count of the rebalance trades filled for it (the numbers of :func:`rebalance_table`)."""
-    at, ok, mine, k = _rebalance_owners(decisions, n_bars, ledger, exec_shift)
-    n_dec = len(at)
-
-    def per_decision(field: str | None = None) -> np.ndarray:
-        values = None if field is None else ledger[field][mine]
-        return np.bincount(k, weights=values, minlength=n_dec).astype(np.float64)
-
-    return {
-        "at": at,
-        "ok": ok,
-        "turnover": _turnover(ledger, equity, at, ok, mine, k),
-        "fees": per_decision("fee"),
-        "slippage": per_decision("slippage"),
-        "impact": per_decision("impact"),
-        "n_trades": per_decision().astype(np.int64),
-    }
 
 
 def rebalance_table(

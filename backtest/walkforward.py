@@ -45,6 +45,7 @@ from strategies import (
     Allocator,
     Constraints,
     EqualWeight,
+    HRPStrategy,
     InverseVolatility,
     UniverseLimits,
     universe_limits,
@@ -112,11 +113,7 @@ class ReturnsPanel:
         """``weights`` held from the close of bar ``start`` to the close of ``end``: each asset's
         weight grown by its price relative, over the book's value (cash is ``1 - sum``; an asset
         without both closes keeps its value, as the simulation values it at its last close)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            relative = self._close[end] / self._close[start]
-        grown = weights * np.where(np.isfinite(relative), relative, 1.0)
-        value = grown.sum() + (1.0 - weights.sum())
-        return grown / value if value > 0 else weights
+        return dk.drifted_nb(self._close, weights, start, end)
 
     @property
     def clean(self) -> bool:
@@ -447,6 +444,16 @@ _COMPILED: dict[type, int] = {
     EqualWeight: dk.EQUAL_WEIGHT,
     InverseVolatility: dk.INVERSE_VOLATILITY,
 }
+_HRP = -2  # HRPStrategy with single linkage and the sample covariance: decide_hrp_nb
+
+
+def _compiled_code(allocator: Allocator) -> int | None:
+    """The compiled loop that decides for ``allocator`` (exact types: a subclass may override
+    ``_allocate``), or None."""
+    if type(allocator) is HRPStrategy:
+        single = allocator.linkage == "single" and allocator.covariance == "sample"
+        return _HRP if single else None
+    return _COMPILED.get(type(allocator))
 
 
 def _decide_compiled(
@@ -462,10 +469,11 @@ def _decide_compiled(
     shared: SharedWork | None,
     invest: float,
 ) -> Decisions | None:
-    """Every decision in one :func:`~backtest.decide_kernels.decide_baseline_nb` call, or None
-    when the Python loop must decide (another allocator, linear limits, an error or a fallback
-    anywhere: the loop then raises or notes it as usual)."""
-    code = _COMPILED.get(type(allocator))  # exact types: a subclass may override _allocate
+    """Every decision in one :func:`~backtest.decide_kernels.decide_baseline_nb` or
+    :func:`~backtest.decide_kernels.decide_hrp_nb` call, or None when the Python loop must decide
+    (another allocator, linear limits, an error or a fallback anywhere: the loop then raises or
+    notes it as usual)."""
+    code = _compiled_code(allocator)
     if code is None or not panel.clean or not bars.size or lookback < 2:
         return None  # (a one-return window: the Python loop notes the allocator's error)
     n = universe.shape[1]
@@ -499,11 +507,15 @@ def _decide_compiled(
     codes = np.zeros(bars.size, dtype=np.int64)
     zero_count = np.zeros(bars.size, dtype=np.int64)
     last_raw = np.zeros(n)
-    returns = np.empty((0, n)) if code == dk.EQUAL_WEIGHT else panel.returns
-    dk.decide_baseline_nb(
-        returns, lookback, bars, uid, members, n_members, alloc_lo, alloc_hi, lo, hi,
-        budget, code, weights, codes, zero_count, last_raw,
-    )  # fmt: skip
+    tables = dk.UniverseTables(members, n_members, alloc_lo, alloc_hi, lo, hi, budget)
+    if code == _HRP:
+        ppy = float(allocator.periods_per_year)  # type: ignore[attr-defined]
+        dk.decide_hrp_nb(panel.returns, lookback, bars, uid, tables, ppy, weights, codes)
+    else:
+        returns = np.empty((0, n)) if code == dk.EQUAL_WEIGHT else panel.returns
+        dk.decide_baseline_nb(
+            returns, lookback, bars, uid, tables, code, weights, codes, zero_count, last_raw
+        )
     if (codes == dk.BAIL).any():
         return None
     ids = uid.tolist()
@@ -511,8 +523,8 @@ def _decide_compiled(
         bars=bars,
         weights=weights,
         universe=universe,
-        methods=[methods[i] for i in ids],
-        notes=[notes[i] for i in ids],
+        methods=list(map(methods.__getitem__, ids)),  # (a comprehension takes twice as long)
+        notes=list(map(notes.__getitem__, ids)),
         budgets=budget[uid].tolist(),
     )
     for k in np.flatnonzero(codes == dk.ALL_ZERO_VARIANCE).tolist():
@@ -523,9 +535,18 @@ def _decide_compiled(
         out.notes[k] = (*out.notes[k], note)
     last = distinct[ids[-1]]
     if last is not None and last.limits is not None:
+        raw, extras = last_raw[: last.members.size], {}
+        if code == _HRP:  # the reports draw the last decision: its allocation's extras
+            t = int(bars[-1])
+            window = panel.returns[t - lookback : t].take(last.members, axis=1)
+            allocation = allocator.allocate_array(  # type: ignore[attr-defined]
+                window, last.limits.constraints, None
+            )
+            raw, extras = allocation.weights, dict(allocation.extras)
         out.last_extras = {
+            **extras,
             "labels": last.names(symbols),
-            "weights": last_raw[: last.members.size] * last.limits.budget,
+            "weights": raw * last.limits.budget,
             "decision_time_bar": int(bars[-1]),
         }
     return out

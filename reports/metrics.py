@@ -279,7 +279,10 @@ def exposure(weights: np.ndarray) -> float:
     """Mean invested weight of realised weights of shape (n_bars, n_assets) (NaN when empty)."""
     if weights.size == 0:
         return math.nan
-    return float(np.nanmean(np.nansum(weights, axis=1)))
+    invested = weights.sum(axis=1)
+    if np.isnan(invested).any():  # the NaN-aware pass only where it changes something
+        invested = np.nansum(weights, axis=1)
+    return float(invested.mean())
 
 
 def _rebalance_metrics(rebalances: pd.DataFrame | None) -> dict[str, float]:

@@ -27,15 +27,21 @@ def check_equity(equity: object, name: str = "equity") -> pd.Series:
         raise ValueError(
             f"`{name}` index must be strictly increasing (sort it and drop duplicate times)"
         )
-    values = equity.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(values) | (values <= 0)
-    if bad.any():
+    check_values(equity.to_numpy(dtype=np.float64, na_value=np.nan), equity.index, name)
+    return equity
+
+
+def check_values(values: np.ndarray, index: pd.DatetimeIndex, name: str = "equity") -> np.ndarray:
+    """``values`` (float64, one per bar of ``index``) itself when every one is finite and > 0: the
+    value check of :func:`check_equity` for a path whose index is valid by construction."""
+    if not (values > 0.0).all() or not np.isfinite(values).all():
+        bad = ~np.isfinite(values) | (values <= 0)
         first = int(np.argmax(bad))
         raise ValueError(
             f"`{name}` must be finite and > 0 on every bar; got {float(values[first])!r} at "
-            f"{equity.index[first]} ({int(bad.sum())} bad bars; a wiped-out portfolio has no returns)"
+            f"{index[first]} ({int(bad.sum())} bad bars; a wiped-out portfolio has no returns)"
         )
-    return equity
+    return values
 
 
 def check_periods_per_year(periods_per_year: float) -> float:

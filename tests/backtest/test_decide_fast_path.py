@@ -58,6 +58,11 @@ class PyInverseVolatility(InverseVolatility):
     """Inverse volatility through the Python loop."""
 
 
+@dataclass
+class PyHRP(HRPStrategy):
+    """HRP through the Python loop."""
+
+
 def _market(n_assets=8, n_bars=500, seed=4):
     market = synthetic_market(n_assets=n_assets, n_bars=n_bars, seed=seed)
     arrays = {k: v.copy() for k, v in market.arrays.items()}
@@ -95,7 +100,8 @@ CONSTRAINTS = [
 
 @pytest.mark.parametrize("constraints", CONSTRAINTS)
 @pytest.mark.parametrize(
-    ("fast", "slow"), [(EqualWeight, PyEqualWeight), (InverseVolatility, PyInverseVolatility)]
+    ("fast", "slow"),
+    [(EqualWeight, PyEqualWeight), (InverseVolatility, PyInverseVolatility), (HRPStrategy, PyHRP)],
 )
 def test_compiled_loop_equals_the_python_loop(fast, slow, constraints):
     market = _market()
@@ -108,12 +114,45 @@ def test_compiled_loop_equals_the_python_loop(fast, slow, constraints):
     assert ours.weights.sum() > 0
 
 
-def test_compiled_loop_covers_the_zero_variance_notes():
+def test_hrp_with_another_linkage_or_covariance_takes_the_python_loop():
+    close = _market().values("close")
+    bars = np.arange(30, 400, 9)
+    for params in ({"linkage": "ward"}, {"covariance": "ewma"}):
+        args = (30, Constraints(), [f"A{j}" for j in range(8)])
+        ours = walk_forward(close, bars, HRPStrategy(**params), *args)
+        _same(ours, walk_forward(close, bars, PyHRP(**params), *args))
+
+
+@pytest.mark.parametrize("constraints", [Constraints(0.0, 0.2), Constraints(0.0, 0.05)])
+def test_compiled_hrp_runs_on_the_real_daily_pairs(daily_market, monkeypatch, constraints):
+    """Every monthly decision of the 26 real pairs in the compiled loop (the Python loop is not
+    entered), bit for bit the Python loop's, the last decision's linkage and covariance included;
+    caps of 5% leave cash in small universes (budget < 1)."""
+    import backtest.walkforward as wf
+
+    close = daily_market.values("close")
+    bars = np.arange(90, daily_market.n_bars, 30)
+    args = (90, constraints, daily_market.symbols)
+    python_loop = wf._decide_loop
+    monkeypatch.setattr(wf, "_decide_loop", None)  # calling it would fail
+    ours = walk_forward(close, bars, HRPStrategy(lookback_days=90), *args)
+    monkeypatch.setattr(wf, "_decide_loop", python_loop)
+    oracle = walk_forward(close, bars, PyHRP(lookback_days=90), *args)
+    _same(ours, oracle)
+    assert {"linkage", "order", "covariance"} <= set(ours.last_extras)
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow"), [(InverseVolatility, PyInverseVolatility), (HRPStrategy, PyHRP)]
+)
+def test_compiled_loop_covers_the_zero_variance_notes(fast, slow):
+    """A constant price: inverse volatility notes it in the kernel; HRP's repair sends the whole
+    walk-forward through the Python loop. The same decisions and notes either way."""
     market = _market()
     close = market.values("close")
     bars = np.arange(290, 330)
-    ours = walk_forward(close, bars, InverseVolatility(), 30, Constraints(), market.symbols)
-    oracle = walk_forward(close, bars, PyInverseVolatility(), 30, Constraints(), market.symbols)
+    ours = walk_forward(close, bars, fast(), 30, Constraints(), market.symbols)
+    oracle = walk_forward(close, bars, slow(), 30, Constraints(), market.symbols)
     _same(ours, oracle)
     assert any("zero-variance" in note for notes in ours.notes for note in notes)
 
@@ -144,8 +183,8 @@ def test_a_breach_in_the_kernel_is_reported_not_written():
     )
     weights, codes = np.zeros((1, 2)), np.zeros(1, dtype=np.int64)
     dk.decide_baseline_nb(
-        returns, 30, np.array([35]), np.zeros(1, dtype=np.int64), *tables.values(), dk.EQUAL_WEIGHT,
-        weights, codes, np.zeros(1, dtype=np.int64), np.zeros(2),
+        returns, 30, np.array([35]), np.zeros(1, dtype=np.int64), dk.UniverseTables(**tables),
+        dk.EQUAL_WEIGHT, weights, codes, np.zeros(1, dtype=np.int64), np.zeros(2),
     )  # fmt: skip
     assert codes[0] == dk.BAIL and not weights.any()
 
@@ -372,3 +411,26 @@ def test_max_sharpe_and_min_volatility_do_not_depend_on_the_previous_weights():
                 returns, Constraints(max_weight=0.6), previous=np.array(prev)
             )
             assert warm.weights.tolist() == cold.tolist()
+
+
+def drifted_twin(close, weights, start, end):
+    """The book drifted by its definition (NumPy): each weight times its price relative (1 where a
+    close is missing), over the grown book plus the cash."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = close[end] / close[start]
+    grown = weights * np.where(np.isfinite(relative), relative, 1.0)
+    value = grown.sum() + (1.0 - weights.sum())
+    return grown / value if value > 0 else weights
+
+
+def test_drifted_book_equals_its_twin():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 30))
+        close = rng.lognormal(0.0, 0.3, size=(2, n))
+        close[rng.random((2, n)) < 0.1] = np.nan
+        close[rng.random((2, n)) < 0.03] = 0.0
+        weights = rng.dirichlet(np.ones(n)) * rng.choice([1.0, 0.7, 0.0])
+        got = dk.drifted_nb(close, weights, 0, 1)
+        np.testing.assert_allclose(got, drifted_twin(close, weights, 0, 1), rtol=1e-14, atol=0)
+        assert got is not weights
