@@ -1,4 +1,5 @@
-"""Allocator benchmarks (issue 4): max Sharpe, min volatility and HRP against PyPortfolioOpt and skfolio.
+"""Allocator benchmarks (issues 4, 16 and 18): max Sharpe, min volatility, HRP, max diversification
+and the OAS covariance against PyPortfolioOpt, skfolio and scikit-learn.
 
 Each job first checks that ours and the peer agree on the same input (Sharpe ratio / volatility
 within 1e-5 relative, HRP weights within 1e-10), then times both in this process (warm-up, median of
@@ -398,6 +399,80 @@ def _skfolio_hrp(r, expected, t_ours) -> dict:
     )
 
 
+def breadth_jobs(returns: dict[int, pd.DataFrame]) -> list[dict]:
+    """Issue 18's allocators and estimators against the peer users know them from, N = 20 and 100:
+    OAS against scikit-learn's ``OAS`` (the same window; equal to 1e-12 first), the denoised
+    covariance against skfolio's ``DenoiseCovariance`` (equal to 1e-9 first), max diversification
+    against skfolio's ``MaximumDiversification`` (the ratio within 1e-6 first)."""
+    from skfolio.moments import DenoiseCovariance, EmpiricalCovariance
+    from skfolio.optimization import MaximumDiversification
+    from skfolio.prior import EmpiricalPrior
+    from sklearn.covariance import OAS
+
+    from strategies.estimators import covariance, oas
+
+    def ratio(w, cov):
+        return float(w @ np.sqrt(np.diag(cov)) / np.sqrt(w @ cov @ w))
+
+    rows = []
+    for n in (20, 100):
+        r = returns[n].to_numpy()
+        np.testing.assert_allclose(oas(r, PPY)[0], OAS().fit(r).covariance_ * PPY, rtol=1e-12)
+        rows.append(
+            row(
+                f"OAS covariance, {n} assets, {len(r)} days",
+                _per_call(lambda r=r: oas(r, PPY), 500),
+                "scikit-learn OAS().fit",
+                _per_call(lambda r=r: OAS().fit(r), 20),
+                ">= 10x",
+            )
+        )
+        denoised = DenoiseCovariance(covariance_estimator=EmpiricalCovariance(), nearest=False)
+        np.testing.assert_allclose(
+            covariance(r, "denoised", 1.0), denoised.fit(r).covariance_, rtol=1e-9, atol=1e-15
+        )
+        rows.append(
+            row(
+                f"denoised covariance (Marchenko-Pastur), {n} assets, {len(r)} days",
+                _per_call(lambda r=r: covariance(r, "denoised", PPY), 50),
+                "skfolio DenoiseCovariance.fit",
+                _per_call(lambda r=r, d=denoised: d.fit(r), 5),
+                ">= 10x",
+            )
+        )
+        hi = MAX_WEIGHT[n]
+        ours = MPTStrategy(objective="max_diversification", periods_per_year=PPY)
+        cons = Constraints(0.0, hi)
+
+        def peer(r=r, hi=hi):
+            return (
+                MaximumDiversification(
+                    prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
+                    max_weights=hi,
+                )
+                .fit(r)
+                .weights_
+            )
+
+        cov = np.cov(r, rowvar=False)
+        got, theirs = ratio(ours.allocate(r, cons), cov), ratio(peer(), cov)
+        assert got >= theirs - 1e-6, (got, theirs)
+        rows.append(
+            row(
+                f"max diversification, {n} assets, {len(r)} days, max_weight {hi:g}",
+                _per_call(
+                    lambda r=r, ours=ours, cons=cons: ours.allocate_detailed(r, cons),
+                    200 if n < 100 else 20,
+                ),
+                "skfolio MaximumDiversification.fit",
+                _per_call(peer, 3),
+                ">= 10x",
+                note=f"ratio ours {got:.8f}, skfolio {theirs:.8f}",
+            )
+        )
+    return rows
+
+
 def main() -> list[dict]:
     returns = _returns()
     print("job | ours | peer | ratio | target")
@@ -407,6 +482,7 @@ def main() -> list[dict]:
         walk_forward_max_sharpe_job(),
         *min_volatility_jobs(returns),
         *hrp_jobs(returns),
+        *breadth_jobs(returns),
     ]
 
 

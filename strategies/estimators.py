@@ -14,6 +14,13 @@ The definitions follow PyPortfolioOpt with ``returns_data=True`` and ``frequency
                           ``risk_models.exp_cov``
 ``ledoit_wolf``           Ledoit-Wolf shrinkage towards the average variance times the identity,
                           as ``sklearn.covariance.ledoit_wolf`` (ddof=0), annualised
+``oas``                   Oracle Approximating Shrinkage (Chen, Wiesel, Eldar & Hero 2010) towards
+                          the same target, as ``sklearn.covariance.OAS`` (ddof=0), annualised
+``denoised``              the sample covariance with its Marchenko-Pastur noise eigenvalues
+                          replaced by their mean (:mod:`strategies.denoise`), as skfolio's
+                          ``DenoiseCovariance``
+``detoned``               ``denoised`` with its market component removed, as skfolio's
+                          ``DetoneCovariance(covariance_estimator=DenoiseCovariance())``
 ========================  ===================================================================
 
 :func:`condition_covariance` applies the documented rule for singular or ill-conditioned matrices.
@@ -21,7 +28,7 @@ The definitions follow PyPortfolioOpt with ``returns_data=True`` and ``frequency
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numba as nb
 import numpy as np
@@ -30,9 +37,9 @@ from strategies.base import check_choice
 from strategies.qp import cholesky_nb
 
 ReturnsMethod = Literal["mean", "geometric", "ewma"]
-CovarianceMethod = Literal["sample", "ewma", "ledoit_wolf"]
-RETURNS_METHODS: tuple[str, ...] = ("mean", "geometric", "ewma")
-COVARIANCE_METHODS: tuple[str, ...] = ("sample", "ewma", "ledoit_wolf")
+CovarianceMethod = Literal["sample", "ewma", "ledoit_wolf", "oas", "denoised", "detoned"]
+RETURNS_METHODS: tuple[str, ...] = get_args(ReturnsMethod)
+COVARIANCE_METHODS: tuple[str, ...] = get_args(CovarianceMethod)
 
 #: Below this Cholesky pivot ratio (see :func:`pivot_ratio`) a covariance counts as ill-conditioned.
 ILL_CONDITIONED_RATIO = 1e-10
@@ -160,6 +167,32 @@ def ledoit_wolf_nb(returns: np.ndarray) -> tuple[np.ndarray, float]:
     return out, shrinkage
 
 
+@nb.njit(cache=True)
+def oas_nb(returns: np.ndarray) -> tuple[np.ndarray, float]:
+    """Oracle Approximating Shrinkage towards ``mu * I`` (``mu`` the average variance) as
+    scikit-learn computes it: intensity ``min((a + mu^2) / ((n + 1) (a - mu^2 / p)), 1)`` with
+    ``a`` the mean squared entry of the population covariance; returns ``(cov, shrinkage)``."""
+    n_obs, n_assets = returns.shape
+    emp = sample_cov_nb(returns, 0)
+    if n_assets == 1:
+        return emp, 0.0
+    trace = 0.0
+    squares = 0.0
+    for i in range(n_assets):
+        trace += emp[i, i]
+        for j in range(n_assets):
+            squares += emp[i, j] * emp[i, j]
+    alpha = squares / (n_assets * n_assets)
+    mu = trace / n_assets
+    num = alpha + mu * mu
+    den = (n_obs + 1) * (alpha - mu * mu / n_assets)
+    shrinkage = 1.0 if den == 0.0 else min(num / den, 1.0)
+    out = emp * (1.0 - shrinkage)
+    for i in range(n_assets):
+        out[i, i] += shrinkage * mu
+    return out, shrinkage
+
+
 def expected_returns(
     returns: np.ndarray,
     method: ReturnsMethod = "mean",
@@ -203,7 +236,7 @@ def covariance(
     Parameters
     ----------
     returns : ndarray of shape (n_obs, n_assets)
-    method : {"sample", "ewma", "ledoit_wolf"}
+    method : {"sample", "ewma", "ledoit_wolf", "oas", "denoised", "detoned"}
     periods_per_year : float
     span : float
         EWMA span in bars (``method="ewma"``).
@@ -220,6 +253,12 @@ def covariance(
         cov = sample_cov_nb(arr, 1)
     elif method == "ewma":
         cov = ewma_cov_nb(arr, float(span))
+    elif method == "oas":
+        cov = oas_nb(arr)[0]
+    elif method in ("denoised", "detoned"):
+        from strategies.denoise import denoise
+
+        cov = denoise(sample_cov_nb(arr, 1), arr.shape[0], detone=method == "detoned")[0]
     else:
         cov = ledoit_wolf_nb(arr)[0]
     return cov * periods_per_year
@@ -228,6 +267,19 @@ def covariance(
 def ledoit_wolf(returns: np.ndarray, periods_per_year: float = 365.0) -> tuple[np.ndarray, float]:
     """Ledoit-Wolf covariance (annualised) and its shrinkage intensity in [0, 1]."""
     cov, shrinkage = ledoit_wolf_nb(np.ascontiguousarray(returns, dtype=np.float64))
+    return cov * periods_per_year, float(shrinkage)
+
+
+def oas(returns: np.ndarray, periods_per_year: float = 365.0) -> tuple[np.ndarray, float]:
+    """OAS covariance (annualised) and its shrinkage intensity in [0, 1].
+
+    Examples
+    --------
+    >>> cov, shrinkage = oas(np.array([[0.01, 0.0], [0.03, 0.02], [0.0, 0.01]]), periods_per_year=1)
+    >>> round(shrinkage, 6)
+    0.25641
+    """
+    cov, shrinkage = oas_nb(np.ascontiguousarray(returns, dtype=np.float64))
     return cov * periods_per_year, float(shrinkage)
 
 
@@ -334,5 +386,6 @@ __all__ = [
     "covariance",
     "expected_returns",
     "ledoit_wolf",
+    "oas",
     "pivot_ratio",
 ]

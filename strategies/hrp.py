@@ -28,7 +28,12 @@ import numba as nb
 import numpy as np
 
 from strategies.base import Allocation, BaseAllocator, Constraints, check_choice, check_positive
-from strategies.estimators import COVARIANCE_METHODS, ILL_CONDITIONED_RATIO, covariance
+from strategies.estimators import (
+    COVARIANCE_METHODS,
+    ILL_CONDITIONED_RATIO,
+    CovarianceMethod,
+    covariance,
+)
 from strategies.portfolio_qp import feasible_weights
 
 LinkageMethod = Literal["single", "complete", "average", "weighted", "centroid", "median", "ward"]
@@ -330,7 +335,7 @@ class HRPStrategy(BaseAllocator):
     lookback_days : float
         Length of the estimation window used by the walk-forward engine.
     linkage : {"single", "complete", "average", "weighted", "centroid", "median", "ward"}
-    covariance : {"sample", "ewma", "ledoit_wolf"}
+    covariance : {"sample", "ewma", "ledoit_wolf", "oas", "denoised", "detoned"}
         Estimator for the covariance the correlations are derived from.
     periods_per_year : float
         Bars per year (annualises the covariance stored in ``Allocation.extras``).
@@ -354,7 +359,7 @@ class HRPStrategy(BaseAllocator):
     risk_free_rate: float = 0.02
     lookback_days: float = 30
     linkage: LinkageMethod = "single"
-    covariance: Literal["sample", "ewma", "ledoit_wolf"] = "sample"
+    covariance: CovarianceMethod = "sample"
     periods_per_year: float = 365.0
     span: float = 60.0
     name: ClassVar[str] = "hrp"

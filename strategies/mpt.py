@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from strategies.base import (
 from strategies.estimators import (
     COVARIANCE_METHODS,
     RETURNS_METHODS,
+    CovarianceMethod,
     condition_covariance,
     covariance,
     expected_returns,
@@ -64,15 +65,14 @@ from strategies.qp import INFEASIBLE, OK, STATUS_TEXT
 from strategies.utility_qp import efficient_return_net, efficient_risk_net, max_utility_nb
 
 Objective = Literal[
-    "max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"
-]
-OBJECTIVES: tuple[str, ...] = (
     "max_sharpe",
     "min_volatility",
     "efficient_return",
     "efficient_risk",
     "max_utility",
-)
+    "max_diversification",
+]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 #: The objectives that take a trading-cost term and a turnover cap (they stay convex).
 COST_AWARE: tuple[str, ...] = (
     "max_utility",
@@ -93,7 +93,9 @@ class MPTStrategy(BaseAllocator):
         Annual risk-free rate (same units as the annualised expected returns).
     lookback_days : float
         Length of the estimation window used by the walk-forward engine.
-    objective : {"max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility"}
+    objective : {"max_sharpe", "min_volatility", "efficient_return", "efficient_risk", "max_utility", "max_diversification"}
+        ``max_diversification`` maximises the diversification ratio ``w'sigma / sqrt(w'Sw)``
+        (``sigma`` the assets' volatilities; Choueifaty & Coignard 2008).
     target_return : float, optional
         Annualised target return, required for ``objective="efficient_return"``.
     target_volatility : float, optional
@@ -101,7 +103,7 @@ class MPTStrategy(BaseAllocator):
     periods_per_year : float
         Bars per year used to annualise (365 for daily crypto).
     expected_returns : {"mean", "geometric", "ewma"}
-    covariance : {"sample", "ewma", "ledoit_wolf"}
+    covariance : {"sample", "ewma", "ledoit_wolf", "oas", "denoised", "detoned"}
     span : float
         EWMA span in bars for the ``"ewma"`` estimators.
     risk_aversion : float
@@ -141,7 +143,7 @@ class MPTStrategy(BaseAllocator):
     target_volatility: float | None = None
     periods_per_year: float = 365.0
     expected_returns: Literal["mean", "geometric", "ewma"] = "mean"
-    covariance: Literal["sample", "ewma", "ledoit_wolf"] = "sample"
+    covariance: CovarianceMethod = "sample"
     span: float = 60.0
     fallback: Sequence[str] = ("min_volatility", "hrp", "previous")
     risk_aversion: float = 1.0
@@ -270,6 +272,11 @@ class MPTStrategy(BaseAllocator):
                     f"risk-free rate {rf:g}"
                 )
                 return None, why, ()
+        elif method == "max_diversification":
+            # the diversification ratio w'sigma / sqrt(w'Sw) is a Sharpe ratio with the volatilities
+            # as returns and no risk-free rate: the same homogenised problem
+            vol = np.sqrt(np.maximum(np.diag(cov), 0.0))
+            weights, status = max_sharpe_from_nb(vol, cov, 0.0, lo, hi, G, h, limit, start)
         elif method == "max_utility" or (method in COST_AWARE and self._trades_priced()):
             return self._solve_net(method, mu, cov, lo, hi, G, h, constraints, previous, limit)
         elif method == "min_volatility":
@@ -379,11 +386,12 @@ class MPTStrategy(BaseAllocator):
         return self.objective == "max_utility" or self._trades_priced()
 
     def _trades_priced(self) -> bool:
-        return (
-            self.max_turnover is not None
-            or isinstance(self.transaction_cost, str)
-            or bool(np.any(np.asarray(self.transaction_cost, dtype=float) > 0))
-        )
+        cost = self.transaction_cost
+        if self.max_turnover is not None or isinstance(cost, str):
+            return True
+        if isinstance(cost, float | int):  # the usual case: no array on every allocation
+            return cost > 0
+        return bool(np.any(np.asarray(cost, dtype=float) > 0))
 
     def _cost_vector(self, n: int) -> np.ndarray:
         if isinstance(self.transaction_cost, str):

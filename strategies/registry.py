@@ -46,6 +46,7 @@ STRATEGIES: Mapping[str, StrategySpec] = MappingProxyType(
         "max_sharpe": StrategySpec(MPTStrategy, {"objective": "max_sharpe"}),
         "min_volatility": StrategySpec(MPTStrategy, {"objective": "min_volatility"}),
         "max_utility": StrategySpec(MPTStrategy, {"objective": "max_utility"}),
+        "max_diversification": StrategySpec(MPTStrategy, {"objective": "max_diversification"}),
         "hrp": StrategySpec(HRPStrategy),
         "equal_weight": StrategySpec(EqualWeight),
         "inverse_volatility": StrategySpec(InverseVolatility),
@@ -68,7 +69,7 @@ def build_strategy(name: str, **params: Any) -> BaseAllocator:
     >>> build_strategy("mtp")
     Traceback (most recent call last):
     ...
-    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', 'min_volatility', 'max_utility', 'hrp', 'equal_weight', 'inverse_volatility', 'risk_parity'
+    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', 'min_volatility', 'max_utility', 'max_diversification', 'hrp', 'equal_weight', 'inverse_volatility', 'risk_parity'
     """
     spec = STRATEGIES.get(name)
     if spec is None:

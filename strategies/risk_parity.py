@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numba as nb
 import numpy as np
@@ -25,7 +25,12 @@ from strategies.base import (
     check_positive,
     project_to_bounds,
 )
-from strategies.estimators import COVARIANCE_METHODS, condition_covariance, covariance
+from strategies.estimators import (
+    COVARIANCE_METHODS,
+    CovarianceMethod,
+    condition_covariance,
+    covariance,
+)
 from strategies.portfolio_qp import feasible_weights
 from strategies.qp import cholesky_nb
 
@@ -95,7 +100,7 @@ class RiskParity(BaseAllocator):
     Parameters
     ----------
     lookback_days : float
-    covariance : {"sample", "ewma", "ledoit_wolf"}
+    covariance : {"sample", "ewma", "ledoit_wolf", "oas", "denoised", "detoned"}
     periods_per_year : float
     span : float
         EWMA span in bars for ``covariance="ewma"``.
@@ -116,7 +121,7 @@ class RiskParity(BaseAllocator):
     """
 
     lookback_days: float = 30
-    covariance: Literal["sample", "ewma", "ledoit_wolf"] = "sample"
+    covariance: CovarianceMethod = "sample"
     periods_per_year: float = 365.0
     span: float = 60.0
     risk_budget: Sequence[float] | None = None

@@ -263,9 +263,15 @@ def capped_kinked_nb(Q, q, prev, cost, lo, hi, G, h, cap, start, max_iter):
     step = max(np.max(np.abs(q)), np.max(cost), 1e-12)
     f_hi = f_lo
     w_hi = w
+    # a warm start from the last point can cycle where many assets sit at their kinks: a short
+    # warm attempt, then the cold start from ``start``
+    warm = min(max_iter, q.shape[0] + 10)
     for _ in range(60):  # bracket: a cost at which the turnover is within the cap
         t_hi = t_hi + step
-        w_hi, ok, _ = kinked_nb(Q, q, prev, cost + t_hi, lo, hi, G, h, w_hi, max_iter)
+        w_try, ok, _ = kinked_nb(Q, q, prev, cost + t_hi, lo, hi, G, h, w_hi, warm)
+        if not ok:
+            w_try, ok, _ = kinked_nb(Q, q, prev, cost + t_hi, lo, hi, G, h, start, max_iter)
+        w_hi = w_try
         if not ok:
             return w_hi, False
         f_hi = _turnover(w_hi, prev) - cap
@@ -280,7 +286,9 @@ def capped_kinked_nb(Q, q, prev, cost, lo, hi, G, h, cap, start, max_iter):
     side = 0
     for _ in range(100):
         t = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo)
-        w, ok, _ = kinked_nb(Q, q, prev, cost + t, lo, hi, G, h, w_hi, max_iter)
+        w, ok, _ = kinked_nb(Q, q, prev, cost + t, lo, hi, G, h, w_hi, warm)
+        if not ok:
+            w, ok, _ = kinked_nb(Q, q, prev, cost + t, lo, hi, G, h, start, max_iter)
         if not ok:
             return w, False
         f = _turnover(w, prev) - cap

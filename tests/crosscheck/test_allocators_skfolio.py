@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies import HRPStrategy, RiskParity
+from strategies import HRPStrategy, MPTStrategy, RiskParity
 from strategies.risk_parity import risk_contributions
 
 pytest.importorskip("skfolio")
@@ -71,3 +71,33 @@ def test_risk_parity_matches_skfolio_risk_budgeting(daily_returns, end):
     cov = np.cov(returns, rowvar=False)
     spread = np.ptp(risk_contributions(ours, cov))
     assert spread < 1e-10 and spread <= np.ptp(risk_contributions(peer.weights_, cov))
+
+
+def diversification_ratio(w, cov):
+    return float(w @ np.sqrt(np.diag(cov)) / np.sqrt(w @ cov @ w))
+
+
+@pytest.mark.parametrize("end", [250, 500, 800, 1100])
+@pytest.mark.parametrize(("lo", "hi"), [(0.0, 1.0), (0.0, 0.2), (0.02, 0.1)])
+def test_max_diversification_reaches_skfolios_ratio(daily_returns, end, lo, hi):
+    """skfolio's `MaximumDiversification` (empirical covariance, Clarabel at 1e-10) on the same
+    window and bounds: our diversification ratio is within 1e-6 of its (and not below by more)."""
+    from skfolio.optimization import MaximumDiversification
+
+    returns = window(daily_returns, end, n_obs=90, n_assets=20)
+    tight = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+    peer = MaximumDiversification(
+        prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
+        min_weights=lo,
+        max_weights=hi,
+        solver_params=tight,
+    ).fit(returns)
+    got = MPTStrategy(objective="max_diversification").allocate_detailed(
+        returns, {"min_weight": lo, "max_weight": hi}
+    )
+    assert got.method == "max_diversification"
+    w = got.weights
+    cov = np.cov(returns, rowvar=False)
+    ours, theirs = diversification_ratio(w, cov), diversification_ratio(peer.weights_, cov)
+    assert ours >= theirs - 1e-6 and abs(ours - theirs) <= 1e-6, (ours, theirs)
+    assert abs(w.sum() - 1) <= 1e-12 and w.min() >= lo - 1e-12 and w.max() <= hi + 1e-12
