@@ -275,9 +275,11 @@ def oas(returns: np.ndarray, periods_per_year: float = 365.0) -> tuple[np.ndarra
 
     Examples
     --------
-    >>> cov, shrinkage = oas(np.array([[0.01, 0.0], [0.03, 0.02], [0.0, 0.01]]), periods_per_year=1)
-    >>> round(shrinkage, 6)
-    0.25641
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(0, 0.01, size=(60, 1))
+    >>> r = np.hstack([x, 3 * x + rng.normal(0, 0.01, (60, 1)), rng.normal(0, 0.05, (60, 1))])
+    >>> round(oas(r)[1], 6)  # as sklearn.covariance.OAS().fit(r).shrinkage_
+    0.094052
     """
     cov, shrinkage = oas_nb(np.ascontiguousarray(returns, dtype=np.float64))
     return cov * periods_per_year, float(shrinkage)

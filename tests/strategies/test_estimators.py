@@ -74,7 +74,7 @@ def test_ledoit_wolf_matches_sklearn(returns):
 def test_unknown_method_names_the_parameter(returns):
     with pytest.raises(
         ValueError,
-        match=r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'",
+        match=r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf', 'oas', 'denoised', 'detoned'; got 'shrunk'",
     ):
         covariance(returns, "shrunk")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`expected_returns` must be one of .*; got 'median'"):

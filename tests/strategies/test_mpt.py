@@ -247,7 +247,7 @@ def test_allocate_frame_returns_a_series(returns):
         ),
         (
             {"covariance": "shrunk"},
-            r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf'; got 'shrunk'",
+            r"`covariance` must be one of 'sample', 'ewma', 'ledoit_wolf', 'oas', 'denoised', 'detoned'; got 'shrunk'",
         ),
         ({"periods_per_year": 0}, r"must be > 0"),
     ],

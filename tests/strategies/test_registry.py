@@ -13,6 +13,7 @@ def test_every_name_builds_with_defaults():
         "max_sharpe",
         "min_volatility",
         "max_utility",
+        "max_diversification",
         "hrp",
         "equal_weight",
         "inverse_volatility",
