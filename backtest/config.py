@@ -84,6 +84,7 @@ class StrategyConfig(_Section):
     risk_aversion: float | None = Field(None, gt=0)
     transaction_cost: float | list[float] | Literal["costs"] | None = None
     max_turnover: float | None = Field(None, gt=0)
+    risk_budget: dict[str, float] | list[float] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> StrategyConfig:

@@ -135,7 +135,11 @@ def price_trades(strategy: Allocator, costs: Costs) -> Allocator:
 
 
 def align_strategy(strategy: Allocator, market: MarketData) -> Allocator:
-    """The strategy with the market's ``periods_per_year`` (annualisation follows the data)."""
+    """The strategy with its parameters by symbol resolved against the market's symbols
+    (``for_symbols``) and the market's ``periods_per_year`` (annualisation follows the data)."""
+    resolve = getattr(strategy, "for_symbols", None)
+    if resolve is not None:
+        strategy = resolve(market.symbols)
     ppy = getattr(strategy, "periods_per_year", None)
     if (
         ppy is not None

@@ -225,11 +225,14 @@ def _allocate(
 
 @dataclass
 class _Universe:
-    """One point-in-time universe of a walk-forward: its members and (once computed) its limits."""
+    """One point-in-time universe of a walk-forward: its members and (once computed) its limits
+    and the allocator for it (per-asset parameters restricted to the members) with its entry point."""
 
     members: np.ndarray
     full: bool
     limits: UniverseLimits | None = None
+    allocator: Allocator | None = None
+    call: Callable[..., Allocation] | None = None
 
     def names(self, symbols: Sequence[str]) -> list[str]:
         return [symbols[int(j)] for j in self.members]
@@ -392,10 +395,16 @@ def _decide_loop(
                 if shared is not None:
                     shared.windows[t] = returns
             limits = _limits(constraints, u, n, symbols, shared, invest)
+            own, own_call = u.allocator, u.call
+            if own is None or own_call is None:
+                restrict = None if u.full else getattr(allocator, "for_universe", None)
+                own = restrict(members, n) if restrict is not None else allocator
+                own_call = call if own is allocator else _entry_point(own, fast)
+                u.allocator, u.call = own, own_call
             try:
                 allocation = _allocate(
-                    allocator,
-                    call,
+                    own,
+                    own_call,
                     returns,
                     limits.constraints,
                     (previous if u.full else previous[members]) / limits.budget,

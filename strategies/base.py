@@ -373,6 +373,18 @@ class BaseAllocator:
         weights = self.allocate_detailed(returns, constraints).weights
         return pd.Series(weights, index=returns.columns, name=self.name)
 
+    def for_symbols(self, symbols: Sequence[str]) -> BaseAllocator:
+        """This allocator with its parameters given by symbol (e.g. ``risk_budget =
+        {"BTC/USDT": 2}``) resolved to one entry per asset of ``symbols``, the market's assets in
+        order; itself when it has none. The engine calls it once, in its prepare stage."""
+        return self
+
+    def for_universe(self, members: np.ndarray, n_assets: int) -> BaseAllocator:
+        """This allocator for the universe ``members`` (increasing indices into the ``n_assets``
+        it was resolved for): its per-asset parameters restricted to them; itself when it has none.
+        The walk-forward calls it once per distinct universe."""
+        return self
+
     def _allocate(
         self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
     ) -> Allocation:

@@ -31,6 +31,7 @@ Failure handling, in order (each step recorded in ``Allocation.notes``):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
@@ -379,6 +380,16 @@ class MPTStrategy(BaseAllocator):
 
     def _target_return(self, mu: np.ndarray) -> float:
         return float(self.target_return if self.target_return is not None else mu.mean())
+
+    def for_universe(self, members: np.ndarray, n_assets: int) -> MPTStrategy:
+        """A per-asset ``transaction_cost`` of the market's assets restricted to ``members``."""
+        cost = self.transaction_cost
+        if isinstance(cost, str) or np.ndim(cost) == 0 or len(cost) != n_assets:  # type: ignore[arg-type]
+            return self
+        return dataclasses.replace(
+            self,
+            transaction_cost=tuple(float(cost[int(j)]) for j in members),  # type: ignore[index]
+        )
 
     @property
     def uses_previous(self) -> bool:

@@ -10,7 +10,8 @@ near-singular windows.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -104,8 +105,11 @@ class RiskParity(BaseAllocator):
     periods_per_year : float
     span : float
         EWMA span in bars for ``covariance="ewma"``.
-    risk_budget : sequence of float, optional
-        Positive budgets, normalised to sum to 1; equal when omitted.
+    risk_budget : sequence of float or mapping of symbol to float, optional
+        Positive budgets, normalised to sum to 1 over the universe; equal when omitted. By symbol
+        (``{"BTC/USDT": 2.0}``: the others 1) the engine resolves them against the market's symbols
+        and restricts them to each decision's universe; a sequence has one entry per asset of the
+        market (restricted the same way) or of the window.
 
     Notes
     -----
@@ -124,7 +128,7 @@ class RiskParity(BaseAllocator):
     covariance: CovarianceMethod = "sample"
     periods_per_year: float = 365.0
     span: float = 60.0
-    risk_budget: Sequence[float] | None = None
+    risk_budget: Sequence[float] | Mapping[str, float] | None = None
     name: ClassVar[str] = "risk_parity"
 
     def __post_init__(self) -> None:
@@ -132,10 +136,30 @@ class RiskParity(BaseAllocator):
         check_positive(
             periods_per_year=self.periods_per_year, lookback_days=self.lookback_days, span=self.span
         )
-        if self.risk_budget is not None and (
-            np.any(np.asarray(self.risk_budget, dtype=float) <= 0)
+        budget = self.risk_budget
+        values = list(budget.values()) if isinstance(budget, Mapping) else budget
+        if values is not None and (
+            not len(values) or np.any(~(np.asarray(values, dtype=float) > 0))
         ):
-            raise ValueError(f"`risk_budget` entries must be > 0; got {list(self.risk_budget)}")
+            raise ValueError(f"`risk_budget` entries must be finite and > 0; got {budget!r}")
+
+    def for_symbols(self, symbols: Sequence[str]) -> RiskParity:
+        if not isinstance(self.risk_budget, Mapping):
+            return self
+        unknown = [s for s in self.risk_budget if s not in set(symbols)]
+        if unknown:
+            raise ValueError(
+                f"`risk_budget` names {unknown} that the data does not have; its symbols are "
+                f"{', '.join(list(symbols)[:8])}{', ...' if len(symbols) > 8 else ''}"
+            )
+        budget = tuple(float(self.risk_budget.get(s, 1.0)) for s in symbols)
+        return dataclasses.replace(self, risk_budget=budget)
+
+    def for_universe(self, members: np.ndarray, n_assets: int) -> RiskParity:
+        budget = self.risk_budget
+        if budget is None or isinstance(budget, Mapping) or len(budget) != n_assets:
+            return self
+        return dataclasses.replace(self, risk_budget=tuple(float(budget[int(j)]) for j in members))
 
     def _allocate(
         self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
@@ -143,6 +167,11 @@ class RiskParity(BaseAllocator):
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         G, h = constraints.linear(n)
+        if isinstance(self.risk_budget, Mapping):
+            raise ValueError(
+                "`risk_budget` by symbol needs the market's symbols: run it through "
+                "run_backtest / the CLI, or call for_symbols(symbols) first"
+            )
         budget = (
             np.full(n, 1.0 / n)
             if self.risk_budget is None

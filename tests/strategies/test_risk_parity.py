@@ -56,7 +56,9 @@ def test_degenerate_windows(returns):
 
 
 def test_invalid_parameters():
-    with pytest.raises(ValueError, match=r"`risk_budget` entries must be > 0; got \[1, 0\]"):
+    with pytest.raises(
+        ValueError, match=r"`risk_budget` entries must be finite and > 0; got \[1, 0\]"
+    ):
         RiskParity(risk_budget=[1, 0])
     with pytest.raises(
         ValueError, match=r"`risk_budget` must have one entry per asset \(3\); got 2"
