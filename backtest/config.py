@@ -85,6 +85,23 @@ class StrategyConfig(_Section):
     transaction_cost: float | list[float] | Literal["costs"] | None = None
     max_turnover: float | None = Field(None, gt=0)
     risk_budget: dict[str, float] | list[float] | None = None
+    # hierarchical clustering (herc, nco): the risk measure, the cluster cap, nco's nested allocators
+    risk_measure: str | None = None
+    max_clusters: int | None = Field(None, ge=1)
+    inner: str | None = None
+    outer: str | None = None
+    # Black-Litterman (strategies.black_litterman): views by expression, their confidences
+    # (a list in the views' order, or by expression), the prior, tau and omega
+    views: dict[str, float] | None = None
+    view_confidences: dict[str, float] | list[float] | None = None
+    omega: str | None = None
+    tau: float | None = Field(None, gt=0, le=1)
+    prior: str | None = None
+    prior_returns: dict[str, float] | list[float] | None = None
+    prior_weights: dict[str, float] | list[float] | None = None
+    posterior_covariance: bool | None = None
+    # tail risk (min_cvar, min_cdar): the confidence level of the CVaR / CDaR
+    beta: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _check(self) -> StrategyConfig:
@@ -315,6 +332,25 @@ class LiveConfig(_Section):
         20, ge=2, le=500, description="points of the efficient frontier (MPT)"
     )
     sandbox: bool = Field(False, description="use the exchange's test network")
+    mode: Literal["live", "paper"] = Field(
+        "live", description="'paper': simulated balances and fills, no keys (backtest.live.paper)"
+    )
+    account: str | None = Field(
+        None, description="journal folder name (default '<exchange>-<mode>')"
+    )
+    fill_share: float | None = Field(
+        None, gt=0, le=1, description="paper: at most this share of a bar's volume fills per order"
+    )
+    poll_seconds: float = Field(
+        5.0, description="execution: seconds between two checks of the open orders"
+    )
+    order_timeout_seconds: float = Field(
+        60.0, description="execution: an order open this long is canceled, then repriced"
+    )
+    max_reprices: int = Field(2, description="execution: replacements at a fresh limit per trade")
+    deadline_seconds: float | None = Field(
+        None, description="execution: everything open is canceled after this long"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -335,6 +371,60 @@ class LiveConfig(_Section):
             raise ValueError(f"`quote` must be a currency code such as 'USDT'; got {value!r}")
         return value.upper()
 
+    @model_validator(mode="after")
+    def _execution(self) -> LiveConfig:
+        from backtest.live.execution import check_execution
+
+        # the execution loop's own rule (a LiveError is a ValueError), in the config's names
+        check_execution(
+            self.poll_seconds, self.order_timeout_seconds, self.max_reprices, self.deadline_seconds
+        )
+        return self
+
+
+_CPCV_DEFAULTS = {"groups": 6, "test_groups": 2, "purge": 0, "embargo": 0}
+
+
+class SweepConfig(BaseModel):
+    """``[sweep]``: grid lists under dotted config paths, plus the validation options (these names).
+
+    ``validation = "cpcv"`` adds combinatorial purged cross-validation (backtest/sweep/cpcv.py) of
+    the choice of the best point: ``groups`` contiguous groups of bars, ``test_groups`` of them tested
+    per split, ``purge`` bars dropped from training on both sides of a test block and ``embargo``
+    more after it (docs/sweeps.md).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, list[Any]] = Field(init=False)
+
+    validation: Literal["cpcv"] | None = None
+    groups: int | None = Field(None, ge=2)
+    test_groups: int | None = Field(None, ge=1)
+    purge: int | None = Field(None, ge=0)
+    embargo: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepConfig:
+        from backtest.sweep.cpcv import check_cpcv
+
+        options = {k: getattr(self, k) for k in _CPCV_DEFAULTS if getattr(self, k) is not None}
+        if self.validation is None:
+            if options:
+                raise ValueError(
+                    f'`{next(iter(options))}` is a CPCV option; add `validation = "cpcv"` to [sweep]'
+                )
+            return self
+        cfg = self.model_copy(update={**_CPCV_DEFAULTS, **options})
+        try:  # the library's rule, in the config's names
+            check_cpcv(cfg.groups or 0, cfg.test_groups or 0, cfg.purge or 0, cfg.embargo or 0)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("`n_", "`")) from None
+        return cfg
+
+    def grid(self) -> dict[str, list[Any]]:
+        """The grid lists (every key but the options)."""
+        return dict(self.model_extra or {})
+
 
 class ExperimentConfig(_Section):
     """A whole experiment: one TOML file."""
@@ -351,7 +441,7 @@ class ExperimentConfig(_Section):
     compare: list[StrategyConfig] | None = Field(
         None, description="extra strategies for `backtest compare`"
     )
-    sweep: dict[str, list[Any]] | None = None
+    sweep: SweepConfig | None = None
     regress: RegressConfig = Field(default_factory=RegressConfig)
     live: LiveConfig | None = Field(
         None, description="live rebalancing settings for `backtest rebalance`"

@@ -419,6 +419,9 @@ def _params(strategy: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    to_plain = getattr(value, "to_plain", None)  # e.g. resolved views: back to what was written
+    if callable(to_plain):
+        return to_plain()
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, np.ndarray):

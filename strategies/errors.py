@@ -21,3 +21,7 @@ class SolverError(ArithmeticError):
 
 class LimitError(RuntimeError):
     """Target weights would break a limit the user set (a bound, a group cap): the run stops."""
+
+
+class ViewError(ValueError):
+    """A Black-Litterman view is malformed or names a symbol the data does not have."""

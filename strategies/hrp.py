@@ -7,7 +7,9 @@ Steps, each a small helper with its own tests:
 1. :func:`correlation_distance` -- ``sqrt(clip((1 - corr) / 2, 0, 1))`` of shape ``(n_assets, n_assets)``;
 2. :func:`linkage_matrix` -- scipy-format linkage ``(n_assets - 1, 4)``; single linkage runs in numba
    (Prim's minimum spanning tree, exactly as scipy's ``mst_single_linkage``, including its tie
-   handling), other methods call ``scipy.cluster.hierarchy.linkage``;
+   handling); complete, average, weighted and ward run scipy's nearest-neighbour chain in numba
+   (the same updates in the same order: bit for bit equal); centroid and median call
+   ``scipy.cluster.hierarchy.linkage``;
 3. :func:`leaf_order` -- the quasi-diagonal order (scipy ``to_tree(Z).pre_order()``);
 4. :func:`recursive_bisection` -- split the ordered list in halves, weight each half by the inverse of
    its inverse-variance-portfolio variance; weight bounds are applied to each split factor as in
@@ -85,8 +87,77 @@ def single_linkage_nb(dist: np.ndarray) -> np.ndarray:
         Z[k, 1] = y
         Z[k, 2] = current
         x = y
-    # stable insertion sort of the merges by distance (scipy uses a stable sort; n - 1 rows is small,
-    # and this avoids compiling numba's merge sort, which costs more than the whole HRP kernel)
+    _sort_and_label_nb(Z, n)
+    return Z
+
+
+_LINKAGE_CODES = {"complete": 1, "average": 2, "weighted": 3, "ward": 4}
+
+
+@nb.njit(cache=True)
+def nn_chain_linkage_nb(dist: np.ndarray, method: int) -> np.ndarray:
+    """scipy ``linkage(squareform(dist), m)`` for ``m`` complete (1), average (2), weighted (3)
+    or ward (4): its nearest-neighbour chain, the same distance updates in the same order (so
+    the same ties and round-off), stable sort, relabel."""
+    n = dist.shape[0]
+    D = dist.copy()
+    size = np.ones(n, dtype=np.int64)
+    chain = np.empty(n, dtype=np.int64)
+    Z = np.zeros((n - 1, 4))
+    length, x, y = 0, 0, 0
+    for k in range(n - 1):
+        if length == 0:
+            length = 1
+            for i in range(n):
+                if size[i] > 0:
+                    chain[0] = i
+                    break
+        while True:  # follow nearest neighbours until two are each other's
+            x = chain[length - 1]
+            current = np.inf
+            if length > 1:  # prefer the previous link: no cycles on ties
+                y = chain[length - 2]
+                current = D[x, y]
+            for i in range(n):
+                if size[i] > 0 and i != x and D[x, i] < current:
+                    current = D[x, i]
+                    y = i
+            if length > 1 and y == chain[length - 2]:
+                break
+            chain[length] = y
+            length += 1
+        length -= 2
+        x, y = min(x, y), max(x, y)
+        nx, ny = size[x], size[y]
+        Z[k, 0], Z[k, 1], Z[k, 2] = x, y, current
+        size[x] = 0
+        size[y] = nx + ny
+        for i in range(n):
+            if size[i] == 0 or i == y:
+                continue
+            D[i, y] = _merged_distance(D[i, x], D[i, y], current, nx, ny, size[i], method)
+            D[y, i] = D[i, y]
+    _sort_and_label_nb(Z, n)
+    return Z
+
+
+@nb.njit(cache=True)
+def _merged_distance(d_xi, d_yi, d_xy, nx, ny, ni, method):
+    """Lance-Williams update: distance from cluster i to the merge of x and y (scipy's formulas)."""
+    if method == 1:
+        return max(d_xi, d_yi)
+    if method == 2:
+        return (nx * d_xi + ny * d_yi) / (nx + ny)
+    if method == 3:
+        return 0.5 * (d_xi + d_yi)
+    t = 1.0 / (nx + ny + ni)
+    return np.sqrt((ni + nx) * t * d_xi * d_xi + (ni + ny) * t * d_yi * d_yi - ni * t * d_xy * d_xy)
+
+
+@nb.njit(cache=True)
+def _sort_and_label_nb(Z: np.ndarray, n: int) -> None:
+    """Stable sort of the merges by distance (an insertion sort: scipy sorts stably; n - 1 rows is
+    small, and this avoids compiling numba's merge sort), then scipy's labels."""
     for i in range(1, n - 1):
         a, b, d = Z[i, 0], Z[i, 1], Z[i, 2]
         j = i
@@ -95,7 +166,6 @@ def single_linkage_nb(dist: np.ndarray) -> np.ndarray:
             j -= 1
         Z[j, 0], Z[j, 1], Z[j, 2] = a, b, d
     _relabel_nb(Z, n)
-    return Z
 
 
 @nb.njit(cache=True)
@@ -238,9 +308,18 @@ def linkage_matrix(cov: np.ndarray, method: LinkageMethod = "single") -> np.ndar
            [2., 3.]])
     """
     check_choice("linkage", method, LINKAGE_METHODS)
-    dist = correlation_distance(cov)
+    return linkage_from_distance(correlation_distance(cov), method)
+
+
+def linkage_from_distance(dist: np.ndarray, method: LinkageMethod = "single") -> np.ndarray:
+    """scipy-format linkage matrix of shape ``(n_assets - 1, 4)`` for a distance matrix of shape
+    ``(n_assets, n_assets)``, equal to ``scipy.cluster.hierarchy.linkage`` (``optimal_ordering=
+    False``): single, complete, average, weighted and ward in numba (scipy's algorithms), centroid
+    and median by scipy."""
     if method == "single":
         return single_linkage_nb(dist)
+    if method in _LINKAGE_CODES:
+        return nn_chain_linkage_nb(dist, _LINKAGE_CODES[method])
     import scipy.cluster.hierarchy as sch
     import scipy.spatial.distance as ssd
 

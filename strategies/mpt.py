@@ -207,13 +207,46 @@ class MPTStrategy(BaseAllocator):
     def _allocate(
         self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None
     ) -> Allocation:
+        mu = expected_returns(returns, self.expected_returns, self.periods_per_year, self.span)
+        cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
+        return self.allocate_moments(mu, cov, returns, constraints, previous)
+
+    def allocate_moments(
+        self,
+        mu: np.ndarray,
+        cov: np.ndarray,
+        returns: np.ndarray,
+        constraints: Constraints,
+        previous: np.ndarray | None = None,
+    ) -> Allocation:
+        """The allocation for given moments: the objective, the covariance repair and the
+        fallback chain of :meth:`allocate_detailed`, with ``mu`` and ``cov`` in place of the
+        strategy's estimators (the path of return models built on top, e.g. Black-Litterman).
+
+        Parameters
+        ----------
+        mu : ndarray of shape (n_assets,)
+            Annualised expected returns.
+        cov : ndarray of shape (n_assets, n_assets)
+            Annualised covariance.
+        returns : ndarray of shape (n_obs, n_assets)
+            The window the moments come from (the repair of a singular ``cov`` reads it).
+        constraints : Constraints
+        previous : ndarray of shape (n_assets,), optional
+
+        Examples
+        --------
+        >>> r = np.random.default_rng(0).normal(0.002, 0.03, size=(90, 3))
+        >>> mu, cov = np.array([0.3, 0.2, 0.1]), np.cov(r, rowvar=False) * 365
+        >>> a = MPTStrategy().allocate_moments(mu, cov, r, Constraints(max_weight=0.6))
+        >>> a.method, bool(np.isclose(a.weights.sum(), 1.0))
+        ('max_sharpe', True)
+        """
         n = returns.shape[1]
         lo, hi = constraints.bounds(n)
         G, h = constraints.linear(n)
         if G.shape[0]:
             _check_linear_feasible(lo, hi, G, h)
-        mu = expected_returns(returns, self.expected_returns, self.periods_per_year, self.span)
-        cov = covariance(returns, self.covariance, self.periods_per_year, self.span)
         extras: dict[str, Any] = {
             "expected_returns": mu,
             "covariance": cov,

@@ -16,9 +16,13 @@ from typing import Any
 
 from strategies.base import BaseAllocator
 from strategies.baselines import EqualWeight, InverseVolatility
+from strategies.black_litterman import BlackLittermanStrategy
+from strategies.herc import HERCStrategy
 from strategies.hrp import HRPStrategy
 from strategies.mpt import MPTStrategy
+from strategies.nco import NCOStrategy
 from strategies.risk_parity import RiskParity
+from strategies.tail_risk import MinCDaR, MinCVaR
 
 #: Keys that configure :class:`~strategies.Constraints`, not a strategy.
 CONSTRAINT_KEYS: tuple[str, ...] = ("min_weight", "max_weight", "groups", "A", "b")
@@ -48,9 +52,14 @@ STRATEGIES: Mapping[str, StrategySpec] = MappingProxyType(
         "max_utility": StrategySpec(MPTStrategy, {"objective": "max_utility"}),
         "max_diversification": StrategySpec(MPTStrategy, {"objective": "max_diversification"}),
         "hrp": StrategySpec(HRPStrategy),
+        "herc": StrategySpec(HERCStrategy),
+        "nco": StrategySpec(NCOStrategy),
         "equal_weight": StrategySpec(EqualWeight),
         "inverse_volatility": StrategySpec(InverseVolatility),
         "risk_parity": StrategySpec(RiskParity),
+        "black_litterman": StrategySpec(BlackLittermanStrategy),
+        "min_cvar": StrategySpec(MinCVaR),
+        "min_cdar": StrategySpec(MinCDaR),
     }
 )
 
@@ -69,7 +78,7 @@ def build_strategy(name: str, **params: Any) -> BaseAllocator:
     >>> build_strategy("mtp")
     Traceback (most recent call last):
     ...
-    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', 'min_volatility', 'max_utility', 'max_diversification', 'hrp', 'equal_weight', 'inverse_volatility', 'risk_parity'
+    ValueError: unknown strategy 'mtp' (did you mean 'mpt'?); choose one of 'mpt', 'max_sharpe', ...
     """
     spec = STRATEGIES.get(name)
     if spec is None:

@@ -73,6 +73,26 @@ def test_risk_parity_matches_skfolio_risk_budgeting(daily_returns, end):
     assert spread < 1e-10 and spread <= np.ptp(risk_contributions(peer.weights_, cov))
 
 
+@pytest.mark.parametrize("end", [300, 900])
+def test_risk_budgets_match_skfolio_risk_budgeting(daily_returns, end):
+    """Custom budgets: each asset's share of the variance is its share of the budget, as skfolio's
+    `RiskBudgeting(risk_budget=...)` (empirical covariance, Clarabel at 1e-10) finds it."""
+    returns = window(daily_returns, end, n_obs=90, n_assets=20)
+    budget = np.random.default_rng(end).uniform(0.5, 3.0, returns.shape[1])
+    tight = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+    peer = RiskBudgeting(
+        risk_measure=RiskMeasure.VARIANCE,
+        risk_budget=budget,
+        solver_params=tight,
+        prior_estimator=EmpiricalPrior(covariance_estimator=EmpiricalCovariance()),
+    ).fit(returns)
+    ours = RiskParity(risk_budget=tuple(budget)).allocate(returns)
+    np.testing.assert_allclose(ours, peer.weights_, atol=1e-6)
+    cov = np.cov(returns, rowvar=False)
+    shares = risk_contributions(ours, cov) / risk_contributions(ours, cov).sum()
+    np.testing.assert_allclose(shares, budget / budget.sum(), rtol=1e-9)
+
+
 def diversification_ratio(w, cov):
     return float(w @ np.sqrt(np.diag(cov)) / np.sqrt(w @ cov @ w))
 

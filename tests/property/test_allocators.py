@@ -74,7 +74,7 @@ def bounds(draw, n_assets):
     return Constraints(min_weight=lo, max_weight=max(hi, lo))
 
 
-def _allocate(strategy, returns, constraints=None):
+def allocate_quietly(strategy, returns, constraints=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return strategy.allocate_detailed(returns, constraints)
@@ -97,7 +97,7 @@ def _assert_valid(weights, constraints, n_assets):
 def test_weights_are_finite_sum_to_one_and_respect_bounds(name, data):
     returns = data.draw(st.one_of(generic_returns(), arbitrary_returns()))
     constraints = data.draw(bounds(returns.shape[1]))
-    allocation = _allocate(ALLOCATORS[name], returns, constraints)
+    allocation = allocate_quietly(ALLOCATORS[name], returns, constraints)
     _assert_valid(allocation.weights, constraints, returns.shape[1])
     assert isinstance(allocation.method, str) and all(isinstance(n, str) for n in allocation.notes)
 
@@ -108,10 +108,10 @@ def test_weights_are_finite_sum_to_one_and_respect_bounds(name, data):
 def test_permuting_assets_permutes_weights(name, returns, seed):
     perm = np.random.default_rng(seed).permutation(returns.shape[1])
     strategy = ALLOCATORS[name]
-    weights = _allocate(
+    weights = allocate_quietly(
         strategy, returns, {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}
     ).weights
-    permuted = _allocate(
+    permuted = allocate_quietly(
         strategy, returns[:, perm], {"max_weight": 0.6 if returns.shape[1] > 1 else 1.0}
     ).weights
     np.testing.assert_allclose(permuted, weights[perm], atol=1e-8)
@@ -135,8 +135,8 @@ def _order_preserving(perm, returns):
 @given(returns=generic_returns(), seed=st.integers(0, 2**32 - 1))
 def test_hrp_permutation_equivariance_up_to_the_pair_tie_break(returns, seed):
     perm = _order_preserving(np.random.default_rng(seed).permutation(returns.shape[1]), returns)
-    weights = _allocate(HRPStrategy(), returns).weights
-    permuted = _allocate(HRPStrategy(), returns[:, perm]).weights
+    weights = allocate_quietly(HRPStrategy(), returns).weights
+    permuted = allocate_quietly(HRPStrategy(), returns[:, perm]).weights
     np.testing.assert_allclose(permuted, weights[perm], rtol=1e-10, atol=1e-14)
 
 
@@ -147,6 +147,6 @@ def test_hrp_permutation_equivariance_up_to_the_pair_tie_break(returns, seed):
 @given(returns=generic_returns(), scale=st.floats(0.1, 5.0))
 def test_scaling_all_returns_leaves_weights_unchanged(name, returns, scale):
     strategy = ALLOCATORS[name]
-    weights = _allocate(strategy, returns, {"max_weight": 0.7}).weights
-    scaled = _allocate(strategy, returns * scale, {"max_weight": 0.7}).weights
+    weights = allocate_quietly(strategy, returns, {"max_weight": 0.7}).weights
+    scaled = allocate_quietly(strategy, returns * scale, {"max_weight": 0.7}).weights
     np.testing.assert_allclose(scaled, weights, atol=1e-9)

@@ -12,6 +12,7 @@ from strategies.hrp import (
     correlation_distance,
     hrp_weights,
     leaf_order,
+    linkage_from_distance,
     linkage_matrix,
     recursive_bisection,
     repair_zero_variance,
@@ -61,6 +62,19 @@ def test_single_linkage_ties_follow_scipy():
     dist = np.array([[0, 1, 1, 2], [1, 0, 1, 1], [1, 1, 0, 1], [2, 1, 1, 0]], dtype=float)
     expected = sch.linkage(ssd.squareform(dist), "single")
     np.testing.assert_array_equal(single_linkage_nb(dist), expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("method", ["complete", "average", "weighted", "ward"])
+def test_nn_chain_linkage_equals_scipy_bit_for_bit(seed, method):
+    """scipy's nearest-neighbour chain: the same merges, heights and labels, ties included."""
+    if seed % 2:
+        pts = np.random.default_rng(seed).integers(0, 3, size=(6 + 4 * seed, 2)).astype(float)
+        dist = ssd.squareform(ssd.pdist(pts, "cityblock"))  # many equal distances
+    else:
+        dist = correlation_distance(random_cov(seed, 6 + 4 * seed))
+    expected = sch.linkage(ssd.squareform(dist, checks=False), method)
+    np.testing.assert_array_equal(linkage_from_distance(dist, method), expected)
 
 
 @pytest.mark.parametrize("method", ["single", "average", "complete", "ward"])

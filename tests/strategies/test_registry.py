@@ -15,9 +15,14 @@ def test_every_name_builds_with_defaults():
         "max_utility",
         "max_diversification",
         "hrp",
+        "herc",
+        "nco",
         "equal_weight",
         "inverse_volatility",
         "risk_parity",
+        "black_litterman",
+        "min_cvar",
+        "min_cdar",
     }
     for name in STRATEGIES:
         strategy = build_strategy(name)
