@@ -8,6 +8,8 @@ log-normal and rises with absolute returns. Everything it makes is labelled ``sy
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -34,6 +36,14 @@ def _garch_shocks(
         out[t] = np.sqrt(var) * z[t]
         var = omega + alpha * out[t] ** 2 + beta * var
     return out
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` of every element through the C library. numpy's own ``exp`` takes a SIMD path on
+    AVX-512 machines whose last bits differ from the C library's, and a seeded market must be the
+    same on every machine (regression baselines hash it)."""
+    flat = np.asarray(x, dtype=np.float64).ravel()
+    return np.fromiter(map(math.exp, flat), dtype=np.float64, count=flat.size).reshape(np.shape(x))
 
 
 def synthetic_market(
@@ -88,15 +98,15 @@ def synthetic_market(
     log_ret = drift + beta * market[:, None] + clusters[:, cluster] + idio
     log_ret = np.clip(log_ret, -0.6, 0.6)
 
-    start_price = np.exp(rng.uniform(np.log(0.5), np.log(30_000), n_assets))
-    close = start_price * np.exp(np.cumsum(log_ret, axis=0))
+    start_price = _exp(rng.uniform(math.log(0.5), math.log(30_000), n_assets))
+    close = start_price * _exp(np.cumsum(log_ret, axis=0))
     prev = np.vstack([start_price, close[:-1]])
-    open_ = prev * np.exp(rng.normal(0, 0.001, (n_bars, n_assets)))
+    open_ = prev * _exp(rng.normal(0, 0.001, (n_bars, n_assets)))
     spread = np.abs(rng.normal(0, 1, (n_bars, n_assets))) * (idio_vol / np.sqrt(bars_day)) * 0.6
-    high = np.maximum(open_, close) * np.exp(spread)
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 1, (n_bars, n_assets))) * spread)
+    high = np.maximum(open_, close) * _exp(spread)
+    low = np.minimum(open_, close) * _exp(-np.abs(rng.normal(0, 1, (n_bars, n_assets))) * spread)
     base_volume = 5e6 / start_price / bars_day
-    volume = base_volume * np.exp(rng.normal(0, 0.3, (n_bars, n_assets)) + 8 * np.abs(log_ret))
+    volume = base_volume * _exp(rng.normal(0, 0.3, (n_bars, n_assets)) + 8 * np.abs(log_ret))
 
     if stagger and n_assets > 2:
         late = rng.choice(np.arange(1, n_assets), size=n_assets // 3, replace=False)
