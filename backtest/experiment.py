@@ -164,11 +164,20 @@ def write_outputs(
 
 
 def write_tearsheet(
-    result: BacktestResult, out: Path, metrics: dict[str, float] | None = None
+    result: BacktestResult,
+    out: Path,
+    metrics: dict[str, float] | None = None,
+    *,
+    folder: Path | None = None,
 ) -> Path:
-    """The HTML tearsheet of one result (frontier for MPT, dendrogram for HRP when available)."""
+    """The HTML tearsheet of one result (frontier for MPT, dendrogram for HRP when available; the
+    bootstrap intervals and the equity fan when ``backtest robustness`` wrote them to ``folder``,
+    the result's folder, by default ``out``)."""
+    from backtest.robustness.outputs import read_intervals
     from reports.html import write_report
 
+    bootstrap = read_intervals(folder or out)
+    intervals, level, fan = bootstrap if bootstrap is not None else (None, 0.9, None)
     frontier, chosen = None, None
     extras = result.extras
     if "expected_returns" in extras and "covariance" in extras:
@@ -186,6 +195,9 @@ def write_tearsheet(
         chosen=chosen,
         linkage=extras.get("linkage"),
         linkage_labels=extras.get("labels"),
+        intervals=intervals,
+        interval_level=level,
+        fan=fan,
     )
 
 

@@ -48,6 +48,7 @@ from reports.series import drawdown, monthly_returns, rolling_sharpe, rolling_vo
 from reports.validation import check_equity, check_frame
 
 __all__ = [
+    "colour_limit",
     "dendrogram_figure",
     "drawdown_figure",
     "equity_figure",
@@ -345,6 +346,42 @@ def rolling_figure(
     return go.Figure(data=data, layout=layout)
 
 
+def colour_limit(values: Any, quantile: float) -> float:
+    """Half-width of a colour scale centred on 0: the ``quantile`` of the finite absolute values
+    (their maximum if that is 0, and 1 if there is nothing to show).
+
+    >>> colour_limit(np.array([0.01, -0.02, 0.03, 30.0]), 0.5), colour_limit(np.array([np.nan]), 0.95)
+    (0.025, 1.0)
+    """
+    finite = np.abs(np.asarray(values, dtype=np.float64))
+    finite = finite[np.isfinite(finite)]
+    if not finite.size or not finite.max() > 0:
+        return 1.0
+    limit = float(np.quantile(finite, quantile))
+    return limit if limit > 0 else float(finite.max())
+
+
+def _heat_trace(
+    z: np.ndarray, x: list[str], y: list[str], limit: float, scale: bool
+) -> dict[str, Any]:
+    return {
+        "type": "heatmap",
+        "z": as_float32(z),
+        "x": x,
+        "y": y,
+        "colorscale": "RdYlGn",
+        "zmid": 0.0,
+        "zmin": -limit,
+        "zmax": limit,
+        "texttemplate": "%{z:.1%}",
+        "hovertemplate": "%{y} %{x}: %{z:.2%}<extra></extra>",
+        "showscale": scale,
+        "colorbar": {"tickformat": ".0%", "title": {"text": "month"}},
+        "xgap": 2,
+        "ygap": 2,
+    }
+
+
 _MONTHS = [
     "Jan",
     "Feb",
@@ -358,37 +395,37 @@ _MONTHS = [
     "Oct",
     "Nov",
     "Dec",
-    "Year",
 ]
 
 
-def monthly_returns_figure(equity: pd.Series, initial_value: float | None = None) -> go.Figure:
-    """Heatmap of compounded monthly returns (UTC months), with the year's return in the last column."""
+def monthly_returns_figure(
+    equity: pd.Series, initial_value: float | None = None, clip_quantile: float = 0.9
+) -> go.Figure:
+    """Heatmap of compounded monthly returns (UTC months), with the year's return in a last column.
+
+    The months and the year column (a second heatmap on its own x axis) have separate colour
+    scales, both symmetric about 0: on crypto
+    data one +3,000% year on the months' scale would paint every month the same colour. The months'
+    scale ends at the ``clip_quantile`` quantile of their absolute returns (a few extreme months
+    saturate instead of washing out the rest); the year column's at its largest absolute return.
+    The cell texts give the exact values.
+    """
     table = monthly_returns(equity, initial_value)
     year = (1.0 + table.fillna(0.0)).prod(axis=1) - 1.0
-    z = np.column_stack([table.to_numpy(dtype=np.float64), year.to_numpy()])
-    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    rows = [str(y) for y in table.index]
+    months = table.to_numpy(dtype=np.float64)
+    year_trace = _heat_trace(
+        year.to_numpy()[:, None], ["Year"], rows, colour_limit(year, 1.0), False
+    )
     data = [
-        {
-            "type": "heatmap",
-            "z": as_float32(z),
-            "x": _MONTHS,
-            "y": [str(y) for y in table.index],
-            "colorscale": "RdYlGn",
-            "zmid": 0.0,
-            "zmin": -limit,
-            "zmax": limit,
-            "texttemplate": "%{z:.1%}",
-            "hovertemplate": "%{y} %{x}: %{z:.2%}<extra></extra>",
-            "colorbar": {"tickformat": ".0%"},
-            "xgap": 2,
-            "ygap": 2,
-        }
+        _heat_trace(months, _MONTHS, rows, colour_limit(months, clip_quantile), True),
+        {**year_trace, "xaxis": "x2"},  # its own axis beside the months: its own column and scale
     ]
     layout = figure_layout(
         "Monthly returns",
         height=max(220, 60 + 32 * len(table)),
-        xaxis={"type": "category", "side": "top"},
+        xaxis={"type": "category", "side": "top", "domain": [0.0, 0.88]},
+        xaxis2={"type": "category", "side": "top", "domain": [0.9, 0.98], "anchor": "y"},
         yaxis={"type": "category", "autorange": "reversed"},
     )
     return go.Figure(data=data, layout=layout)

@@ -159,6 +159,9 @@ def write_report(
     chosen: Mapping[str, float] | None = None,
     linkage: np.ndarray | None = None,
     linkage_labels: Sequence[str] | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+    interval_level: float = 0.9,
+    fan: pd.DataFrame | None = None,
     filename: str = "report.html",
 ) -> Path:
     """Write a self-contained HTML tearsheet (and ``metrics.json``) for one backtest.
@@ -191,6 +194,13 @@ def write_report(
     linkage : ndarray of shape (n_assets - 1, 4), optional
         HRP linkage matrix, drawn as a dendrogram with ``linkage_labels`` (default: ``meta['symbols']``
         when their count fits, else leaf numbers).
+    intervals : dict, optional
+        Metric name -> ``(low, high)``: the central ``interval_level`` interval of a bootstrap
+        (:mod:`backtest.robustness`), shown as a last column of the metrics table and under the
+        headline figures.
+    fan : DataFrame, optional
+        Equity quantiles per bar (columns: quantiles such as 0.05 ... 0.95) of resampled paths,
+        drawn as a fan chart under the equity.
     filename : str
         Name of the HTML file.
 
@@ -233,6 +243,10 @@ def write_report(
         ("equity", fg.equity_figure(equity, benchmark, name=name)),
         ("drawdown", fg.drawdown_figure({name: equity}, benchmark)),
     ]
+    if fan is not None:
+        from reports.robustness import fan_chart
+
+        figures.append(("fan", fan_chart(fan, equity, name)))
     if weights is not None and len(weights):
         figures.append(("weights", fg.weights_figure(weights)))
     diagnostics = None
@@ -270,10 +284,15 @@ def write_report(
         "synthetic": meta.get("synthetic") is True,
         "period": _period(equity),
         "headline": [
-            (METRICS[k].label, format_metric(k, metrics.get(k, math.nan))) for k in HEADLINE
+            (
+                METRICS[k].label,
+                format_metric(k, metrics.get(k, math.nan)),
+                _interval_text(k, intervals),
+            )
+            for k in HEADLINE
         ],
-        "columns": list(columns),
-        "metric_rows": metric_table_rows(columns),
+        "columns": list(columns) + ([f"{interval_level:.0%} interval"] if intervals else []),
+        "metric_rows": metric_table_rows(columns, intervals=intervals or None),
         "figures": figure_blocks(figures),
         "regimes": regimes,
         "notes": _notes(meta, diagnostics, ppy, rf),
@@ -285,6 +304,13 @@ def write_report(
     )
     log.info("wrote tearsheet %s (%.1f MB)", html_path, html_path.stat().st_size / 1e6)
     return html_path
+
+
+def _interval_text(name: str, intervals: Mapping[str, tuple[float, float]] | None) -> str:
+    if not intervals or name not in intervals:
+        return ""
+    low, high = intervals[name]
+    return f"{format_metric(name, low)} to {format_metric(name, high)}"
 
 
 def _comparison_inputs(

@@ -124,7 +124,7 @@ def fan_chart(fan: pd.DataFrame, equity: pd.Series | None = None, name: str = ""
     (``fan``: columns are quantiles, rows bars), with the actual ``equity`` over it."""
     import plotly.graph_objects as go
 
-    from reports.figure_base import epoch_ms
+    from reports.figure_base import epoch_ms, figure_layout
 
     x = pd.to_datetime(epoch_ms(fan.index), unit="ms", utc=True)
     fig = go.Figure()
@@ -176,11 +176,12 @@ def fan_chart(fan: pd.DataFrame, equity: pd.Series | None = None, name: str = ""
             )
         )
     fig.update_layout(
-        title={"text": "Equity: the data against its resampled paths", "x": 0.01},
-        height=420,
-        template="plotly_white",
-        yaxis={"type": "log", "title": {"text": "equity"}},
-        legend={"orientation": "h", "y": -0.15},
+        figure_layout(
+            "Equity: the data against its resampled paths",
+            420,
+            yaxis={"type": "log", "title": {"text": "equity"}},
+            legend={"orientation": "h", "y": -0.15},
+        )
     )
     return fig
 

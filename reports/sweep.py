@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["percent", "read_dsr", "read_pbo", "read_walk_forward", "write_sweep_report"]
+__all__ = [
+    "percent",
+    "read_cpcv",
+    "read_dsr",
+    "read_pbo",
+    "read_walk_forward",
+    "write_sweep_report",
+]
 
 DSR_BAR = 0.95  # the usual significance bar of the Deflated Sharpe Ratio
 PBO_LOW, COIN_FLIP = 0.1, 0.5
@@ -57,6 +64,18 @@ _TEMPLATE = """{% extends "_titled.html.j2" %}
 <p id="pbo-reading">{{ pbo.reading }}</p>
 {% endif %}
 {% for f in figures if f.key == "logits" %}<div class="figure" id="{{ f.id }}" data-key="{{ f.key }}"></div>{% endfor %}
+{% if cpcv %}
+<h3>Combinatorial purged cross-validation (CPCV, Lopez de Prado, 2018)</h3>
+<div class="cards" id="cpcv-cards">
+<div class="card"><div class="v">{{ cpcv.median_text }}</div><div class="l">median out-of-sample Sharpe (ann.), {{ cpcv.n_paths }} paths</div></div>
+<div class="card"><div class="v">{{ cpcv.range_text }}</div><div class="l">5% to 95% of the paths</div></div>
+<div class="card"><div class="v">{{ cpcv.negative_text }}</div><div class="l">paths with a Sharpe below 0</div></div>
+<div class="card"><div class="v">{{ cpcv.pbo_text }}</div><div class="l">PBO on the {{ cpcv.n_splits }} CPCV splits</div></div>
+</div>
+<p id="cpcv-reading">{{ cpcv.reading }}</p>
+{% if cpcv.paths_text %}<p class="sub">{{ cpcv.paths_text }}</p>{% endif %}
+{% for f in figures if f.key == "cpcv" %}<div class="figure" id="{{ f.id }}" data-key="{{ f.key }}"></div>{% endfor %}
+{% endif %}
 {% for n in stat_notes %}<p class="sub">{{ n }}</p>{% endfor %}
 </section>
 {% if wf %}
@@ -171,6 +190,58 @@ def read_walk_forward(wf: Mapping[str, Any]) -> str:
     )
 
 
+def signed(value: float, decimals: int = 2) -> str:
+    """``value`` with the fewest decimals (at least ``decimals``) at which the printed number is on
+    the same side of 0 (positive or not) as ``value``; the CPCV verdict turns on that sign.
+
+    >>> signed(0.004), signed(0.25), signed(-0.004)
+    ('0.004', '0.25', '-0.00')
+    """
+    if not math.isfinite(value):
+        return "n/a"
+    places = decimals
+    while places < 8 and (float(f"{value:.{places}f}") > 0) != (value > 0):
+        places += 1
+    return f"{value:.{places}f}"
+
+
+def _number(value: Any) -> float:
+    """A statistic read back from JSON: ``None`` (a NaN written as null) becomes NaN."""
+    return math.nan if value is None else float(value)
+
+
+def read_cpcv(cpcv: Mapping[str, Any]) -> str:
+    """Plain-language reading of a CPCV summary (``CPCVResult.to_dict``: the folds, the per-path
+    annualised Sharpe ratios, ``pbo``)."""
+    paths = [_number(v) for v in cpcv["path_sharpe_annual"]]
+    median, n = _number(cpcv["median_sharpe_annual"]), len(paths)
+    losing = sum(v < 0 for v in paths)
+    head = (
+        f"{cpcv['n_splits']} splits of the history into {cpcv['groups']} groups "
+        f"({cpcv['test_groups']} tested at a time; training drops {cpcv['purge']} bars on each side "
+        f"of a test block and {cpcv['embargo']} more after it) recombine into {n} out-of-sample paths "
+        "of choosing the best point on the training bars. Their median annualised Sharpe ratio is "
+        f"{signed(median)} (in sample: {_fmt(cpcv['median_is_sharpe_annual'])}); {losing} of {n} "
+        "paths lost money. "
+    )
+    if not median > 0:
+        verdict = (
+            "Choosing the best point shows no out-of-sample edge: the in-sample ranking fits noise."
+        )
+    elif losing:
+        verdict = (
+            "The choice keeps a positive median out of sample, but not on every path: fragile."
+        )
+    else:
+        verdict = "Every path kept a positive Sharpe ratio out of sample: the choice holds up."
+    return (
+        head
+        + verdict
+        + f" On {percent(float(cpcv['pbo']), [PBO_LOW, COIN_FLIP])} of the splits the chosen point "
+        "ranked at or below the median on the test bars."
+    )
+
+
 def _ordered(table: pd.DataFrame, orders: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     table = table.copy()
     for col, order in orders.items():
@@ -239,6 +310,7 @@ def write_sweep_report(
     statistics: Mapping[str, Any] | None = None,
     logits: np.ndarray | None = None,
     walk_forward_equity: Mapping[str, pd.Series] | None = None,
+    cpcv_equity: Mapping[str, pd.Series] | None = None,
     meta: Mapping[str, Any] | None = None,
     filename: str = "sweep.html",
 ) -> Path:
@@ -261,11 +333,14 @@ def write_sweep_report(
     orders : dict of str to list, optional
         Display order of the values of a column (e.g. the sweep list order of the frequencies).
     statistics : dict, optional
-        ``SweepStatistics.to_dict`` output: ``period``, ``dsr``, ``pbo``, ``walk_forward``, ``notes``.
+        ``SweepStatistics.to_dict`` output: ``period``, ``dsr``, ``pbo``, ``walk_forward``, ``notes``
+        and, when the sweep asked for it, ``cpcv``.
     logits : ndarray of shape (n_combinations,), optional
         PBO logits (histogram).
     walk_forward_equity : dict of str to Series, optional
         Stitched out-of-sample equity and the hindsight-best point's equity over the same bars.
+    cpcv_equity : dict of str to Series, optional
+        Equity of each CPCV out-of-sample path (``statistics["cpcv"]`` holds their numbers).
     meta : dict, optional
         ``title``, ``synthetic``, ``subtitle``, ``notes`` (list of str).
 
@@ -296,6 +371,10 @@ def write_sweep_report(
         figures.append(("logits", _logit_figure(logits)))
     if walk_forward_equity:
         figures.append(("walk_forward", equity_overlay_figure(dict(walk_forward_equity))))
+    if cpcv_equity:
+        fig = equity_overlay_figure(dict(cpcv_equity))
+        fig.update_layout(title={"text": "CPCV out-of-sample paths (log scale)"})
+        figures.append(("cpcv", fig))
     ranked = ok.sort_values(metric, ascending=False, kind="mergesort").head(top)
     cols = (
         [(p, p, True) for p in params]
@@ -324,6 +403,7 @@ def write_sweep_report(
         "dsr": _dsr_context(stats.get("dsr"), labels),
         "pbo": _pbo_context(stats.get("pbo")),
         "wf": _wf_context(stats.get("walk_forward"), labels),
+        "cpcv": _cpcv_context(stats.get("cpcv"), labels),
         "stat_notes": list(stats.get("notes") or []),
         "notes": list(meta.get("notes") or []),
         "figures": figure_blocks(figures),
@@ -393,3 +473,32 @@ def _wf_context(wf: Mapping[str, Any] | None, labels: Mapping[str, str]) -> dict
         for w in wf["windows"]
     ]
     return {"windows": windows, "reading": read_walk_forward(wf)}
+
+
+def _cpcv_context(
+    cpcv: Mapping[str, Any] | None, labels: Mapping[str, str]
+) -> dict[str, Any] | None:
+    if not cpcv:
+        return None
+    q = cpcv["quantiles_annual"]
+    paths = [_number(v) for v in cpcv["path_sharpe_annual"]]
+    most = labels.get(str(cpcv["most_chosen"]), str(cpcv["most_chosen"]))
+    chosen = (
+        f"The splits chose {cpcv['n_chosen']} different points; the most frequent, {most}, in "
+        f"{percent(float(cpcv['most_chosen_share']))} of them."
+    )
+    return {
+        "median_text": signed(_number(cpcv["median_sharpe_annual"])),
+        "range_text": f"{_fmt(q['0.05'])} to {_fmt(q['0.95'])}",
+        "negative_text": f"{sum(v < 0 for v in paths)} of {len(paths)}",
+        "pbo_text": percent(float(cpcv["pbo"]), [PBO_LOW, COIN_FLIP], decimals=1),
+        "n_paths": len(paths),
+        "n_splits": cpcv["n_splits"],
+        "reading": read_cpcv(cpcv),
+        "paths_text": chosen
+        + (
+            " Sharpe ratio (ann.) of each path: " + ", ".join(_fmt(v) for v in paths) + "."
+            if len(paths) <= 20
+            else ""
+        ),
+    }

@@ -99,12 +99,16 @@ def metrics_frame(metrics_by_name: Mapping[str, Mapping[str, float]]) -> pd.Data
 
 
 def metric_table_rows(
-    columns: Mapping[str, Mapping[str, float]], *, n_compete: int = 0
+    columns: Mapping[str, Mapping[str, float]],
+    *,
+    n_compete: int = 0,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """Grouped table rows: group, label, formula, one formatted cell per column.
 
     Among the first ``n_compete`` columns (the strategies, not the benchmark) the best value of each
-    metric with a direction is flagged, unless they all tie.
+    metric with a direction is flagged, unless they all tie. ``intervals`` (metric -> ``(low,
+    high)``, e.g. a bootstrap's) adds a last cell ``low to high`` (empty for a metric without one).
     """
     rows = []
     for group, names in GROUPS.items():
@@ -130,10 +134,19 @@ def metric_table_rows(
                     "cells": [
                         {"text": format_metric(name, v), "best": i == winner}
                         for i, v in enumerate(values)
-                    ],
+                    ]
+                    + ([_interval_cell(name, intervals)] if intervals is not None else []),
                 }
             )
     return rows
+
+
+def _interval_cell(name: str, intervals: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    bounds = intervals.get(name)
+    if bounds is None:
+        return {"text": "", "best": False}
+    low, high = bounds
+    return {"text": f"{format_metric(name, low)} to {format_metric(name, high)}", "best": False}
 
 
 def regime_table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:

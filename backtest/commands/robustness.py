@@ -91,7 +91,7 @@ def robustness(
             scheduler=scheduler,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    paths = write_bootstrap(boot, folder, level=level)
+    paths = write_bootstrap(boot, folder, cfg=cfg, level=level)
     intervals = boot.intervals(level)
     table = Table(title=f"{level:.0%} intervals, {samples} paths", title_justify="left")
     for col in ("strategy", "metric", "point", "low", "high"):
@@ -112,7 +112,7 @@ def robustness(
         for other in others:
             console.print(f"P({first} beats {other} on Sharpe) = {float(wins[other]):.0%}")
     console.print(f"outputs: {folder}")
-    console.print(f"report: {paths['html']}")
+    console.print(f"report: {paths['html']} (tearsheet with the intervals: {paths['report']})")
 
 
 def register(app: typer.Typer) -> None:

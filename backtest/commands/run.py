@@ -36,11 +36,27 @@ def _fmt(value: Any, pattern: str) -> str:
     return pattern.format(value)
 
 
-def metrics_table(columns: dict[str, dict[str, float]], title: str) -> Any:
-    """A rich table of headline metrics, one column per strategy."""
-    from rich.table import Table
+def metrics_table(
+    columns: dict[str, dict[str, float]], title: str, caption: str | None = None
+) -> Any:
+    """A rich table of headline metrics, one column per strategy.
 
-    table = Table(title=title, show_lines=False)
+    ``title`` (keep it short: the experiment's name) and ``caption`` (details such as the data
+    source) are plain text, one line each: the table widens to fit them, up to the console's width,
+    and beyond that they are cut with an ellipsis rather than wrapped into the table's width.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    def line(text: str, style: str = "") -> Text:
+        return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+    table = Table(
+        title=line(title, "table.title"),
+        caption=line(caption, "table.caption") if caption else None,
+        min_width=max(len(title), len(caption or "")) + 4,
+        show_lines=False,
+    )
     table.add_column("metric")
     for name in columns:
         table.add_column(name, justify="right")
@@ -96,7 +112,7 @@ def run(
         result = run_experiment(cfg, market, progress=update)
     paths = write_outputs(result, cfg, folder, html=not no_html)
     metrics = json.loads(paths["metrics"].read_text())
-    console.print(metrics_table({cfg.strategy.name: metrics}, escape(f"{cfg.name} ({label})")))
+    console.print(metrics_table({cfg.strategy.name: metrics}, cfg.name, label))
     if result.diagnostics["n_fallbacks"]:
         console.print(
             f"allocator fallbacks: {result.diagnostics['n_fallbacks']} (see the report's data notes)"
@@ -176,7 +192,7 @@ def report(
     if out is not None:
         check_out_dir(out)
     result = BacktestResult.load(result_dir)
-    path = write_tearsheet(result, out or result_dir)
+    path = write_tearsheet(result, out or result_dir, folder=result_dir)
     typer.echo(f"report: {path}")
 
 

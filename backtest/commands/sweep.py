@@ -151,7 +151,7 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
     from rich.markup import escape
 
     from backtest.sweep.overfit import sweep_statistics
-    from reports.sweep import read_dsr, read_pbo, read_walk_forward
+    from reports.sweep import read_cpcv, read_dsr, read_pbo, read_walk_forward
 
     table, base = result.table, result.config
     market = next(iter(result.markets.values()))
@@ -169,12 +169,19 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
         result.returns,
         periods_per_year=result.periods_per_year,
         risk_free_rate=base.strategy.risk_free_rate,
+        cpcv=_cpcv_options(base),
     )
     summary: dict[str, Any] = stats.to_dict(result.periods_per_year)
     (result.out / "overfit.json").write_text(json.dumps(_finite(summary), indent=2, default=str))
     labels = _labels(table, result.param_keys)
     console.print(_top_table(table, labels, top))
-    for key, read in (("dsr", read_dsr), ("pbo", read_pbo), ("walk_forward", read_walk_forward)):
+    readers = (
+        ("dsr", read_dsr),
+        ("pbo", read_pbo),
+        ("walk_forward", read_walk_forward),
+        ("cpcv", read_cpcv),
+    )
+    for key, read in readers:
         if key in summary:
             console.print(
                 f"[bold]{key.replace('_', '-').upper()}[/]: {read(summary[key])}", soft_wrap=True
@@ -214,6 +221,7 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
         statistics=summary,
         logits=stats.pbo.logits if stats.pbo is not None else np.array([]),
         walk_forward_equity=wf_equity,
+        cpcv_equity=_cpcv_equity(stats, result.returns),
         meta={
             "title": f"Sweep: {base.name}",
             "synthetic": bool(market.synthetic),
@@ -224,7 +232,34 @@ def _finish(console: Any, result: Any, top: int, *, html: bool) -> None:
 
 
 def _sweep_lists(base: Any) -> dict[str, list[Any]]:
-    return dict(base.sweep or {})
+    return base.sweep.grid() if base.sweep is not None else {}
+
+
+def _cpcv_options(base: Any) -> dict[str, int] | None:
+    """``[sweep] validation = "cpcv"`` options as the keyword arguments of the CPCV function."""
+    s = base.sweep
+    if s is None or s.validation != "cpcv":
+        return None
+    return {
+        "n_groups": s.groups,
+        "n_test_groups": s.test_groups,
+        "purge": s.purge,
+        "embargo": s.embargo,
+    }
+
+
+def _cpcv_equity(stats: Any, returns: Any, most: int = 50) -> dict[str, Any] | None:
+    """Equity of (up to ``most``) CPCV paths over the common period, for the report."""
+    if stats.cpcv is None:
+        return None
+    import pandas as pd
+
+    from backtest.sweep.overfit import common_period
+
+    common = common_period(returns)  # the bars and columns the statistics used
+    paths = stats.cpcv.path_returns(common)[:, :most]
+    equity = (1 + pd.DataFrame(paths, index=common.index)).cumprod()
+    return {f"path {i + 1}": equity.iloc[:, i] for i in range(equity.shape[1])}
 
 
 def _top_table(table: Any, labels: dict[str, str], top: int) -> Any:

@@ -1,32 +1,38 @@
-"""What ``backtest robustness`` writes: the per-sample table, the intervals, the fan and the page."""
+"""What ``backtest robustness`` writes: the per-sample table, the intervals, the fan, the page, and
+the first strategy's own backtest whose tearsheet shows the intervals; and how a tearsheet finds
+them again (:func:`read_intervals`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from backtest.robustness.run import HEADLINE, Bootstrap
 
+INTERVALS = "intervals.csv"
+FAN = "fan.parquet"
+
 
 def write_bootstrap(
-    boot: Bootstrap, out: Path, *, level: float = 0.9, title: str | None = None
+    boot: Bootstrap, out: Path, *, cfg: Any = None, level: float = 0.9, title: str | None = None
 ) -> dict[str, Path]:
     """Write to ``out``: ``bootstrap.parquet`` (one row per sample and strategy; the same seed
     writes the same bytes), ``intervals.csv`` (point, low, median, high per strategy and metric),
     ``fan.parquet`` (the first strategy's equity quantiles per bar), ``beats.csv`` (with several
-    strategies) and ``robustness.html``."""
+    strategies), ``robustness.html`` and, given the experiment's ``cfg``, the first strategy's
+    backtest outputs with its tearsheet (``report.html``: the intervals beside the metrics, the fan
+    under the equity)."""
     from reports.robustness import write_robustness_report
 
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "table": out / "bootstrap.parquet",
-        "intervals": out / "intervals.csv",
-        "fan": out / "fan.parquet",
-    }
+    paths = {"table": out / "bootstrap.parquet", "intervals": out / INTERVALS, "fan": out / FAN}
     boot.table.to_parquet(paths["table"], index=False)
     intervals = boot.intervals(level)
     intervals.to_csv(paths["intervals"])
     fan = boot.fan.copy()
-    fan.columns = [f"q{100 * q:g}" for q in boot.fan.columns]
+    fan.columns = [f"{q:g}" for q in boot.fan.columns]
     fan.to_parquet(paths["fan"])
     beats = boot.beats() if len(boot.strategies) > 1 else None
     if beats is not None:
@@ -54,4 +60,25 @@ def write_bootstrap(
             "seed": boot.seed,
         },
     )
+    if cfg is not None:
+        from backtest.experiment import write_outputs
+
+        paths["report"] = write_outputs(boot.result, cfg, out)["report"]
     return paths
+
+
+def read_intervals(
+    folder: Path,
+) -> tuple[dict[str, tuple[float, float]], float, pd.DataFrame] | None:
+    """The bootstrap intervals of the first strategy (metric -> ``(low, high)``), their level and
+    the equity fan that ``backtest robustness`` wrote to ``folder``; None when it holds none."""
+    if not (folder / INTERVALS).is_file() or not (folder / FAN).is_file():
+        return None
+    table = pd.read_csv(folder / INTERVALS)
+    first = table[table["strategy"] == table["strategy"].iloc[0]]
+    bounds = {
+        str(r["metric"]): (float(r["low"]), float(r["high"])) for r in first.to_dict("records")
+    }
+    fan = pd.read_parquet(folder / FAN)
+    fan.columns = [float(c) for c in fan.columns]
+    return bounds, float(first["level"].iloc[0]), fan

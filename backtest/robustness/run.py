@@ -62,8 +62,8 @@ class Bootstrap:
     fan : DataFrame
         Quantiles (columns, :data:`FAN_QUANTILES`) of the first strategy's equity across samples
         at each bar (index: the market's timestamps), from its first decision.
-    equity : Series
-        The first strategy's equity on the data itself.
+    result : BacktestResult
+        The first strategy's backtest on the data itself (the point estimates).
     block_length : float
         The mean block length used.
     seed : int
@@ -74,10 +74,15 @@ class Bootstrap:
     table: pd.DataFrame
     point: pd.DataFrame
     fan: pd.DataFrame
-    equity: pd.Series
+    result: Any
     block_length: float
     seed: int
     meta: dict[str, Any]
+
+    @property
+    def equity(self) -> pd.Series:
+        """The first strategy's equity on the data itself."""
+        return self.result.equity
 
     @property
     def strategies(self) -> list[str]:
@@ -368,7 +373,7 @@ def bootstrap(
         table=table,
         point=pd.DataFrame.from_dict(point, orient="index")[list(METRICS)],
         fan=fan,
-        equity=actual[0].equity,
+        result=actual[0],
         block_length=length,
         seed=int(seed),
         meta={

@@ -148,6 +148,7 @@ def run_sweep(
 
     out = Path(out)
     data, base, points = load_sweep(config)
+    grid_keys = list(check_sweep(data["sweep"]))  # the grid keys (not the validation options)
     digest = config_hash(data)
     check_folder(out, digest, resume)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,7 @@ def run_sweep(
                     "config": str(config),
                     "config_hash": digest,
                     "n_points": len(points),
-                    "keys": list(data["sweep"]),
+                    "keys": grid_keys,
                 },
                 indent=2,
             )
@@ -213,7 +214,7 @@ def run_sweep(
             f"the sweep stopped ({type(exc).__name__}: {exc}); {n_done} of {n_total} points are "
             f"saved in {out}; rerun with --resume to finish the others"
         ) from exc
-    table, returns = sweep_table(*combine(outputs), list(data["sweep"]))
+    table, returns = sweep_table(*combine(outputs), grid_keys)
     write_atomic(out / TABLE, lambda p: table.to_parquet(p, index=False))
     write_atomic(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
     write_atomic(out / RETURNS, returns.to_parquet)
@@ -223,7 +224,7 @@ def run_sweep(
         returns,
         out,
         base,
-        list(data["sweep"]),
+        grid_keys,
         n_total,
         len(points) - len(todo),
         route,

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backtest.config import ExperimentConfig, apply_overrides, load_config, parse_config
+from backtest.config import (
+    ExperimentConfig,
+    SweepConfig,
+    apply_overrides,
+    load_config,
+    parse_config,
+)
 from backtest.errors import ConfigError
 
 
@@ -64,16 +70,15 @@ def _flatten(key: str, value: Any) -> dict[str, Any]:
 
 
 def check_sweep(sweep: Any) -> dict[str, list[Any]]:
-    """The ``[sweep]`` table, checked: a non-empty table of non-empty lists without repeats."""
+    """The grid lists of the ``[sweep]`` table, checked: non-empty lists without repeats. The
+    validation options (``SweepConfig``'s fields, e.g. ``validation``) are not grid keys."""
+    what = "the config has no [sweep] table; add one"
+    if isinstance(sweep, Mapping) and sweep:
+        what = "the [sweep] table has no grid lists; add one"
+        sweep = {k: v for k, v in sweep.items() if k not in SweepConfig.model_fields}
     if not isinstance(sweep, Mapping) or not sweep:
         raise ConfigError(
-            [
-                (
-                    "sweep",
-                    "the config has no [sweep] table; add one, e.g. [sweep] "
-                    '"strategy.lookback_days" = [30, 90, 180]',
-                )
-            ]
+            [("sweep", f'{what}, e.g. [sweep] "strategy.lookback_days" = [30, 90, 180]')]
         )
     out = {}
     for key, values in sweep.items():

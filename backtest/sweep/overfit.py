@@ -8,6 +8,8 @@
   median out of sample.
 * :func:`walk_forward_tuning`: choose the best point on each in-sample window, hold it over the next
   out-of-sample window, and stitch the out-of-sample returns.
+* :func:`sweep_statistics` also runs combinatorial purged cross-validation
+  (:mod:`backtest.sweep.cpcv`) when asked.
 
 All Sharpe ratios here are per period (not annualised) unless a name says ``annual``. Formulas and
 the worked example are in docs/sweeps.md.
@@ -16,11 +18,16 @@ the worked example are in docs/sweeps.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from backtest.sweep.cpcv import CPCVResult
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -181,7 +188,7 @@ def deflated_sharpe_of_best(
     """
     from scipy.stats import kurtosis, skew
 
-    values = _check_matrix(returns, min_trials=1)
+    values = check_returns_matrix(returns, min_trials=1)
     sr = sharpe_ratio(values, risk_free)
     finite = np.isfinite(sr)
     if not finite.any():
@@ -200,7 +207,7 @@ def deflated_sharpe_of_best(
     return str(returns.columns[best]), result
 
 
-def _check_matrix(returns: pd.DataFrame | np.ndarray, min_trials: int) -> np.ndarray:
+def check_returns_matrix(returns: pd.DataFrame | np.ndarray, min_trials: int) -> np.ndarray:
     values = np.asarray(returns, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] < min_trials or values.shape[0] < 4:
         raise ValueError(
@@ -257,7 +264,7 @@ def probability_of_backtest_overfitting(
     >>> probability_of_backtest_overfitting(noise, n_splits=8).pbo
     0.0
     """
-    values = _check_matrix(returns, min_trials=2)
+    values = check_returns_matrix(returns, min_trials=2)
     if n_splits < 2 or n_splits % 2:
         raise ValueError(f"`n_splits` must be an even number >= 2; got {n_splits}")
     n_obs, n_trials = values.shape
@@ -274,10 +281,7 @@ def probability_of_backtest_overfitting(
     best = np.argmax(np.where(np.isfinite(is_sr), is_sr, -np.inf), axis=1)
     rows = np.arange(len(combos))
     oos_best = oos_sr[rows, best]
-    # rank 1..N of the chosen trial out of sample (ties share the lower rank), relative rank in (0, 1)
-    rank = (np.where(np.isfinite(oos_sr), oos_sr, -np.inf) < oos_best[:, None]).sum(axis=1) + 1
-    w = rank / (n_trials + 1)
-    logits = np.log(w / (1 - w))
+    logits = rank_logits(oos_sr, best)
     is_best = is_sr[rows, best]
     slope = float(np.polyfit(is_best, oos_best, 1)[0]) if np.ptp(is_best) > 0 else math.nan
     return PBOResult(
@@ -290,6 +294,27 @@ def probability_of_backtest_overfitting(
         float(np.mean(oos_best < 0)),
         slope,
     )
+
+
+def rank_logits(oos_sharpe: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """``log(w / (1 - w))`` of the relative out-of-sample rank ``w`` of each split's chosen trial.
+
+    The rank runs 1..N from the worst trial (ties share the lower rank; NaN ranks last) and
+    ``w = rank / (N + 1)``, so a logit <= 0 means the chosen trial is at or below the median.
+
+    Parameters
+    ----------
+    oos_sharpe : ndarray of shape (n_splits, n_trials)
+    chosen : ndarray of int, shape (n_splits,)
+
+    >>> rank_logits(np.array([[0.1, 0.3, 0.2], [0.1, 0.3, 0.2]]), np.array([1, 0])).round(3)
+    array([ 1.099, -1.099])
+    """
+    oos = np.where(np.isfinite(oos_sharpe), oos_sharpe, -np.inf)
+    picked = oos_sharpe[np.arange(len(chosen)), chosen]
+    rank = (oos < picked[:, None]).sum(axis=1) + 1
+    w = rank / (oos_sharpe.shape[1] + 1)
+    return np.log(w / (1 - w))
 
 
 def _block_sharpe(total: np.ndarray, total_sq: np.ndarray, n: int) -> np.ndarray:
@@ -347,7 +372,7 @@ def walk_forward_tuning(
         Switching between points at a window boundary is assumed free (each point's own trading costs
         are in its returns; the cost of moving from one point's portfolio to another's is not).
     """
-    values = _check_matrix(returns, min_trials=1)
+    values = check_returns_matrix(returns, min_trials=1)
     if train_bars < 2 or test_bars < 1:
         raise ValueError(
             f"`train_bars` must be >= 2 and `test_bars` >= 1; got {train_bars}, {test_bars}"
@@ -400,7 +425,7 @@ def common_period(returns: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class SweepStatistics:
-    """DSR, PBO and walk-forward tuning of a sweep, on the period every grid point shares."""
+    """DSR, PBO, walk-forward tuning and CPCV of a sweep, on the period every grid point shares."""
 
     start: pd.Timestamp | None
     end: pd.Timestamp | None
@@ -411,6 +436,8 @@ class SweepStatistics:
     pbo: PBOResult | None = None
     walk_forward: WalkForwardTuning | None = None
     notes: list[str] | None = None
+    cpcv: CPCVResult | None = None
+    names: list[str] | None = None  # the columns (grid points) the CPCV choices index
 
     def to_dict(self, periods_per_year: float) -> dict[str, object]:
         """Plain values for ``overfit.json`` and the report (annualised Sharpe ratios)."""
@@ -456,6 +483,8 @@ class SweepStatistics:
                     for row in w.windows.to_dict("records")
                 ],
             }
+        if self.cpcv is not None:
+            out["cpcv"] = self.cpcv.to_dict(periods_per_year, self.names)
         return out
 
 
@@ -471,8 +500,9 @@ def sweep_statistics(
     n_splits: int = 16,
     train_bars: int | None = None,
     test_bars: int | None = None,
+    cpcv: Mapping[str, int] | None = None,
 ) -> SweepStatistics:
-    """DSR of the best point, PBO by CSCV and walk-forward tuning of a sweep's returns.
+    """DSR of the best point, PBO by CSCV, walk-forward tuning and optionally CPCV of a sweep's returns.
 
     Parameters
     ----------
@@ -487,6 +517,9 @@ def sweep_statistics(
     train_bars, test_bars : int, optional
         Walk-forward windows; default one year and one quarter of bars (half and an eighth of the
         common period when that is shorter than 1.5 years).
+    cpcv : dict, optional
+        Keyword arguments of :func:`backtest.sweep.cpcv.combinatorial_purged_cv` (``n_groups``,
+        ``n_test_groups``, ``purge``, ``embargo``); CPCV runs only when given.
     """
     rf = (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
     common = common_period(returns) if returns.shape[1] else returns
@@ -530,4 +563,12 @@ def sweep_statistics(
         )
     except ValueError as exc:
         notes.append(f"walk-forward tuning skipped: {exc}")
+    if cpcv is not None:
+        from backtest.sweep.cpcv import combinatorial_purged_cv
+
+        try:
+            stats.cpcv = combinatorial_purged_cv(common, risk_free=rf, **cpcv)
+            stats.names = [str(c) for c in common.columns]
+        except ValueError as exc:
+            notes.append(f"CPCV skipped: {exc}")
     return stats

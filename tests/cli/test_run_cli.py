@@ -101,8 +101,10 @@ def test_unknown_command_is_usage_error(capsys):
     assert main(["frobnicate"]) == 2
 
 
+@pytest.mark.shared
 def test_compare_runs_every_strategy_on_one_calendar(tmp_path, capsys):
-    """Strategies with different lookbacks start trading on the same bar, so they compare."""
+    """Strategies with different lookbacks start trading on the same bar, so they compare (the
+    example runs every allocator on the real daily data)."""
     out = tmp_path / "cmp"
     assert main(["compare", str(ROOT / "examples" / "compare.toml"), "--out", str(out)]) == 0
     assert "report:" in capsys.readouterr().out
@@ -123,3 +125,44 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     bad = _config(tmp_path, "[costs]\nfee_bps = -1\n")
     with pytest.raises(ConfigError, match="fee_bps"):
         main(["--debug", "run", str(bad)])
+
+
+@pytest.mark.parametrize(
+    ("title", "caption"),
+    [
+        ("binance-daily", "data: csv:binance_spot_usdt_1d.csv.gz"),
+        ("demo", "SYNTHETIC data"),
+        ("a-very-long-experiment-name-" * 4, "data: ccxt:binance " + "x" * 90),
+    ],
+)
+def test_metrics_table_title_and_caption_stay_on_one_line_at_80_columns(title, caption):
+    from rich.console import Console
+
+    from backtest.commands.run import metrics_table
+
+    console = Console(width=80, record=True, color_system=None)
+    metrics = {"total_return": 0.5, "sharpe": 1.2, "fees": 1234.5, "n_trades": 120}
+    console.print(metrics_table({"hrp": metrics, "benchmark": metrics}, title, caption))
+    lines = console.export_text().splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    assert top == 1 and len(lines) == bottom + 2  # one title line above, one caption line below
+    assert all(len(line) <= 80 for line in lines)
+    shown_title, shown_caption = lines[0].strip(), lines[-1].strip()
+    if len(title) < 76:
+        assert shown_title == title and shown_caption == caption
+    else:  # longer than the console: cut, never wrapped
+        assert shown_title.endswith("…") and title.startswith(shown_title[:-1])
+        assert shown_caption.endswith("…") and caption.startswith(shown_caption[:-1])
+
+
+def test_run_prints_the_metrics_title_on_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    config = tmp_path / "long.toml"
+    name = "binance-daily-hrp-weekly-rebalance-lookback-90"
+    config.write_text(DEMO.read_text().replace('name = "demo"', f'name = "{name}"'))
+    assert main(["run", str(config), "--out", str(tmp_path / "o"), "--no-html"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    assert lines[top - 1].strip() == name
+    assert any(line.strip() == "SYNTHETIC data" for line in lines[top:])

@@ -88,14 +88,14 @@ def _assert_rendered(dom: str, console: str) -> int:
     return n
 
 
-def _screenshot(html: Path, tmp_path: Path, name: str) -> Path:
+def _screenshot(html: Path, tmp_path: Path, name: str, size: str = "1280,5600") -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     target = ARTIFACTS / name
     done = _chromium(
         html.resolve().as_uri(),
         tmp_path / "profile-shot",
         "--hide-scrollbars",
-        "--window-size=1280,5600",
+        f"--window-size={size}",
         f"--screenshot={target}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -112,6 +112,47 @@ def test_tearsheet_renders_offline_without_errors(tmp_path):
     assert _assert_rendered(dom, console) == 8
     shot = _screenshot(html, tmp_path, "report.png")
     assert shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+# appended to a copy of the page: records where the metrics table and the headline column are
+_MEASURE = """<script>
+window.addEventListener("load", function () {
+  ["metrics", "summary"].forEach(function (id) {
+    var r = document.getElementById(id).getBoundingClientRect();
+    document.body.setAttribute("data-box-" + id, [r.left, r.top, r.right, r.bottom].map(Math.round).join(","));
+  });
+});
+</script>
+</body>"""
+
+
+def test_tearsheet_metrics_table_shares_its_row_with_the_headline(tmp_path):
+    """At 1280 px the narrow metrics table and the headline numbers and lead charts sit side by
+    side (the table no longer leaves half the page empty); below 900 px they stack."""
+    bt = make_backtest(3 * 365, 20, strategy="hrp")
+    html = write_report(tmp_path / "report", **report_kwargs(bt))
+    probe = html.with_name("probe.html")
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", _MEASURE), "utf-8")
+    boxes = {}
+    for width in (1280, 800):
+        done = _chromium(
+            probe.resolve().as_uri(),
+            tmp_path / f"profile-{width}",
+            f"--window-size={width},2000",
+            "--dump-dom",
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        body = _body(done.stdout)
+        boxes[width] = {
+            k: [int(v) for v in body[f"data-box-{k}"].split(",")] for k in ("metrics", "summary")
+        }
+    (m_left, m_top, m_right, _), (s_left, s_top, s_right, _) = boxes[1280].values()
+    assert m_top == s_top and s_left >= m_right  # one row: table left, headline right
+    assert m_right - m_left < 0.55 * (s_right - m_left) and s_right - s_left > 400
+    (_, _, _, m_bottom), (_, s_top, _, _) = boxes[800].values()
+    assert s_top >= m_bottom  # a narrow window stacks them
+    shot = _screenshot(html, tmp_path, "report_overview.png", size="1280,1500")
+    assert shot.stat().st_size > 50_000
 
 
 def test_comparison_renders_and_payload_names_stay_text(tmp_path):
@@ -161,3 +202,48 @@ def test_cost_frontier_page_renders_and_names_stay_text(tmp_path):
     assert _assert_rendered(dom, console) == 1
     assert "data-pwned" not in dom
     _screenshot(html, tmp_path, "cost_frontier.png")
+
+
+def test_bootstrap_parts_render(tmp_path):
+    """The robustness page and a tearsheet with bootstrap intervals (the metrics table's interval
+    column, the intervals under the headline figures, the equity fan chart) render offline."""
+    from backtest.config import parse_config
+    from backtest.robustness import bootstrap
+    from backtest.robustness.outputs import write_bootstrap
+
+    cfg = parse_config(
+        {
+            "name": "boot",
+            "data": {"source": "synthetic", "n_assets": 5, "n_bars": 500, "seed": 4},
+            "strategy": {"name": "hrp", "lookback_days": 60},
+            "rebalance": {"every": "1M"},
+            "compare": [{"name": "equal_weight", "lookback_days": 60}],
+        }
+    )
+    boot = bootstrap(cfg, 20, seed=0, compare=True)
+    paths = write_bootstrap(boot, tmp_path / "boot", cfg=cfg)
+    dom, console = _open(paths["html"], tmp_path)
+    assert _assert_rendered(dom, console) == 5  # the fan and four distributions
+    assert 'id="beats-table"' in dom and "P(row beats column)" in dom
+    _screenshot(paths["html"], tmp_path, "robustness.png", size="1280,2600")
+    dom, console = _open(paths["report"], tmp_path)
+    n = _assert_rendered(dom, console)
+    assert 'data-key="fan"' in dom
+    assert "90% interval" in dom and 'class="ci"' in dom
+    shot = _screenshot(paths["report"], tmp_path, "report_bootstrap.png", size="1280,1800")
+    assert shot.stat().st_size > 50_000 and n >= 8
+
+
+def test_track_page_renders_offline_and_asset_names_stay_text(tmp_path):
+    """The live track page (backtest track): every figure drawn, an asset name shown as text."""
+    from backtest.live.track import track, write_track
+    from tests.live.track_case import hand_journal
+
+    journal = hand_journal(tmp_path / "journal", asset_name=PAYLOAD)  # an asset name is user text
+    paths = write_track(track(journal), tmp_path / "out")
+    dom, console = _open(paths["html"], tmp_path)
+    assert _assert_rendered(dom, console) == 4  # value, weights, score and drift, costs
+    assert "data-pwned" not in dom
+    assert 'id="rebalance-table"' in dom and "executed" in dom and "dry run" in dom
+    shot = _screenshot(paths["html"], tmp_path, "track.png", size="1280,2600")
+    assert shot.stat().st_size > 50_000  # a blank page is a few kB

@@ -85,11 +85,49 @@ def test_rebalance_figure_sums_into_buckets(bt):
 
 def test_monthly_heatmap_has_year_column(bt):
     fig = fg.monthly_returns_figure(bt["equity"])
-    heat = fig.data[0]
-    assert list(heat.x)[-1] == "Year" and len(heat.x) == 13
-    z = _values(fig.to_dict()["data"][0]["z"]).reshape(len(heat.y), 13)
+    months, year = fig.data
+    assert len(months.x) == 12 and list(year.x) == ["Year"] and list(months.y) == list(year.y)
+    assert year.xaxis == "x2" and fig.layout.xaxis2.domain[0] > fig.layout.xaxis.domain[1]
+    z = _values(fig.to_dict()["data"][1]["z"]).reshape(len(year.y), 1)
     total = bt["equity"].iloc[-1] / bt["equity"].iloc[0] - 1
     assert np.prod(1 + z[:, -1].astype(float)) - 1 == pytest.approx(total, rel=1e-5)
+
+
+def _colour_positions(trace) -> np.ndarray:
+    """Where each cell sits on its trace's colour scale, 0 (zmin) to 1 (zmax), clipped."""
+    z = _values(trace.to_plotly_json()["z"]).astype(float)
+    return np.clip((z - trace.zmin) / (trace.zmax - trace.zmin), 0, 1)
+
+
+def test_one_huge_year_leaves_the_months_distinct_colours():
+    """Four years of months between -8% and +8%, except two months of +500% and +400% in 2021
+    (a +3,000% year, as some crypto pairs had): the months keep a scale of their own."""
+    rng = np.random.default_rng(0)
+    monthly = pd.Series(
+        rng.uniform(-0.08, 0.08, size=48),
+        index=pd.date_range("2020-01-31", periods=48, freq="ME", tz="UTC"),
+    )
+    monthly.iloc[14], monthly.iloc[15] = 5.0, 4.0
+    equity = 100 * (1 + monthly).cumprod()
+    fig = fg.monthly_returns_figure(equity, initial_value=100.0)
+    months, year = fig.data
+    assert year.zmax == pytest.approx(float(np.prod(1 + monthly.iloc[12:24]) - 1), rel=1e-6)
+    assert year.zmax > 20 and months.zmax < 0.1 and months.zmin == -months.zmax
+    assert months.showscale and not year.showscale
+    z = _values(months.to_plotly_json()["z"]).astype(float)
+    ordinary = np.abs(z) < 1
+    positions = _colour_positions(months)[ordinary]
+    assert np.ptp(positions) > 0.8  # the ordinary months span the colour scale
+    assert len(np.unique(np.round(positions, 1))) >= 8  # ... in many distinct colours
+    # on one scale shared with the year (the old figure) they sat within 0.5% of the middle colour
+    shared = 0.5 + z[ordinary] / (2 * max(np.abs(z).max(), year.zmax))
+    assert np.ptp(shared) < 0.005
+
+
+def test_colour_limit_clips_at_the_quantile():
+    assert fg.colour_limit(np.array([0.01, -0.02, 0.03, 30.0]), 0.5) == pytest.approx(0.025)
+    assert fg.colour_limit(np.array([0.0, 0.0, 2.0]), 0.5) == 2.0  # a zero quantile: the maximum
+    assert fg.colour_limit(np.array([np.nan, 0.0]), 0.95) == 1.0
 
 
 def test_frontier_marks_chosen_portfolio(bt):
