@@ -249,23 +249,11 @@ def collect_dask(
     collect: Callable[[list[tuple[int, list[Any]]]], None],
 ) -> None:
     """Run the chunks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=max(1, jobs),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            scheduler_kwargs={"dashboard": False},
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler, timeout="20s")
-    try:
+    from backtest.sweep.routes import dask_client
+
+    with dask_client(scheduler, jobs) as client:
         remote = client.scatter(job, broadcast=True)
         futures = [
             client.submit(run_samples, remote, chunk, key=f"bootstrap-{job.seed}-{chunk[0]}")
@@ -277,10 +265,6 @@ def collect_dask(
         except BaseException:
             client.cancel(futures)
             raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def bootstrap(

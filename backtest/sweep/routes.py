@@ -6,9 +6,11 @@ and reports progress the same way whichever route ran. Design: docs/sweeps.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from backtest.errors import ConfigError
 from backtest.sweep.folder import write_chunk
@@ -90,21 +92,17 @@ def run_processes(
     pool.shutdown(wait=True)
 
 
-def run_dask(
-    tasks: Sequence[SweepTask],
-    markets: Mapping[str, MarketData],
-    scheduler: str,
-    jobs: int,
-    done: Callable[[SweepTask, TaskOutput], None],
-) -> None:
-    """Run the tasks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+@contextlib.contextmanager
+def dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
+    """A Dask client: on a local cluster of ``jobs`` single-threaded worker processes
+    (``"local"``), or on the scheduler at an address; closed (with the local cluster) on exit."""
+    from dask.distributed import Client, LocalCluster
 
     cluster = None
     if scheduler == "local":
         # no dashboard; the scheduler's small HTTP server takes a free port (not 8787)
         cluster = LocalCluster(
-            n_workers=jobs,
+            n_workers=max(1, jobs),
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
@@ -116,7 +114,25 @@ def run_dask(
     else:
         client = Client(scheduler, timeout="20s")
     try:
-        if cluster is None:  # workers elsewhere may compile: one at a time, so no numba cache race
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_dask(
+    tasks: Sequence[SweepTask],
+    markets: Mapping[str, MarketData],
+    scheduler: str,
+    jobs: int,
+    done: Callable[[SweepTask, TaskOutput], None],
+) -> None:
+    """Run the tasks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
+    from dask.distributed import as_completed
+
+    with dask_client(scheduler, jobs) as client:
+        if scheduler != "local":  # workers elsewhere may compile: one at a time, no cache race
             warm = [p for t in tasks for p in t.points[:1]]
             for address in client.scheduler_info()["workers"]:
                 client.run(warm_kernels, warm, workers=[address])
@@ -138,10 +154,6 @@ def run_dask(
         except BaseException:
             client.cancel(list(futures))
             raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def choose_route(scheduler: str | None, jobs: int, n_tasks: int) -> str:

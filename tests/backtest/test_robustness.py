@@ -295,3 +295,11 @@ def test_real_daily_sharpe_interval_holds_the_point(daily_csv):
     row = boot.intervals(0.9).loc[("hrp", "sharpe")]
     assert row["low"] < row["point"] < row["high"], row
     assert 1 <= boot.block_length <= 3 * math.sqrt(1300)
+
+
+def test_a_dask_cluster_gives_the_serial_table():
+    pytest.importorskip("distributed")
+    cfg = parse_config(CONFIG)
+    serial = bootstrap(cfg, 6, seed=9)
+    on_dask = bootstrap(cfg, 6, seed=9, scheduler="local", jobs=2)
+    pd.testing.assert_frame_equal(serial.table, on_dask.table)
