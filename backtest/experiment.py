@@ -176,7 +176,7 @@ def write_tearsheet(
     from backtest.robustness.outputs import read_intervals
     from reports.html import write_report
 
-    bootstrap = read_intervals(folder or out)
+    bootstrap = read_intervals(folder or out, result.equity)
     intervals, level, fan = bootstrap if bootstrap is not None else (None, 0.9, None)
     frontier, chosen = None, None
     extras = result.extras

@@ -31,6 +31,7 @@ from reports.regimes import median_bars_per_day, regime_performance
 from reports.tables import (
     HEADLINE,
     format_metric,
+    interval_text,
     metric_table_rows,
     metrics_frame,
     regime_table_rows,
@@ -287,7 +288,7 @@ def write_report(
             (
                 METRICS[k].label,
                 format_metric(k, metrics.get(k, math.nan)),
-                _interval_text(k, intervals),
+                interval_text(k, intervals),
             )
             for k in HEADLINE
         ],
@@ -304,13 +305,6 @@ def write_report(
     )
     log.info("wrote tearsheet %s (%.1f MB)", html_path, html_path.stat().st_size / 1e6)
     return html_path
-
-
-def _interval_text(name: str, intervals: Mapping[str, tuple[float, float]] | None) -> str:
-    if not intervals or name not in intervals:
-        return ""
-    low, high = intervals[name]
-    return f"{format_metric(name, low)} to {format_metric(name, high)}"
 
 
 def _comparison_inputs(

@@ -17,21 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["distribution_figure", "fan_chart", "write_robustness_report"]
+from reports.metrics import METRICS
+from reports.tables import format_metric
 
-#: How each metric reads: label and format.
-METRIC_FORMATS: dict[str, tuple[str, str]] = {
-    "sharpe": ("Sharpe", "{:.2f}"),
-    "cagr": ("CAGR", "{:.2%}"),
-    "max_drawdown": ("Max drawdown", "{:.2%}"),
-    "cost_drag_bps": ("Cost drag (bps/yr)", "{:.1f}"),
-    "total_return": ("Total return", "{:.2%}"),
-    "volatility": ("Volatility (ann.)", "{:.2%}"),
-    "sortino": ("Sortino", "{:.2f}"),
-    "calmar": ("Calmar", "{:.2f}"),
-    "turnover": ("Turnover (ann.)", "{:.2f}"),
-    "total_costs": ("All costs", "{:,.0f}"),
-}
+__all__ = ["distribution_figure", "fan_chart", "write_robustness_report"]
 
 _TEMPLATE = """{% extends "_titled.html.j2" %}
 {% block sections %}
@@ -67,11 +56,8 @@ the column strategy's (ties count half).</p>
 """
 
 
-def fmt_metric(metric: str, value: Any) -> str:
-    """``value`` as the report prints ``metric`` ("n/a" for a missing or non-finite value)."""
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return METRIC_FORMATS.get(metric, (metric, "{:.4g}"))[1].format(float(value))
+def _label(metric: str) -> str:
+    return METRICS[metric].label if metric in METRICS else metric
 
 
 def distribution_figure(
@@ -81,7 +67,7 @@ def distribution_figure(
     vertical lines (and the interval bounds dotted, when ``intervals`` is given)."""
     import plotly.graph_objects as go
 
-    label = METRIC_FORMATS.get(metric, (metric, ""))[0]
+    label = _label(metric)
     points = point.to_dict("index")
     bounds = (
         {}
@@ -218,8 +204,8 @@ def write_robustness_report(
         rows.append(
             {
                 "strategy": r["strategy"],
-                "metric": METRIC_FORMATS.get(metric, (metric, ""))[0],
-                **{k: fmt_metric(metric, r[k]) for k in ("point", "low", "median", "high")},
+                "metric": _label(metric),
+                **{k: format_metric(metric, r[k]) for k in ("point", "low", "median", "high")},
             }
         )
     figures = []

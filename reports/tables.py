@@ -142,11 +142,20 @@ def metric_table_rows(
 
 
 def _interval_cell(name: str, intervals: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
-    bounds = intervals.get(name)
-    if bounds is None:
-        return {"text": "", "best": False}
-    low, high = bounds
-    return {"text": f"{format_metric(name, low)} to {format_metric(name, high)}", "best": False}
+    return {"text": interval_text(name, intervals), "best": False}
+
+
+def interval_text(name: str, intervals: Mapping[str, tuple[float, float]] | None) -> str:
+    """``"low to high"`` of metric ``name`` in ``intervals`` (metric -> ``(low, high)``), formatted
+    as the metric is; empty when it has none.
+
+    >>> interval_text("cagr", {"cagr": (0.1, 0.25)})
+    '10.00% to 25.00%'
+    """
+    if not intervals or name not in intervals:
+        return ""
+    low, high = intervals[name]
+    return f"{format_metric(name, low)} to {format_metric(name, high)}"
 
 
 def regime_table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import numba as nb
 import numpy as np
 
 from strategies.base import Allocation, BaseAllocator, Constraints, check_choice, check_positive
+from strategies.errors import InputError
 from strategies.estimators import (
     COVARIANCE_METHODS,
     ILL_CONDITIONED_RATIO,
@@ -315,7 +316,22 @@ def linkage_from_distance(dist: np.ndarray, method: LinkageMethod = "single") ->
     """scipy-format linkage matrix of shape ``(n_assets - 1, 4)`` for a distance matrix of shape
     ``(n_assets, n_assets)``, equal to ``scipy.cluster.hierarchy.linkage`` (``optimal_ordering=
     False``): single, complete, average, weighted and ward in numba (scipy's algorithms), centroid
-    and median by scipy."""
+    and median by scipy.
+
+    Raises
+    ------
+    InputError
+        When ``dist`` is not a square, symmetric matrix of finite distances (the numba paths would
+        return a malformed tree).
+    """
+    dist = np.ascontiguousarray(dist, dtype=np.float64)
+    if dist.ndim != 2 or dist.shape[0] != dist.shape[1] or not np.isfinite(dist).all():
+        raise InputError(
+            f"`dist` must be a square matrix of finite distances; got shape {dist.shape}"
+            + ("" if np.isfinite(dist).all() else " with non-finite entries")
+        )
+    if not np.array_equal(dist, dist.T):
+        raise InputError("`dist` must be symmetric (dist[i, j] == dist[j, i])")
     if method == "single":
         return single_linkage_nb(dist)
     if method in _LINKAGE_CODES:

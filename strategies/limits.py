@@ -210,6 +210,46 @@ def _block_sum_nb(a: np.ndarray, start: int, n: int) -> float:
     return res
 
 
+def single_portfolio(
+    lo: np.ndarray, hi: np.ndarray, G: np.ndarray | None = None, h: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The only portfolio the bounds allow (one asset, ``sum(lo) = 1`` or ``sum(hi) = 1`` to 1e-9),
+    checked against the linear limits ``G w <= h``; None when the bounds leave freedom.
+
+    Raises
+    ------
+    ConstraintError
+        When that portfolio breaks a linear limit (a group) by more than :data:`TOLERANCE`.
+
+    Examples
+    --------
+    >>> single_portfolio(np.zeros(3), np.array([0.5, 0.3, 0.2]))
+    array([0.5, 0.3, 0.2])
+    >>> single_portfolio(np.zeros(3), np.array([0.5, 0.3, 0.2]), np.array([[1.0, 1.0, 0.0]]), np.array([0.6]))
+    Traceback (most recent call last):
+    ...
+    strategies.errors.ConstraintError: the bounds leave a single portfolio, [0.5, 0.3, 0.2], and it breaks a group / linear limit: row 0 totals 0.8 > 0.6; relax the bounds or the limit
+    """
+    if lo.shape[0] == 1:
+        fixed = np.ones(1)
+    elif abs(lo.sum() - 1.0) <= 1e-9:
+        fixed = lo / lo.sum()
+    elif abs(hi.sum() - 1.0) <= 1e-9:
+        fixed = hi / hi.sum()
+    else:
+        return None
+    if G is not None and h is not None and G.shape[0]:
+        excess = G @ fixed - h
+        k = int(np.argmax(excess))
+        if excess[k] > TOLERANCE:
+            raise ConstraintError(
+                f"the bounds leave a single portfolio, {[round(float(x), 6) for x in fixed]}, and "
+                f"it breaks a group / linear limit: row {k} totals {float(G[k] @ fixed):.6g} > "
+                f"{float(h[k]):.6g}; relax the bounds or the limit"
+            )
+    return fixed
+
+
 def universe_limits(
     constraints: Constraints,
     members: np.ndarray,

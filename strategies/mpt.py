@@ -55,6 +55,7 @@ from strategies.estimators import (
     expected_returns,
 )
 from strategies.hrp import hrp_allocation
+from strategies.limits import single_portfolio
 from strategies.portfolio_qp import (
     efficient_return_from_nb,
     efficient_risk,
@@ -254,7 +255,7 @@ class MPTStrategy(BaseAllocator):
         }
         if self._trades_priced():  # the book it traded from (unscaled): the net frontier's start
             extras["previous"] = self._previous_weights(previous, n) * float(constraints.budget)
-        fixed = _single_portfolio(lo, hi)
+        fixed = single_portfolio(lo, hi, G, h)
         if fixed is not None:
             fixed_notes: tuple[str, ...] = (
                 "bounds leave a single feasible portfolio: the optimiser has no freedom",
@@ -486,16 +487,6 @@ def _least_turnover(prev, lo, hi, G, h) -> float | None:
         method="highs",
     )
     return float(res.fun) if res.status == 0 else None
-
-
-def _single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
-    if len(lo) == 1:
-        return np.ones(1)
-    if abs(lo.sum() - 1) <= 1e-9:
-        return lo / lo.sum()
-    if abs(hi.sum() - 1) <= 1e-9:
-        return hi / hi.sum()
-    return None
 
 
 def _feasible(weights, lo, hi, G, h):

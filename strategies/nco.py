@@ -22,8 +22,9 @@ of :func:`strategies.portfolio_qp.feasible_weights` (noted).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,6 +59,14 @@ SHARED_PARAMETERS: tuple[str, ...] = (
     "risk_free_rate",
 )
 _NO_LIMITS = Constraints()
+
+
+@functools.lru_cache(maxsize=64)
+def _nested(name: str, params: tuple[tuple[str, Any], ...]) -> BaseAllocator:
+    """The allocator ``name`` with ``params``; read-only, shared between NCO strategies."""
+    from strategies.registry import build_strategy
+
+    return build_strategy(name, **dict(params))
 
 
 @dataclass
@@ -123,12 +132,14 @@ class NCOStrategy(BaseAllocator):
         self.nested(self.outer)
 
     def nested(self, name: str) -> BaseAllocator:
-        """The allocator registered as ``name`` with the shared parameters it accepts."""
-        from strategies.registry import STRATEGIES, build_strategy  # the registry imports us
+        """The allocator registered as ``name`` with the shared parameters it accepts (built once
+        per name and parameters: its checks cost more than a small cluster's allocation)."""
+        from strategies.registry import STRATEGIES  # the registry imports us
 
         accepted = STRATEGIES[name].parameters
-        params = {k: getattr(self, k) for k in SHARED_PARAMETERS if k in accepted}
-        return build_strategy(name, **params)
+        return _nested(
+            name, tuple((k, getattr(self, k)) for k in SHARED_PARAMETERS if k in accepted)
+        )
 
     def _allocate(
         self, returns: np.ndarray, constraints: Constraints, previous: np.ndarray | None

@@ -19,7 +19,8 @@ The basis inverse is a dense ``(m, m)`` array with one rank-one update per pivot
 costs ``O(m**2 + n_scen * n_assets)``. Pricing is Devex (approximate steepest edge, the weights
 reset when one passes :data:`DEVEX_RESET`) with the reduced costs updated from the pivot row; the ratio test is Harris' two-pass test with bound
 flips; a run of :data:`BLAND_AFTER` degenerate pivots switches to Bland's rule until the
-objective moves again, which rules out cycling. Before reporting an optimum, the basic values and
+objective moves again (Harris' pass still picks the leaving row by the largest pivot, so cycling
+is not ruled out in theory: the iteration limit and the checked HiGHS fallback bound it). Before reporting an optimum, the basic values and
 the row multipliers ``y`` (``B' y = c_B``) get two steps of iterative refinement and optimality
 is checked again on the refined values. Nonbasic variables sit exactly on a bound (a free one at
 0), so the vertex is exact up to the round-off of the basic solve.

@@ -23,6 +23,7 @@ import numpy as np
 
 from strategies.base import Allocation, BaseAllocator, Constraints, check_positive
 from strategies.errors import ConstraintError
+from strategies.limits import single_portfolio
 from strategies.tail_lp import MEASURES, Measure, max_return, min_tail_risk
 
 
@@ -38,24 +39,6 @@ def check_beta(beta: object) -> None:
     """
     if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 < beta < 1.0:
         raise ValueError(f"`beta` must be a confidence level in (0, 1), e.g. 0.95; got {beta!r}")
-
-
-def single_portfolio(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
-    """The only portfolio the bounds allow (``sum(lo) = 1`` or ``sum(hi) = 1`` to 1e-9, or one
-    asset), else None.
-
-    Examples
-    --------
-    >>> single_portfolio(np.zeros(3), np.array([0.5, 0.3, 0.2]))
-    array([0.5, 0.3, 0.2])
-    """
-    if lo.shape[0] == 1:
-        return np.ones(1)
-    if abs(lo.sum() - 1.0) <= 1e-9:
-        return lo / lo.sum()
-    if abs(hi.sum() - 1.0) <= 1e-9:
-        return hi / hi.sum()
-    return None
 
 
 @dataclass
@@ -95,7 +78,7 @@ class _MinTailRisk(BaseAllocator):
         if self.target_return is not None:  # per bar, for the allocator's full-book weights
             floor = self.target_return / (self.periods_per_year * budget)
         notes: tuple[str, ...]
-        fixed = single_portfolio(lo, hi)
+        fixed = single_portfolio(lo, hi, G, h)
         if fixed is not None:
             if floor is not None and mean @ fixed < floor - 1e-12:
                 self._unreachable(mean @ fixed, budget)

@@ -55,7 +55,8 @@ def robustness(
     from backtest.experiment import load_market
     from backtest.robustness import HEADLINE, bootstrap
     from backtest.robustness.outputs import write_bootstrap
-    from reports.robustness import METRIC_FORMATS, fmt_metric
+    from reports.metrics import METRICS
+    from reports.tables import format_metric
 
     if not 0 < level < 1:
         raise ValueError(f"`--level` must be in (0, 1), e.g. 0.9; got {level}")
@@ -101,8 +102,8 @@ def robustness(
         if metric in HEADLINE:
             table.add_row(
                 str(r["strategy"]),
-                METRIC_FORMATS[metric][0],
-                *(fmt_metric(metric, r[k]) for k in ("point", "low", "high")),
+                METRICS[metric].label,
+                *(format_metric(metric, r[k]) for k in ("point", "low", "high")),
             )
     console.print(table)
     console.print(f"mean block length: {boot.block_length:.1f} bars, seed {seed}")

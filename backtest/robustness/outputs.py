@@ -4,15 +4,30 @@ them again (:func:`read_intervals`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from backtest.robustness.run import HEADLINE, Bootstrap
 
 INTERVALS = "intervals.csv"
 FAN = "fan.parquet"
+#: What the intervals belong to: the sha256 of the point run's equity curve.
+STAMP = "bootstrap.json"
+
+log = logging.getLogger(__name__)
+
+
+def equity_stamp(equity: pd.Series) -> str:
+    """The sha256 of an equity curve's values (which backtest a bootstrap's intervals are of)."""
+    return hashlib.sha256(
+        np.ascontiguousarray(equity.to_numpy(dtype=np.float64)).tobytes()
+    ).hexdigest()
 
 
 def write_bootstrap(
@@ -29,6 +44,8 @@ def write_bootstrap(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "bootstrap.parquet", "intervals": out / INTERVALS, "fan": out / FAN}
     boot.table.to_parquet(paths["table"], index=False)
+    stamp = {"equity_sha256": equity_stamp(boot.equity), "seed": boot.seed, "level": level}
+    (out / STAMP).write_text(json.dumps({**stamp, "block_length": boot.block_length}, indent=2))
     intervals = boot.intervals(level)
     intervals.to_csv(paths["intervals"])
     fan = boot.fan.copy()
@@ -68,11 +85,19 @@ def write_bootstrap(
 
 
 def read_intervals(
-    folder: Path,
+    folder: Path, equity: pd.Series
 ) -> tuple[dict[str, tuple[float, float]], float, pd.DataFrame] | None:
     """The bootstrap intervals of the first strategy (metric -> ``(low, high)``), their level and
-    the equity fan that ``backtest robustness`` wrote to ``folder``; None when it holds none."""
-    if not (folder / INTERVALS).is_file() or not (folder / FAN).is_file():
+    the equity fan that ``backtest robustness`` wrote to ``folder``, when they are of the backtest
+    whose curve is ``equity``; None when the folder holds none (or another backtest's: a note in
+    the log)."""
+    if not all((folder / name).is_file() for name in (INTERVALS, FAN, STAMP)):
+        return None
+    stamp = json.loads((folder / STAMP).read_text()).get("equity_sha256")
+    if stamp != equity_stamp(equity):
+        log.warning(
+            "%s: bootstrap intervals of another backtest, left out of the tearsheet", folder
+        )
         return None
     table = pd.read_csv(folder / INTERVALS)
     first = table[table["strategy"] == table["strategy"].iloc[0]]

@@ -182,11 +182,33 @@ def bootstrap_sources(
 
 def resample_market(market: MarketData, sources: np.ndarray, label: str = "") -> MarketData:
     """``market`` along the path of ``sources`` (one source bar per bar, eligible for it: see
-    :class:`SourcePools`)."""
+    :class:`SourcePools`).
+
+    Raises
+    ------
+    ValueError
+        When ``sources`` is not one integer bar per bar, or names a bar out of range or one where
+        an asset with a return at its bar has none (the kernel would read another bar's prices).
+    """
+    src = np.asarray(sources)
+    n = market.n_bars
+    if src.shape != (n,) or not np.issubdtype(src.dtype, np.integer):
+        raise ValueError(
+            f"`sources` must be one integer bar per bar, shape ({n},); got {src.dtype} {src.shape}"
+        )
+    src = src.astype(np.int64)
+    if n and (src.min() < 0 or src.max() >= n):
+        raise ValueError(f"`sources` must be bars in [0, {n}); got {src.min()}..{src.max()}")
+    available = available_returns(market)
+    bad = np.flatnonzero(np.any(available & ~available[src], axis=1))
+    if bad.size:
+        t = int(bad[0])
+        raise ValueError(
+            f"`sources` bar {int(src[t])} is not eligible for bar {t}: it lacks a return of an "
+            "asset that has one there (draw sources with bootstrap_sources)"
+        )
     a = {k: np.ascontiguousarray(market.arrays[k], dtype=np.float64) for k in market.arrays}
-    o, h, lo, c, v = rebuild_prices_nb(
-        a["open"], a["high"], a["low"], a["close"], a["volume"], sources
-    )
+    o, h, lo, c, v = rebuild_prices_nb(a["open"], a["high"], a["low"], a["close"], a["volume"], src)
     note = f"stationary block bootstrap of the data{': ' + label if label else ''}"
     return replace(
         market,

@@ -249,16 +249,16 @@ def collect_dask(
     collect: Callable[[list[tuple[int, list[Any]]]], None],
 ) -> None:
     """Run the chunks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
+    import functools
+
     from dask.distributed import as_completed
 
     from backtest.sweep.routes import dask_client
 
-    with dask_client(scheduler, jobs) as client:
+    with dask_client(scheduler, jobs, functools.partial(run_samples, job, [0])) as client:
         remote = client.scatter(job, broadcast=True)
-        futures = [
-            client.submit(run_samples, remote, chunk, key=f"bootstrap-{job.seed}-{chunk[0]}")
-            for chunk in chunks
-        ]
+        # pure=False: a unique key per submission (two bootstraps never share a result)
+        futures = [client.submit(run_samples, remote, chunk, pure=False) for chunk in chunks]
         try:
             for future in as_completed(futures):
                 collect(future.result())

@@ -134,6 +134,10 @@ class CPCVFolds:
         return [np.arange(self.bounds[g], self.bounds[g + 1]) for g in self.test_groups[split]]
 
 
+#: Fewest training bars a split may keep (a Sharpe ratio needs a variance).
+MIN_TRAIN_BARS = 2
+
+
 def cpcv_folds(
     n_bars: int, n_groups: int, n_test_groups: int, purge: int = 0, embargo: int = 0
 ) -> CPCVFolds:
@@ -187,9 +191,18 @@ def cpcv_folds(
     paths = np.empty((n_groups, n_paths), dtype=np.int64)
     splits, groups = np.nonzero(is_test)
     paths[groups, order[splits, groups]] = splits
-    return CPCVFolds(
+    folds = CPCVFolds(
         n_bars, n_groups, n_test_groups, purge, embargo, bounds, test_groups, path_ids, paths
     )
+    smallest = min(len(folds.train_index(k)) for k in range(folds.n_splits))
+    if smallest < MIN_TRAIN_BARS:
+        raise ValueError(
+            f"`purge` + `embargo` ({purge} + {embargo} bars) leave a split only {smallest} training "
+            f"bar(s) ({n_bars} bars in {n_groups} groups, {n_test_groups} tested at once; a group "
+            f"between two test blocks loses 2 x purge + embargo bars); at least {MIN_TRAIN_BARS} "
+            "are needed: lower them or use fewer test groups"
+        )
+    return folds
 
 
 @dataclass(frozen=True)
@@ -377,4 +390,4 @@ def _sharpe(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
         var = np.maximum(total_sq - n * mean**2, 0.0) / (n - 1)
-        return np.where(var > 0, (mean + centre) / np.sqrt(var), np.nan)
+        return np.where((var > 0) & (n >= 2), (mean + centre) / np.sqrt(var), np.nan)

@@ -93,9 +93,13 @@ def run_processes(
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
+def dask_client(scheduler: str, jobs: int, warm: Callable[[], Any] | None = None) -> Iterator[Any]:
     """A Dask client: on a local cluster of ``jobs`` single-threaded worker processes
-    (``"local"``), or on the scheduler at an address; closed (with the local cluster) on exit."""
+    (``"local"``), or on the scheduler at an address; closed (with the local cluster) on exit.
+
+    On a scheduler elsewhere, ``warm`` (a call that compiles the numba kernels the work needs) runs
+    on its workers one at a time first: workers sharing a numba cache must not write it at once
+    (numba issue 4807). Local workers fork from a parent whose kernels are compiled already."""
     from dask.distributed import Client, LocalCluster
 
     cluster = None
@@ -114,6 +118,9 @@ def dask_client(scheduler: str, jobs: int) -> Iterator[Any]:
     else:
         client = Client(scheduler, timeout="20s")
     try:
+        if cluster is None and warm is not None:
+            for address in client.scheduler_info()["workers"]:
+                client.run(warm, workers=[address])
         yield client
     finally:
         client.close()
@@ -129,13 +136,12 @@ def run_dask(
     done: Callable[[SweepTask, TaskOutput], None],
 ) -> None:
     """Run the tasks on a Dask cluster (``"local"``: a local cluster of ``jobs`` workers)."""
+    import functools
+
     from dask.distributed import as_completed
 
-    with dask_client(scheduler, jobs) as client:
-        if scheduler != "local":  # workers elsewhere may compile: one at a time, no cache race
-            warm = [p for t in tasks for p in t.points[:1]]
-            for address in client.scheduler_info()["workers"]:
-                client.run(warm_kernels, warm, workers=[address])
+    warm = functools.partial(warm_kernels, [p for t in tasks for p in t.points[:1]])
+    with dask_client(scheduler, jobs, warm) as client:
         remote = {k: client.scatter(m, broadcast=True) for k, m in markets.items()}
         futures = {
             client.submit(

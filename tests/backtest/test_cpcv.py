@@ -331,3 +331,12 @@ def test_sweep_with_cpcv_writes_overfit_json_and_the_report(tmp_path, capsys):
     assert "Combinatorial purged cross-validation" in html
     assert 'id="cpcv-reading"' in html and 'data-key="cpcv"' in html
     assert f"{cv['n_paths']} paths" in html and "PBO on the 56 CPCV splits" in html
+
+
+def test_a_split_left_without_training_bars_is_refused():
+    """A group between two test blocks loses 2 x purge + embargo bars: with 10-bar groups, purge 3
+    and embargo 3 leave one training bar, too few for a Sharpe ratio (it used to pick a point on
+    round-off)."""
+    with pytest.raises(ValueError, match=r"leave a split only 1 training bar\(s\)"):
+        cpcv_folds(30, 3, 2, purge=3, embargo=3)
+    assert cpcv_folds(30, 3, 2, purge=2, embargo=3).n_splits == 3

@@ -303,3 +303,29 @@ def test_a_dask_cluster_gives_the_serial_table():
     serial = bootstrap(cfg, 6, seed=9)
     on_dask = bootstrap(cfg, 6, seed=9, scheduler="local", jobs=2)
     pd.testing.assert_frame_equal(serial.table, on_dask.table)
+
+
+def test_bad_sources_are_refused(ragged):
+    n = ragged.n_bars
+    with pytest.raises(ValueError, match=r"`sources` must be one integer bar per bar"):
+        resample_market(ragged, np.zeros(n))
+    with pytest.raises(ValueError, match=r"`sources` must be bars in \[0, 400\)"):
+        resample_market(ragged, np.full(n, n, dtype=np.int64))
+    late = int(np.isfinite(ragged.arrays["close"]).all(axis=1).argmax()) + 5  # all assets trade
+    sources = np.arange(n, dtype=np.int64)
+    sources[late] = 1  # bar 1: the late listings have no return there
+    with pytest.raises(ValueError, match=rf"`sources` bar 1 is not eligible for bar {late}"):
+        resample_market(ragged, sources)
+
+
+def test_a_tearsheet_shows_only_its_own_intervals(tmp_path):
+    """The intervals of a bootstrap reach the tearsheet of the same backtest, not another's."""
+    from backtest.robustness.outputs import read_intervals
+
+    cfg = parse_config(CONFIG)
+    boot = bootstrap(cfg, 4, seed=1)
+    write_bootstrap(boot, tmp_path, cfg=cfg)
+    bounds, level, fan = read_intervals(tmp_path, boot.equity)
+    assert level == 0.9 and set(bounds) >= {"sharpe", "cagr"} and len(fan) == len(boot.fan)
+    assert "90% interval" in (tmp_path / "report.html").read_text()
+    assert read_intervals(tmp_path, boot.equity * 1.01) is None

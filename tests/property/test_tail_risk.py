@@ -5,11 +5,13 @@ weight is feasible) nor than HiGHS' optimum."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies import Constraints, MinCDaR, MinCVaR
 from strategies.tail_lp import MEASURES, highs_min_tail_risk
+from tests.strategies.tail_oracle import ORACLE
 
 
 @st.composite
@@ -57,7 +59,8 @@ def test_feasible_and_no_worse_than_equal_weight_or_highs(case):
     assert np.all(w >= lo) and np.all(w <= hi) and np.all(G @ w <= h + 1e-12)
     measure = MEASURES[cls.measure]
     value = got.extras[cls.measure]
-    assert value == measure(returns @ w, beta)
+    assert value == measure(returns @ w, beta)  # the reported value is the measure's ...
+    assert value == pytest.approx(ORACLE[cls.measure](returns @ w, beta), rel=1e-10, abs=1e-14)
     equal = np.full(n, 1.0 / n)
     if np.all(equal >= lo) and np.all(equal <= hi) and np.all(G @ equal <= h):
         assert value <= measure(returns @ equal, beta) + 1e-12

@@ -149,3 +149,19 @@ def test_invalid_parameters_are_named():
         HRPStrategy(covariance="robust")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"must be > 0"):
         HRPStrategy(lookback_days=0)
+
+
+def test_linkage_from_distance_refuses_a_malformed_matrix():
+    from strategies.errors import InputError
+    from strategies.hrp import linkage_from_distance
+
+    dist = np.array([[0.0, 0.5, 0.9], [0.5, 0.0, 0.4], [0.9, 0.4, 0.0]])
+    assert linkage_from_distance(dist, "average").shape == (2, 4)
+    bad = dist.copy()
+    bad[0, 2] = bad[2, 0] = np.nan
+    with pytest.raises(InputError, match=r"finite distances; got shape \(3, 3\) with non-finite"):
+        linkage_from_distance(bad, "single")
+    skew = dist.copy()
+    skew[0, 1] = 0.6
+    with pytest.raises(InputError, match=r"`dist` must be symmetric"):
+        linkage_from_distance(skew, "ward")

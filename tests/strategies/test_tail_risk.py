@@ -8,8 +8,10 @@ import pytest
 from backtest.config import StrategyConfig
 from strategies import Constraints, MinCDaR, MinCVaR, build_strategy
 from strategies.errors import ConstraintError
+from strategies.limits import single_portfolio
 from strategies.tail_lp import cdar, cvar, highs_min_tail_risk
-from strategies.tail_risk import check_beta, single_portfolio
+from strategies.tail_risk import check_beta
+from tests.strategies.tail_oracle import ORACLE
 
 ALLOCATORS = [MinCVaR, MinCDaR]
 MEASURE = {MinCVaR: cvar, MinCDaR: cdar}
@@ -36,7 +38,8 @@ def test_bounds_and_groups_hold(cls, returns):
     peer = highs_min_tail_risk(returns, cls.measure, 0.95, np.array(lo), np.full(7, 0.35), G, h)
     measure = MEASURE[cls]
     assert measure(returns @ w) <= measure(returns @ peer) + 1e-12
-    assert got.extras[cls.measure] == measure(returns @ w)
+    oracle = ORACLE[cls.measure](returns @ w, 0.95)  # ... and the Rockafellar-Uryasev definition's
+    assert got.extras[cls.measure] == pytest.approx(oracle, rel=1e-10, abs=1e-14)
     assert got.extras["beta"] == 0.95 and got.extras["solver"] == "simplex"
 
 
@@ -171,3 +174,14 @@ def test_real_daily_window_matches_highs_and_beats_equal_weight(cls, daily_csv):
     assert got.extras[cls.measure] <= measure(r @ peer) + 1e-12
     assert got.extras[cls.measure] == pytest.approx(measure(r @ peer), abs=1e-9)
     assert got.extras[cls.measure] < measure(r.mean(axis=1))
+
+
+@pytest.mark.parametrize("cls", [MinCVaR, MinCDaR])
+def test_a_single_portfolio_that_breaks_a_group_is_refused(cls):
+    """Bounds that leave one portfolio do not excuse it from the groups: the run stops."""
+    r = np.random.default_rng(0).normal(0, 0.02, (90, 3))
+    cons = Constraints(max_weight=[0.5, 0.3, 0.2], groups={"g": ([0, 1], 0.0, 0.6)})
+    with pytest.raises(
+        ConstraintError, match=r"single portfolio, \[0.5, 0.3, 0.2\].*row 0 totals 0.8 > 0.6"
+    ):
+        cls().allocate_detailed(r, cons)
