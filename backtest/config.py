@@ -373,7 +373,7 @@ class LiveConfig(_Section):
 
     @model_validator(mode="after")
     def _execution(self) -> LiveConfig:
-        from backtest.live.execution import check_execution
+        from backtest.live.order_rules import check_execution
 
         # the execution loop's own rule (a LiveError is a ValueError), in the config's names
         check_execution(

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, TypeVar
 
 from datasets.errors import (
@@ -117,6 +117,35 @@ class OrderStatus:
     status: str
     filled: float = 0.0
     client_order_id: str | None = None
+    average: float = math.nan
+    fee: float = math.nan
+
+    @property
+    def remaining(self) -> float:
+        return self.amount - self.filled
+
+
+def order_status(order: dict, symbol: str | None = None) -> OrderStatus:
+    """:class:`OrderStatus` from a ccxt unified order (``fee``: the quote-currency fee when the
+    exchange reports one, else NaN)."""
+    fees = [order.get("fee")] if order.get("fee") else list(order.get("fees") or [])
+    costs = [_num(f.get("cost")) for f in fees if isinstance(f, dict)]
+    filled = _num(order.get("filled"), 0.0)
+    average = _num(order.get("average"))
+    if not average > 0 and filled > 0:
+        average = _num(order.get("cost")) / filled
+    return OrderStatus(
+        id=None if order.get("id") is None else str(order.get("id")),
+        symbol=symbol or str(order.get("symbol")),
+        side=str(order.get("side")),
+        amount=_num(order.get("amount"), 0.0),
+        price=_num(order.get("price")),
+        status=str(order.get("status") or "unknown"),
+        filled=filled,
+        client_order_id=order.get("clientOrderId"),
+        average=average,
+        fee=float(sum(costs)) if costs and all(math.isfinite(c) for c in costs) else math.nan,
+    )
 
 
 def _num(value: Any, default: float = math.nan) -> float:
@@ -490,15 +519,11 @@ class ExchangeConnector:
                 symbol, "limit", side, float(amount_text), float(price_text), params or {}
             ),
         )
-        status = OrderStatus(
-            id=order.get("id"),
-            symbol=symbol,
+        status = replace(
+            order_status(order, symbol),
             side=side,
             amount=float(amount_text),
             price=float(price_text),
-            status=str(order.get("status") or "unknown"),
-            filled=_num(order.get("filled"), 0.0),
-            client_order_id=order.get("clientOrderId"),
         )
         log.info(
             "limit %s %s %s @ %s: order %s %s",
@@ -510,6 +535,51 @@ class ExchangeConnector:
             status.status,
         )
         return status
+
+    async def fetch_order(
+        self, symbol: str, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderStatus | None:
+        """The order's status by exchange id or by client order id (None: the exchange does not
+        know it, e.g. it was never received)."""
+        self.require_keys("fetching orders")
+        params = {"origClientOrderId": client_order_id} if client_order_id else {}
+        return await self._order_call(
+            f"fetch_order {symbol}", lambda ex: ex.fetch_order(order_id, symbol, params), symbol
+        )
+
+    async def cancel_order(
+        self, symbol: str, order_id: str | None = None, client_order_id: str | None = None
+    ) -> OrderStatus | None:
+        """Cancel an open order (None: the exchange knows no open order by that id, e.g. it has
+        just filled; fetch it to see)."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} is read-only: build it with read_only=False to cancel")
+        params = {"origClientOrderId": client_order_id} if client_order_id else {}
+        return await self._order_call(
+            f"cancel_order {symbol}", lambda ex: ex.cancel_order(order_id, symbol, params), symbol
+        )
+
+    async def fetch_open_orders(self, symbol: str) -> list[OrderStatus]:
+        """The open orders of ``symbol`` (new or partially filled)."""
+        self.require_keys("fetching open orders")
+        orders = await self._call(
+            f"fetch_open_orders {symbol}", lambda ex: ex.fetch_open_orders(symbol)
+        )
+        return [order_status(o, symbol) for o in orders]
+
+    async def _order_call(
+        self, what: str, call: Callable[[Any], Awaitable[Any]], symbol: str
+    ) -> OrderStatus | None:
+        import ccxt
+
+        async def guarded(ex: Any) -> Any:
+            try:
+                return await call(ex)
+            except ccxt.OrderNotFound:
+                return None
+
+        order = await self._call(what, guarded)
+        return None if order is None else order_status(order, symbol)
 
 
 class BinanceConnector(ExchangeConnector):

@@ -1,9 +1,14 @@
 """``backtest rebalance CONFIG [--execute] [--yes] [--out DIR]``: live rebalancing of an exchange account.
 
 Dry run by default: prints the current allocation, the target (with expected return, volatility and
-Sharpe), the trades under the backtest's trade rules and their estimated cost. ``--execute`` places
-the limit orders after showing the plan and asking for confirmation (``--yes`` skips the question)
-and reports each order's status. API keys come from ``EXCHANGE_API_KEY`` / ``EXCHANGE_API_SECRET``.
+Sharpe), the trades under the backtest's trade rules and their estimated cost. ``--execute`` shows
+the plan, asks for confirmation (``--yes`` skips the question) and runs it through the execution
+loop (:meth:`backtest.live.PortfolioAnalyzer.execute`: the journal's possibly open orders settled
+first, limit orders watched, repriced or canceled after ``[live] order_timeout_seconds``, balances
+checked at the end), then reports each order's outcome. Every run writes its snapshot and plan (dry
+runs marked ``dry_run``), and the execution's intents, statuses and fills, to the account's journal
+(``--journal DIR``, default the Parquet store root's ``journal/``; see :mod:`backtest.live.journal`).
+API keys come from ``EXCHANGE_API_KEY`` / ``EXCHANGE_API_SECRET``.
 ccxt and the engine are imported inside the command, so ``backtest --help`` stays fast.
 """
 
@@ -32,7 +37,7 @@ def rebalance(
         ),
     ],
     execute: Annotated[
-        bool, typer.Option("--execute", help="Place the limit orders (default: dry run).")
+        bool, typer.Option("--execute", help="Place and watch the limit orders (default: dry run).")
     ] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask for confirmation before placing orders.")
@@ -40,6 +45,13 @@ def rebalance(
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write plan.json, trades.csv (and orders.json)."),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            help="Journal root (one folder per account); default: the store root's journal/.",
+        ),
     ] = None,
 ) -> None:
     """Current allocation -> target allocation -> rebalancing trades (dry run unless --execute)."""
@@ -50,7 +62,9 @@ def rebalance(
     cfg = load_config(config)
     if out is not None:
         check_out_dir(out)
-    asyncio.run(_rebalance(cfg, execute=execute, yes=yes, out=out))
+    if journal is not None:
+        check_out_dir(journal, "--journal")
+    asyncio.run(_rebalance(cfg, execute=execute, yes=yes, out=out, journal_root=journal))
 
 
 def _connector(cfg: Any, execute: bool) -> Any:
@@ -65,7 +79,21 @@ def _connector(cfg: Any, execute: bool) -> Any:
     )
 
 
-async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) -> None:
+def open_journal(cfg: Any, root: Path | None, redact: Any = None) -> Any:
+    """The config's account journal under ``root`` (default: the store root's ``journal/``);
+    the account is ``[live] account``, else ``<exchange>-<mode>``."""
+    from backtest.config import LiveConfig
+    from backtest.live.journal import Journal
+    from datasets.store import OHLCVStore
+
+    live = cfg.live or LiveConfig.model_validate({})
+    folder = root if root is not None else OHLCVStore(cfg.data.store_root).root / "journal"
+    return Journal(folder, live.account or f"{cfg.data.exchange}-{live.mode}", redact=redact)
+
+
+async def _rebalance(
+    cfg: Any, *, execute: bool, yes: bool, out: Path | None, journal_root: Path | None = None
+) -> None:
     from backtest.config import LiveConfig
     from backtest.costs import Costs
     from backtest.experiment import strategy_from_config
@@ -100,6 +128,8 @@ async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) ->
             result.current_weights, result.weights, result.diagnostics["total_value"]
         )
         _show(console, cfg, connector, analyzer, result, plan)
+        journal = open_journal(cfg, journal_root, connector.redact)
+        _record_plan(journal, cfg, analyzer, result, plan, dry_run=not execute)
         if out is not None:
             _write(out, result, plan)
         if not execute:
@@ -115,18 +145,43 @@ async def _rebalance(cfg: Any, *, execute: bool, yes: bool, out: Path | None) ->
                 f"(turnover {plan.turnover:,.2f} {plan.quote})?",
                 abort=True,
             )
-        reports = await analyzer.execute(plan)
-        _show_orders(console, reports)
+        report = await analyzer.execute(plan, journal)
+        _show_execution(console, report)
         if out is not None:
-            (out / "orders.json").write_text(json.dumps([r.__dict__ for r in reports], indent=2))
-        failed = [r for r in reports if r.error]
+            (out / "orders.json").write_text(
+                json.dumps([r.__dict__ for r in report.orders], indent=2)
+            )
+        failed = [r for r in report.orders if r.error]
         if failed:
             raise RuntimeError(
-                f"{len(failed)} of {len(reports)} order(s) failed; first: {failed[0].symbol}: "
-                f"{failed[0].error}"
+                f"{len(failed)} of {len(report.orders)} order(s) failed; first: "
+                f"{failed[0].symbol}: {failed[0].error}"
             )
     finally:
         await connector.close()
+
+
+def _record_plan(
+    journal: Any, cfg: Any, analyzer: Any, result: Any, plan: Any, *, dry_run: bool
+) -> None:
+    """Commit the snapshot (holdings, prices, weights, score) and the plan."""
+    import pandas as pd
+
+    from backtest.live.journal import config_hash, plan_frame, snapshot_frame
+
+    now = pd.Timestamp.now(tz="UTC").floor("ms")
+    snapshot = snapshot_frame(
+        now,
+        analyzer.holdings,
+        analyzer.prices,
+        result.current_weights,
+        result.weights,
+        score=plan.score,
+        strategy=result.diagnostics["strategy"],
+        config_hash=config_hash(cfg),
+        dry_run=dry_run,
+    )
+    journal.append({"snapshots": snapshot, "plans": plan_frame(now, plan)})
 
 
 def _console() -> Any:
@@ -188,23 +243,34 @@ def _show(console: Any, cfg: Any, connector: Any, analyzer: Any, result: Any, pl
     )
 
 
-def _show_orders(console: Any, reports: list) -> None:
+def _show_execution(console: Any, report: Any) -> None:
+    """The orders (settled ones of an earlier run first), what stayed unfilled and the notes."""
     from rich.table import Table
 
     table = Table(title="orders")
-    for col in ("side", "symbol", "amount", "price", "status", "order id", "error"):
+    for col in ("side", "symbol", "amount", "price", "status", "filled", "client id", "error"):
         table.add_column(col)
-    for r in reports:
+    for r in (*report.reconciled, *report.orders):
         table.add_row(
             r.side,
             r.symbol,
             f"{r.amount:.8g}",
             f"{r.price:.8g}",
             r.status,
-            r.order_id or "",
+            f"{r.filled:.8g}",
+            r.client_order_id or "",
             r.error or "",
         )
     console.print(table)
+    if report.reconciled:
+        console.print(
+            f"  note: {len(report.reconciled)} order(s) left open by an earlier run were settled "
+            "before placing new ones"
+        )
+    for symbol, amount in report.unfilled.items():
+        console.print(f"  note: {symbol}: {amount:.8g} not filled")
+    for note in report.notes:
+        console.print(f"  note: {note}")
 
 
 def _write(folder: Path, result: Any, plan: Any) -> None:

@@ -12,8 +12,9 @@ steps follow the kernel's rules, because an exchange needs them:
   split into slices of whole lots (the backtest's ``participation`` cap truncates instead).
 
 Weights are keyed by asset code (``"BTC"``, ``"USDT"`` for cash); ``"BTC/USDT"`` is accepted too.
-The result types are in :mod:`backtest.live.results` and order placement in
-:mod:`backtest.live.orders`; the package :mod:`backtest.live` exports them all. See docs/live.md.
+The result types are in :mod:`backtest.live.results`; :meth:`PortfolioAnalyzer.execute` runs the
+plan through the execution loop (:mod:`backtest.live.execution`); the package
+:mod:`backtest.live` exports them all. See docs/live.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,8 +31,8 @@ import numpy as np
 from backtest.config import LiveConfig
 from backtest.costs import Costs
 from backtest.errors import LiveError
-from backtest.live.orders import place_orders
-from backtest.live.results import AnalysisResult, OrderReport, RebalancePlan, Trade
+from backtest.live.execution import ExecutionLoop, ExecutionReport, ExecutionSettings
+from backtest.live.results import AnalysisResult, RebalancePlan, Trade
 from backtest.trade_rules import floor_to_grid, on_grid, plan_trades, slice_cap, split_order
 from strategies import Allocator, MPTStrategy, decision_frontier
 
@@ -232,15 +233,20 @@ class PortfolioAnalyzer:
 
     async def load_history(self, assets: Sequence[str]) -> Any:
         """Candles of ``assets`` for the lookback window through the Parquet store (fetching what is
-        missing), ending with the last closed bar on the exchange's clock."""
+        missing), ending with the last closed bar on the exchange's clock. A connector with its own
+        ``now_ms()`` and ``load_history(symbols, start_ms, end_ms)`` (the paper account) serves them."""
         from datasets.fetch import ensure_history
         from datasets.timeframe import days_to_bars, timeframe_to_ms
 
-        sync_exchange = self.exchange.history_exchange()
+        own = getattr(self.exchange, "load_history", None)
+        sync_exchange = None if own is not None else self.exchange.history_exchange()
+        now = self.exchange.now_ms() if sync_exchange is None else sync_exchange.milliseconds()
         step = timeframe_to_ms(self.timeframe)
-        end = (int(sync_exchange.milliseconds()) // step) * step - step
+        end = (int(now) // step) * step - step
         start = end - days_to_bars(self.lookback_days, self.timeframe) * step
         symbols = [self.exchange.symbol(a) for a in assets]
+        if own is not None:
+            return await own(symbols, start, end)
         return await asyncio.to_thread(
             ensure_history,
             self.store,
@@ -524,19 +530,59 @@ class PortfolioAnalyzer:
                 "(it raises for a symbol without a market)"
             )
 
-    async def execute(self, plan: RebalancePlan) -> list[OrderReport]:
-        """Place the plan's limit orders, sells first, one slice at a time.
+    async def execute(
+        self,
+        plan: RebalancePlan,
+        journal: Any = None,
+        *,
+        settings: ExecutionSettings | None = None,
+        prefix: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+        now: Callable[[], Any] | None = None,
+        commit: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> ExecutionReport:
+        """Execute the plan with the :class:`~backtest.live.execution.ExecutionLoop`: first settle
+        the journal's orders that may still be open (``reconcile``), then place the slices as limit
+        orders (sells first), watch them, reprice or cancel them after the timeout, carry partial
+        fills into the next slice and compare the balances at the end with the fills.
 
         The connector must not be read-only (checked before any order). An order the exchange
-        rejects is reported and the others go on; a network error stops the run (its order may or may
-        not have reached the exchange: check the open orders before retrying).
+        rejects is reported (``status == "rejected"``, its amount in ``unfilled``) and the others
+        go on; a network error stops the run, leaving the order in the journal as an ``intent``
+        or ``open`` that the next run reconciles before placing anything.
+
+        Parameters
+        ----------
+        plan : RebalancePlan
+        journal : Journal, optional
+            Where the intents, statuses and fills are committed and what ``reconcile`` reads
+            (without one a crash leaves no record of the orders).
+        settings : ExecutionSettings, optional
+            Default: ``ExecutionSettings.from_config(self.settings, self.costs.fee_rate)`` (the
+            ``[live]`` poll, timeout, reprices, deadline and limit offset).
+        prefix, clock, sleep, now, commit
+            As for :class:`~backtest.live.execution.ExecutionLoop` (the paper replay passes a
+            simulated clock and collects a decision's rows into one commit).
 
         Returns
         -------
-        list of OrderReport
-            One per slice attempted, in the order placed.
+        ExecutionReport
+            ``orders`` (one per order placed, reprices included, in the order they ended),
+            ``fills``, ``unfilled`` (base units per symbol), ``reconciled``, ``balances``,
+            ``mismatches`` and ``notes``.
         """
-        return await place_orders(self.exchange, plan)
+        loop = ExecutionLoop(
+            self.exchange,
+            journal,
+            settings=settings or ExecutionSettings.from_config(self.settings, self.costs.fee_rate),
+            prefix=prefix,
+            clock=clock,
+            sleep=sleep,
+            now=now,
+            commit=commit,
+        )
+        return await loop.run(plan)
 
 
 def _positive_value(value: Any, quote: str) -> float:

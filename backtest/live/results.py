@@ -183,3 +183,4 @@ class OrderReport:
     order_id: str | None = None
     filled: float = 0.0
     error: str | None = None
+    client_order_id: str | None = None

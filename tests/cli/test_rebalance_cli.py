@@ -10,7 +10,7 @@ import pytest
 
 from backtest.cli import main
 from tests.datasets.ccxt_fake import HttpError
-from tests.live.ccxt_fixtures import ACCOUNT_PATH, ORDER_PATH, balance_payload
+from tests.live.ccxt_fixtures import ACCOUNT_PATH, ORDER_PATH, FakeOrderBook, form
 from tests.live.conftest import API_KEY, API_SECRET, keys, live_binance, no_keys  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.shared
@@ -38,6 +38,8 @@ slippage_bps = 5
 [live]
 min_trade_value = 10
 max_slice_value = 200
+poll_seconds = 0.01
+order_timeout_seconds = 0.05
 {live_extra}
 """
 SYMBOLS = '["BTC/USDT", "ETH/USDT", "LTC/USDT", "XRP/USDT", "ADA/USDT"]'
@@ -55,14 +57,22 @@ def live_config(
     return str(path)
 
 
+MARKETS = ("BTCUSDT", "ETHUSDT", "LTCUSDT", "XRPUSDT", "ADAUSDT")
+
+
 @pytest.fixture
 def funded_binance(request, exchange_fixtures):
+    """The recorded balance plus 200 USDT and 0.05 BTC, on Binance's order endpoints with state:
+    every order fills at its first query (``funded_binance.book``)."""
     server = request.getfixturevalue("live_binance")
-    server.route(
-        ACCOUNT_PATH,
-        balance_payload(exchange_fixtures, {"USDT": "200.00000000", "BTC": "0.05000000"}),
-    )
+    balances = {"USDT": 200.0, "BTC": 0.05, "LTC": 0.919741, "ETH": 0.02229833}
+    server.book = FakeOrderBook(balances, {m: [[1.0]] for m in MARKETS})
+    server.book.install(server, exchange_fixtures)
     return server
+
+
+def _posts(server):
+    return [r for r in server.requests_to(ORDER_PATH) if r.method == "POST"]
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -95,7 +105,7 @@ def test_dry_run_shows_allocation_target_trades_and_cost(funded_binance, tmp_pat
         "dry run: no orders placed (add --execute to place them)",
     ):
         assert text in out, text
-    assert not funded_binance.requests_to(ORDER_PATH)
+    assert not _posts(funded_binance)
     saved = json.loads((out_dir / "plan.json").read_text())
     sides = [t["side"] for t in saved["plan"]["trades"]]
     assert sides == sorted(sides, key=lambda side: side != "sell") and sides[0] == "sell"
@@ -115,15 +125,33 @@ def test_execute_with_yes_places_every_slice_and_reports_status(funded_binance, 
     assert code == 0, err
     saved = json.loads((out_dir / "plan.json").read_text())
     n_slices = sum(len(t["slices"]) for t in saved["plan"]["trades"])
-    posts = funded_binance.requests_to(ORDER_PATH)
-    assert (
-        len(posts) == n_slices > len(saved["plan"]["trades"])
-    )  # max_slice_value = 200 splits some
+    posts = _posts(funded_binance)
+    assert n_slices > len(saved["plan"]["trades"])  # max_slice_value = 200 splits some
+    # a buy the cash cannot pay yet is split: what the cash pays, the rest once the sells filled
+    assert len(posts) > n_slices
     orders = json.loads((out_dir / "orders.json").read_text())
-    assert [o["status"] for o in orders] == ["open"] * n_slices
-    sides = [o["side"] for o in orders]
-    assert sides == sorted(sides, key=lambda side: side != "sell") and "sell" in sides
-    assert "orders" in out and "dry run" not in out
+    # the execution loop's outcome: each order watched until it filled, the cash never below 0
+    assert [o["status"] for o in orders] == ["closed"] * len(posts)
+    assert [o["filled"] for o in orders] == [o["amount"] for o in orders]
+    assert [o["status"] for o in funded_binance.book.orders] == ["FILLED"] * len(posts)
+    assert 0 <= funded_binance.book.min_balance < 200
+    planned = {t["symbol"]: t["amount"] for t in saved["plan"]["trades"]}
+    done: dict[str, float] = {}
+    for o in orders:
+        done[o["symbol"]] = done.get(o["symbol"], 0.0) + o["filled"]
+    assert done == pytest.approx(planned)
+    # round k places slice k of every sell, first; the buys follow as far as the cash pays
+    trades = saved["plan"]["trades"]
+    rounds = [
+        (t["symbol"].replace("/", ""), "SELL")
+        for k in range(max(len(t["slices"]) for t in trades))
+        for t in trades
+        if len(t["slices"]) > k and t["side"] == "sell"
+    ]
+    sent = [(form(r)["symbol"], form(r)["side"]) for r in posts]
+    assert [s for s in sent if s[1] == "SELL"] == rounds and sent[0] == rounds[0]
+    assert trades[0]["side"] == "sell"
+    assert "orders" in out and "closed" in out and "dry run" not in out and "not filled" not in out
 
 
 @pytest.mark.parametrize(("answer", "code", "placed"), [("n\n", 1, False), ("y\n", 0, True)])
@@ -135,7 +163,7 @@ def test_execute_asks_for_confirmation(
     got, out, err = _run(capsys, "rebalance", live_config(tmp_path), "--execute")
     assert got == code
     assert "Place " in out and "limit order(s) on binance" in out
-    assert bool(funded_binance.requests_to(ORDER_PATH)) is placed
+    assert bool(_posts(funded_binance)) is placed
     if not placed:
         assert "aborted" in err
 
@@ -153,6 +181,14 @@ def test_execute_asks_for_confirmation(
             {"live_extra": "max_volume_share = 2"},
             "error: live.max_volume_share: Input should be less than or equal to 1",
         ),
+        (
+            {"live_extra": "max_reprices = -1"},
+            "error: live: `max_reprices` must be an integer >= 0; got -1",
+        ),
+        (
+            {"live_extra": "deadline_seconds = 0.001"},
+            "error: live: `deadline_seconds` = 0.001 is shorter than `poll_seconds` = 0.01",
+        ),
     ],
 )
 @pytest.mark.usefixtures("keys")
@@ -160,7 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(funded_binance, tmp_path, capsys, kwar
     code, out, err = _run(capsys, "rebalance", live_config(tmp_path, **kwargs))
     assert code == 2, out + err
     assert err.startswith(message), err
-    assert "Traceback" not in err and not funded_binance.requests_to(ORDER_PATH)
+    assert "Traceback" not in err and not _posts(funded_binance)
 
 
 @pytest.mark.usefixtures("no_keys")

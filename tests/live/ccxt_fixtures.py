@@ -223,3 +223,194 @@ def balance_payload(fixtures_dir: Path, balances: dict[str, str] | None = None) 
             rows[asset] = {"asset": asset, "free": free, "locked": "0.00000000"}
         payload["balances"] = list(rows.values())
     return payload
+
+
+# ---------------------------------------------------------------------------------- order status
+OPEN_ORDERS_PATH = "/api/v3/openOrders"
+_OPEN = ("NEW", "PARTIALLY_FILLED")
+INSUFFICIENT = {"code": -2010, "msg": "Account has insufficient balance for requested action."}
+
+
+class FakeOrderBook:
+    """Binance's spot order endpoints with state, as Binance documents them (``POST``, ``GET`` and
+    ``DELETE /api/v3/order``, ``GET /api/v3/openOrders``, statuses ``NEW``, ``PARTIALLY_FILLED``,
+    ``FILLED``, ``CANCELED``), and the account's balances moved by the fills.
+
+    Fills are scripted: ``scripts[market_id]`` is a list with one entry per order placed on that
+    market (in order; the last entry repeats), each a list of the executed share of the order's
+    quantity at its successive ``GET`` queries (the last value repeats), filled at the limit
+    price. ``[[0.0], [1.0]]``: the first order never fills, the second fills at its first query.
+    Unknown orders answer ``-2013 Order does not exist.``, canceling a closed one ``-2011 Unknown
+    order sent.``. ``kill_after_post = n``: the n-th order is stored, then the request dies with
+    ``KeyboardInterrupt`` (the order rests on the exchange, its answer never arrives).
+    ``rejects[market_id]``: Binance's error body answering every order on that market (e.g.
+    ``-2010`` insufficient balance); nothing is stored. Fills pay ``fee_rate`` of their value in
+    the quote currency (Binance charges the received asset or BNB; the quote keeps the balance
+    arithmetic of the tests simple).
+
+    Funds are checked as Binance checks them: an order the free balance cannot cover is answered
+    ``-2010 Account has insufficient balance for requested action.`` (ccxt's
+    ``InsufficientFunds``) and not stored. A sell needs its quantity free in the base asset; a
+    buy its ``quantity * price`` and, since the fee is charged in the quote here, the fee too, free
+    in the quote (the balance minus what the open orders lock: the rest of open sells, the rest of
+    open buys at their price with the fee). ``min_balance`` is the lowest quote balance after any
+    fill.
+    """
+
+    def __init__(
+        self,
+        balances: dict[str, float],
+        scripts: dict[str, list[list[float]]] | None = None,
+        fee_rate: float = 0.001,
+    ):
+        self.balances = dict(balances)
+        self.fee_rate = fee_rate
+        self.scripts = scripts or {}
+        self.orders: list[dict] = []
+        self.kill_after_post: int | None = None
+        self.rejects: dict[str, dict] = {}
+        self._queries: dict[int, int] = {}
+        self.min_balance = self.balances.get("USDT", 0.0)
+
+    def install(self, server: FakeExchangeServer, fixtures_dir: Path) -> FakeOrderBook:
+        server.route(ORDER_PATH, self._post, method="POST")
+        server.route(ORDER_PATH, self._get, method="GET")
+        server.route(ORDER_PATH, self._delete, method="DELETE")
+        server.route(OPEN_ORDERS_PATH, self._open, method="GET")
+        server.route(ACCOUNT_PATH, lambda r: self._account(fixtures_dir))
+        return self
+
+    # -------------------------------------------------------------- state
+    def _find(self, request: Request) -> dict | None:
+        p = form(request)
+        for order in self.orders:
+            if order["symbol"] != p.get("symbol"):
+                continue
+            if str(order["orderId"]) == p.get("orderId") or (
+                p.get("origClientOrderId") and order["clientOrderId"] == p["origClientOrderId"]
+            ):
+                return order
+        return None
+
+    def fill_to(self, order: dict, share: float) -> None:
+        qty, price = float(order["origQty"]), float(order["price"])
+        done = float(order["executedQty"])
+        target = min(qty, round(qty * share, 8))
+        if target <= done or order["status"] not in _OPEN:
+            return
+        delta = target - done
+        base, quote = order["base"], order["quote"]
+        sign = 1.0 if order["side"] == "BUY" else -1.0
+        self.balances[base] = self.balances.get(base, 0.0) + sign * delta
+        fee = self.fee_rate * delta * price  # charged in the quote currency (our convention)
+        self.balances[quote] = self.balances.get(quote, 0.0) - sign * delta * price - fee
+        order["executedQty"] = f"{target:.8f}"
+        order["cummulativeQuoteQty"] = f"{target * price:.8f}"
+        order["status"] = "FILLED" if target >= qty else "PARTIALLY_FILLED"
+        self.min_balance = min(self.min_balance, self.balances[quote])
+
+    def locked(self, asset: str) -> float:
+        """What the open orders lock of ``asset``: the rest of sells of it, the rest of buys quoted
+        in it at their price with the fee."""
+        held = 0.0
+        for o in self.orders:
+            if o["status"] not in _OPEN:
+                continue
+            rest = float(o["origQty"]) - float(o["executedQty"])
+            if o["side"] == "SELL" and o["base"] == asset:
+                held += rest
+            elif o["side"] == "BUY" and o["quote"] == asset:
+                held += rest * float(o["price"]) * (1 + self.fee_rate)
+        return held
+
+    def _refused(self, p: dict[str, str], base: str) -> bool:
+        qty, price = float(p["quantity"]), float(p.get("price", "0"))
+        asset, need = (base, qty) if p["side"] == "SELL" else ("USDT", qty * price)
+        if p["side"] == "BUY":
+            need *= 1 + self.fee_rate
+        return need > self.balances.get(asset, 0.0) - self.locked(asset) + 1e-9
+
+    # -------------------------------------------------------------- routes
+    def _post(self, request: Request) -> Any:
+        p = form(request)
+        market = p["symbol"]
+        if market in self.rejects:
+            return HttpError(400, self.rejects[market])
+        base = market[: -len("USDT")] if market.endswith("USDT") else market
+        if self._refused(p, base):
+            return HttpError(400, INSUFFICIENT)
+        answer = order_answer(request, order_id=2000 + len(self.orders))
+        order = {
+            **{
+                k: answer[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId", "price")
+            },
+            "origQty": answer["origQty"],
+            "executedQty": "0.00000000",
+            "cummulativeQuoteQty": "0.00000000",
+            "status": "NEW",
+            "timeInForce": answer["timeInForce"],
+            "type": answer["type"],
+            "side": answer["side"],
+            "stopPrice": "0.00000000",
+            "icebergQty": "0.00000000",
+            "time": answer["transactTime"],
+            "updateTime": answer["transactTime"],
+            "isWorking": True,
+            "workingTime": answer["transactTime"],
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            "base": base,
+            "quote": "USDT",
+        }
+        order["n_on_market"] = sum(o["symbol"] == market for o in self.orders)
+        self.orders.append(order)
+        if self.kill_after_post is not None and len(self.orders) >= self.kill_after_post:
+            self.kill_after_post = None
+            raise KeyboardInterrupt("kill -9 while the order was on its way back")
+        return answer
+
+    def _get(self, request: Request) -> Any:
+        order = self._find(request)
+        if order is None:
+            return HttpError(400, {"code": -2013, "msg": "Order does not exist."})
+        if order["status"] in _OPEN:
+            script = self.scripts.get(order["symbol"]) or [[0.0]]
+            shares = script[min(order["n_on_market"], len(script) - 1)]
+            k = self._queries.get(order["orderId"], 0)
+            self._queries[order["orderId"]] = k + 1
+            self.fill_to(order, shares[min(k, len(shares) - 1)])
+        return self._clean(order)
+
+    def _delete(self, request: Request) -> Any:
+        order = self._find(request)
+        if order is None or order["status"] not in _OPEN:
+            return HttpError(400, {"code": -2011, "msg": "Unknown order sent."})
+        order["status"] = "CANCELED"
+        return self._clean(order)
+
+    def _open(self, request: Request) -> Any:
+        market = request.params.get("symbol")
+        return [
+            self._clean(o)
+            for o in self.orders
+            if o["status"] in _OPEN and market in (None, o["symbol"])
+        ]
+
+    def _clean(self, order: dict) -> dict:
+        return {k: v for k, v in order.items() if k not in ("base", "quote", "n_on_market")}
+
+    def _account(self, fixtures_dir: Path) -> dict:
+        return balance_payload(fixtures_dir, {a: f"{v:.8f}" for a, v in self.balances.items()})
+
+
+class SimulatedClock:
+    """A clock for the execution loop: ``clock()`` seconds, ``await clock.sleep(s)`` moves it."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += seconds

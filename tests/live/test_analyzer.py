@@ -12,20 +12,20 @@ import pandas as pd
 import pytest
 
 from backtest import PortfolioAnalyzer
-from backtest.live import LiveError
+from backtest.live import Journal, LiveError
 from datasets import BinanceConnector, load_csv
 from datasets.connectors import MissingCredentialsError, ReadOnlyError
 from datasets.errors import ExchangeError
 from strategies import HRPStrategy, MPTStrategy
 from strategies.errors import ConstraintError
-from tests.datasets.ccxt_fake import HttpError
 from tests.live.ccxt_fixtures import (
     ACCOUNT_PATH,
     ORDER_PATH,
     TICKER_PATH,
+    FakeOrderBook,
+    SimulatedClock,
     balance_payload,
     form,
-    order_answer,
     recorded_ticker,
     tickers_route,
 )
@@ -52,9 +52,10 @@ async def _allocation(analyzer):
         return await analyzer.get_current_allocation()
 
 
-async def _execute(analyzer, plan):
+async def _execute(analyzer, plan, journal=None):
+    clock = SimulatedClock()
     async with analyzer.exchange:
-        return await analyzer.execute(plan)
+        return await analyzer.execute(plan, journal, clock=clock, sleep=clock.sleep)
 
 
 async def _analysis(analyzer, constraints=None):
@@ -402,13 +403,21 @@ def test_bad_analysis_inputs(live_binance, keys, live_store, exchange_fixtures):
 
 
 # ---------------------------------------------------------------------------------- orders
-def test_execute_places_the_limit_orders_sells_first(funded, live_binance):
+FUNDED = {"USDT": 1000.0, "LTC": 0.919741, "ETH": 0.02229833}  # the recorded balance + 1000 USDT
+FILLED = {m: [[1.0]] for m in ("LTCUSDT", "XRPUSDT", "BTCUSDT", "ETHUSDT")}  # at the first query
+
+
+def test_execute_places_the_limit_orders_sells_first(
+    funded, live_binance, exchange_fixtures, tmp_path
+):
     analyzer, current = funded
+    book = FakeOrderBook(FUNDED, FILLED).install(live_binance, exchange_fixtures)
     plan = analyzer.get_rebalancing_trades(
         current, TARGET, total_value=analyzer.total_value, min_trade_value=10
     )
-    reports = run(_execute(analyzer, plan))
-    posts = live_binance.requests_to(ORDER_PATH)
+    journal = Journal(tmp_path, "acct")
+    report = run(_execute(analyzer, plan, journal))
+    posts = [r for r in live_binance.requests_to(ORDER_PATH) if r.method == "POST"]
     sent = [
         (
             form(r)["symbol"],
@@ -420,40 +429,67 @@ def test_execute_places_the_limit_orders_sells_first(funded, live_binance):
         )
         for r in posts
     ]
+    # the buys cost more than the 1000 USDT held: ETH gets what is left of them (1000 - 436.2
+    # - 331.2 with the fee = 232.6 USDT: 0.1758 ETH), its rest waits for the LTC sell's proceeds
     assert sent == [
         ("LTCUSDT", "SELL", "LIMIT", "GTC", "0.919", "81.58"),
         ("XRPUSDT", "BUY", "LIMIT", "GTC", "1248", "0.3492"),
         ("BTCUSDT", "BUY", "LIMIT", "GTC", "0.01925", "17186.85"),
-        ("ETHUSDT", "BUY", "LIMIT", "GTC", "0.2282", "1321.05"),
+        ("ETHUSDT", "BUY", "LIMIT", "GTC", "0.1758", "1321.05"),
+        ("ETHUSDT", "BUY", "LIMIT", "GTC", "0.0524", "1321.05"),
     ]
     assert all(r.method == "POST" and r.host == "api.binance.com" for r in posts)
-    assert [(r.symbol, r.status, r.order_id) for r in reports] == [
-        ("LTC/USDT", "open", "1000"),
-        ("XRP/USDT", "open", "1001"),
-        ("BTC/USDT", "open", "1002"),
-        ("ETH/USDT", "open", "1003"),
+    # watched to the end: each filled at its first poll (the execution loop, not one shot)
+    assert [(r.symbol, r.status, r.order_id, r.filled) for r in report.orders] == [
+        ("LTC/USDT", "closed", "2000", 0.919),
+        ("XRP/USDT", "closed", "2001", 1248.0),
+        ("BTC/USDT", "closed", "2002", 0.01925),
+        ("ETH/USDT", "closed", "2003", 0.1758),
+        ("ETH/USDT", "closed", "2004", 0.0524),
     ]
+    assert [o["status"] for o in book.orders] == ["FILLED"] * 5
+    assert book.min_balance >= 0
+    assert not report.unfilled and not report.mismatches and not report.reconciled
+    assert report.balances["LTC"] == pytest.approx(0.000741)
+    assert report.balances["BTC"] == pytest.approx(0.01925)
+    # the journal: each order's intent before its answer, then its statuses and its fill
+    orders = journal.orders()
+    assert (
+        orders.groupby("client_order_id", sort=False)["status"].agg(list).tolist()
+        == [["intent", "open", "closed"]] * 5
+    )
+    assert journal.fills()["amount"].tolist() == [0.919, 1248.0, 0.01925, 0.1758, 0.0524]
+    assert journal.open_orders().empty
 
 
-def test_a_rejected_order_is_reported_and_the_rest_go_on(funded, live_binance):
+def test_a_rejected_order_is_reported_and_the_rest_go_on(
+    funded, live_binance, exchange_fixtures, tmp_path
+):
     analyzer, current = funded
-
-    def answer(request):
-        if form(request)["symbol"] == "BTCUSDT":
-            return HttpError(
-                400,
-                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
-            )
-        return order_answer(request)
-
-    live_binance.route(ORDER_PATH, answer, method="POST")
+    book = FakeOrderBook(FUNDED, FILLED).install(live_binance, exchange_fixtures)
+    book.rejects["BTCUSDT"] = {
+        "code": -2010,
+        "msg": "Account has insufficient balance for requested action.",
+    }
     plan = analyzer.get_rebalancing_trades(
         current, TARGET, total_value=analyzer.total_value, min_trade_value=10
     )
-    reports = run(_execute(analyzer, plan))
-    assert [r.status for r in reports] == ["open", "open", "rejected", "open"]
-    assert "InsufficientFunds" in reports[2].error and "insufficient balance" in reports[2].error
-    assert len(live_binance.requests_to(ORDER_PATH)) == 4
+    journal = Journal(tmp_path, "acct")
+    report = run(_execute(analyzer, plan, journal))
+    status = {r.symbol: r.status for r in report.orders}
+    assert status == {
+        "LTC/USDT": "closed",
+        "XRP/USDT": "closed",
+        "BTC/USDT": "rejected",
+        "ETH/USDT": "closed",
+    }
+    (rejected,) = [r for r in report.orders if r.status == "rejected"]
+    assert "InsufficientFunds" in rejected.error and "insufficient balance" in rejected.error
+    assert report.unfilled == {"BTC/USDT": 0.01925}  # not retried: what it left is reported
+    posts = [r for r in live_binance.requests_to(ORDER_PATH) if r.method == "POST"]
+    assert len(posts) == 4  # the rest went on, nothing resent
+    last = journal.orders().drop_duplicates("client_order_id", keep="last")
+    assert last.set_index("symbol")["status"].to_dict() == status and journal.open_orders().empty
 
 
 def test_read_only_analyzer_places_nothing(live_binance, keys, exchange_fixtures):
