@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 
 # module name -> registered in this order; a module missing here is simply not registered
-_MODULES = ("run", "cost_frontier", "robustness", "data", "sweep", "regress", "rebalance", "paper", "track")
+_MODULES = (
+    "run",
+    "cost_frontier",
+    "robustness",
+    "data",
+    "sweep",
+    "regress",
+    "rebalance",
+    "paper",
+    "track",
+)
 
 
 def register_all(app: typer.Typer) -> None:

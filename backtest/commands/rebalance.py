@@ -167,20 +167,10 @@ def _record_plan(
     """Commit the snapshot (holdings, prices, weights, score) and the plan."""
     import pandas as pd
 
-    from backtest.live.journal import config_hash, plan_frame, snapshot_frame
+    from backtest.live.journal import decision_snapshot, plan_frame
 
     now = pd.Timestamp.now(tz="UTC").floor("ms")
-    snapshot = snapshot_frame(
-        now,
-        analyzer.holdings,
-        analyzer.prices,
-        result.current_weights,
-        result.weights,
-        score=plan.score,
-        strategy=result.diagnostics["strategy"],
-        config_hash=config_hash(cfg),
-        dry_run=dry_run,
-    )
+    snapshot = decision_snapshot(now, analyzer, result, plan, cfg, dry_run=dry_run)
     journal.append({"snapshots": snapshot, "plans": plan_frame(now, plan)})
 
 

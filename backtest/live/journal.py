@@ -255,6 +255,25 @@ def mask_secrets(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- row builders
+def decision_snapshot(
+    time: pd.Timestamp, analyzer: Any, result: Any, plan: Any, cfg: Any, *, dry_run: bool = False
+) -> pd.DataFrame:
+    """:func:`snapshot_frame` of one decision: the analyzer's holdings and prices, the analysis'
+    current and target weights and strategy, the plan's score and the config's hash (the one
+    snapshot ``backtest rebalance`` and the paper replay both write)."""
+    return snapshot_frame(
+        time,
+        analyzer.holdings,
+        analyzer.prices,
+        result.current_weights,
+        result.weights,
+        score=plan.score,
+        strategy=result.diagnostics["strategy"],
+        config_hash=config_hash(cfg),
+        dry_run=dry_run,
+    )
+
+
 def snapshot_frame(
     time: pd.Timestamp,
     holdings: Mapping[str, float],

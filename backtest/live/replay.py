@@ -32,7 +32,13 @@ import pandas as pd
 
 from backtest.errors import LiveError
 from backtest.live.execution import ExecutionSettings
-from backtest.live.journal import Journal, config_hash, plan_frame, snapshot_frame
+from backtest.live.journal import (
+    Journal,
+    config_hash,
+    decision_snapshot,
+    plan_frame,
+    snapshot_frame,
+)
 from backtest.live.paper import PaperBook, PaperConnector
 
 
@@ -222,17 +228,7 @@ async def _step(
     for _ in range(book.now + 1, until):  # the orders are done: value the book to the next decision
         book.advance(book.now + 1)
         marks.append(_mark(book, cfg))
-    snapshot = snapshot_frame(
-        now,
-        analyzer.holdings,
-        analyzer.prices,
-        result.current_weights,
-        result.weights,
-        score=plan.score,
-        strategy=result.diagnostics["strategy"],
-        config_hash=config_hash(cfg),
-        kind="rebalance",
-    )
+    snapshot = decision_snapshot(now, analyzer, result, plan, cfg)
     journal.append(  # the decision in one commit
         {
             "snapshots": pd.concat([snapshot, *marks], ignore_index=True),

@@ -12,7 +12,6 @@ docs/allocators.md, "Black-Litterman".
 """
 
 from strategies.black_litterman.posterior import (
-    SINGULAR_PIVOT,
     ZERO_CONFIDENCE_OMEGA,
     default_omega,
     idzorek_omega,
@@ -31,7 +30,6 @@ __all__ = [
     "BL_OBJECTIVES",
     "OMEGA_METHODS",
     "PRIORS",
-    "SINGULAR_PIVOT",
     "ZERO_CONFIDENCE_OMEGA",
     "BlackLittermanStrategy",
     "default_omega",

@@ -19,12 +19,10 @@ import numba as nb
 import numpy as np
 
 from strategies.errors import ViewError
+from strategies.pdas import lu_solve_nb
 
 #: The uncertainty of a view held with confidence 0 (PyPortfolioOpt's constant).
 ZERO_CONFIDENCE_OMEGA = 1e6
-#: Below this pivot (relative to the largest entry of ``A``) :func:`posterior_mean_nb` declines
-#: and the NumPy path (least squares for a singular system) decides.
-SINGULAR_PIVOT = 1e-13
 
 
 def implied_prior(
@@ -200,41 +198,6 @@ def view_system_nb(
 
 
 @nb.njit(cache=True)
-def solve_small_nb(A: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``A^-1 rhs`` by Gaussian elimination with partial pivoting (``A`` is overwritten);
-    ``(x, False)`` when a pivot is below :data:`SINGULAR_PIVOT` of the largest entry."""
-    k = rhs.size
-    scale = 0.0
-    for a in range(k):
-        for b in range(k):
-            scale = max(scale, abs(A[a, b]))
-    b_ = rhs.copy()
-    x = np.zeros(k)
-    for c in range(k):
-        p = c
-        for r in range(c + 1, k):
-            if abs(A[r, c]) > abs(A[p, c]):
-                p = r
-        if abs(A[p, c]) <= SINGULAR_PIVOT * scale:
-            return x, False
-        if p != c:
-            for b in range(k):
-                A[c, b], A[p, b] = A[p, b], A[c, b]
-            b_[c], b_[p] = b_[p], b_[c]
-        for r in range(c + 1, k):
-            f = A[r, c] / A[c, c]
-            for b in range(c, k):
-                A[r, b] -= f * A[c, b]
-            b_[r] -= f * b_[c]
-    for c in range(k - 1, -1, -1):
-        acc = b_[c]
-        for b in range(c + 1, k):
-            acc -= A[c, b] * x[b]
-        x[c] = acc / A[c, c]
-    return x, True
-
-
-@nb.njit(cache=True)
 def posterior_mean_nb(
     cov: np.ndarray,
     pi: np.ndarray,
@@ -248,7 +211,7 @@ def posterior_mean_nb(
     False) or Idzorek's from ``confidences``, in one pass; returns ``(mean, ok)``.
 
     ``ok`` is False when ``A = P tau S P' + Omega`` is singular to working precision
-    (:func:`solve_small_nb`): the caller then takes the NumPy twin.
+    (:func:`strategies.pdas.lu_solve_nb`): the caller then takes the NumPy twin.
 
     Examples
     --------
@@ -258,7 +221,7 @@ def posterior_mean_nb(
     ([0.1, 0.0], True)
     """
     sp, A, rhs = view_system_nb(cov, pi, P, Q, confidences, tau, idzorek)
-    x, ok = solve_small_nb(A, rhs)
+    x, ok = lu_solve_nb(A, rhs)
     mean = pi.copy()
     if not ok:
         return mean, False
@@ -269,13 +232,11 @@ def posterior_mean_nb(
 
 
 __all__ = [
-    "SINGULAR_PIVOT",
     "ZERO_CONFIDENCE_OMEGA",
     "default_omega",
     "idzorek_omega",
     "implied_prior",
     "posterior_mean_nb",
     "posterior_moments",
-    "solve_small_nb",
     "view_system_nb",
 ]
