@@ -228,7 +228,8 @@ def cost_frontier(
     costs = costs or Costs()
     risk = risk or RiskControls()
     policies = list(policies) if policies is not None else policy_grid(market.index)
-    prepared = prepare(market, price_trades(strategy, costs), constraints, lookback_days)
+    prepared = prepare(market, strategy, constraints, lookback_days)
+    prepared = price_trades(prepared, costs, initial_cash)
     shared = SharedWork()
     every_bar = Schedule(every=None, bars=1)
     reference_decisions = decide(

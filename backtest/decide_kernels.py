@@ -283,25 +283,24 @@ def decide_hrp_nb(
         codes[k] = OK
 
 
-@nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
-def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.ndarray) -> bool:
-    """One read of ``close`` of shape (n_bars, n_assets): the universe at each decision bar and the
-    validity check, nothing per bar stored.
+@nb.njit(cache=True)
+def full_windows_nb(
+    close: np.ndarray, bars: np.ndarray, lookback: int, out: np.ndarray
+) -> tuple[float, float]:
+    """One read of ``close`` of shape (n_bars, n_assets): the universe at each decision bar,
+    nothing per bar stored, and the range of the closes for the validity check.
 
     Writes ``out[k, j]``: the closes of bars ``t - lookback .. t`` of asset ``j`` are all finite,
-    ``t = bars[k]`` (increasing, each >= ``lookback``). Returns True when every return of two
-    finite closes (``close[i + 1] / close[i] - 1``, as :func:`returns_nb` computes it) is finite
-    and > -1. That holds for a column whose finite closes are all > 0 within a factor 1e15 of each
-    other (every ratio of two is then in (1e-15, 1e15), so no return rounds to -1 or overflows);
-    only another column is checked pair by pair.
+    ``t = bars[k]`` (increasing, each >= ``lookback``). Returns the smallest and largest close
+    that is not NaN (infinities count; ``(inf, -inf)`` when there is none): the reductions
+    :meth:`backtest.walkforward.ReturnsPanel.clean` needs, read in the same pass.
     """
     n_bars, n_assets = close.shape
     n_dec = bars.shape[0]
     seen = np.zeros(n_assets, dtype=np.int64)  # non-finite closes in rows 0 .. i-1
     at_start = np.zeros((n_dec, n_assets), dtype=np.int64)
-    lo = np.full(n_assets, np.inf)
-    hi = np.full(n_assets, -np.inf)
     first, last = 0, 0
+    lo, hi = np.inf, -np.inf
     for i in range(n_bars + 1):
         while first < n_dec and bars[first] - lookback == i:
             for j in range(n_assets):  # element by element: a row assignment compiles for seconds
@@ -313,18 +312,36 @@ def full_windows_nb(close: np.ndarray, bars: np.ndarray, lookback: int, out: np.
             last += 1
         if i == n_bars:
             break
-        row = close[i]
         for j in range(n_assets):
-            c = row[j]
-            if np.isfinite(c):  # (min/max of a conditional compile for seconds)
-                if c < lo[j]:
-                    lo[j] = c
-                if c > hi[j]:
-                    hi[j] = c
-            else:
-                seen[j] += 1
+            c = close[i, j]
+            seen[j] += not np.isfinite(c)
+            if c < lo:  # (False for NaN: skipped, as np.fmin skips it)
+                lo = c
+            if c > hi:
+                hi = c
+    return lo, hi
+
+
+@nb.njit(cache=True, error_model="numpy")  # a zero close divides by zero, as in NumPy
+def returns_clean_nb(close: np.ndarray) -> bool:
+    """True when every return of two finite closes (``close[i + 1] / close[i] - 1``, as
+    :func:`returns_nb` computes it) is finite and > -1.
+
+    That holds for a column whose finite closes are all > 0 within a factor 1e15 of each other
+    (every ratio of two is then in (1e-15, 1e15), so no return rounds to -1 or overflows); only
+    another column is checked pair by pair.
+    """
+    n_bars, n_assets = close.shape
     for j in range(n_assets):
-        if hi[j] < lo[j] or (lo[j] > 0.0 and hi[j] < 1e15 * lo[j]):
+        lo, hi = np.inf, -np.inf
+        for i in range(n_bars):
+            c = close[i, j]
+            if np.isfinite(c):  # (min/max of a conditional compile for seconds)
+                if c < lo:
+                    lo = c
+                if c > hi:
+                    hi = c
+        if hi < lo or (lo > 0.0 and hi < 1e15 * lo):
             continue  # no finite close, or every ratio of two in range
         for i in range(n_bars - 1):  # the exact check, inline (a call compiles for seconds)
             a, b = close[i, j], close[i + 1, j]

@@ -111,8 +111,8 @@ def run_backtest(
     """
     scenario = Scenario(costs or Costs(), as_schedule(rebalance), initial_cash)
     risk = risk or RiskControls()
-    strategy = price_trades(strategy, scenario.costs)
     prepared = prepare(market, strategy, constraints, lookback_days)
+    prepared = price_trades(prepared, scenario.costs, initial_cash)
     bars = decision_bars(prepared, scenario.schedule, first_decision)
     decisions = decide(prepared, bars, progress=progress)
     (sim,) = simulate(market, decisions, [scenario], risk=risk, execution=execution)

@@ -216,7 +216,10 @@ def _frontier(result: BacktestResult) -> tuple[Any, Any]:
         params = result.meta.get("strategy_params", {})
         net = {
             "previous": np.asarray(result.extras["previous"], dtype=float),
-            "transaction_cost": np.asarray(params.get("transaction_cost", 0.0), dtype=float),
+            "transaction_cost": np.asarray(  # per member with market impact (the walk-forward's)
+                result.extras.get("transaction_cost", params.get("transaction_cost", 0.0)),
+                dtype=float,
+            ),
             "max_turnover": params.get("max_turnover"),
             "risk_aversion": float(params.get("risk_aversion", 1.0)),
         }

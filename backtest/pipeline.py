@@ -41,6 +41,7 @@ from backtest.simulate import (
     simulate_batch,
     simulate_scenario,
 )
+from backtest.trade_pricing import TradeCosts, trade_costs
 from backtest.walkforward import Decisions, ReturnsPanel, SharedWork, returns_panel, walk_forward
 from datasets import MarketData
 from datasets.timeframe import days_to_bars
@@ -67,6 +68,9 @@ class Prepared:
     panel : ReturnsPanel
         The returns of every bar and the universe rule at this lookback, computed and checked once
         (:func:`backtest.walkforward.returns_panel`); every decision reads its window from it.
+    trade_costs : TradeCosts or None
+        The allocator's cost rates per decision bar and asset when its ``transaction_cost =
+        "costs"`` includes market impact (set by :func:`price_trades`); None otherwise.
     """
 
     market: MarketData
@@ -76,6 +80,7 @@ class Prepared:
     lookback_days: float
     close: np.ndarray
     panel: ReturnsPanel
+    trade_costs: TradeCosts | None = None
 
 
 def prepare(
@@ -125,13 +130,43 @@ def prepare(
     )
 
 
-def price_trades(strategy: Allocator, costs: Costs) -> Allocator:
-    """The strategy with ``transaction_cost = "costs"`` resolved to the scenario's fee + slippage
-    rate (market impact is not linear in the trade and stays out of the optimiser's cost)."""
+def price_trades(prepared: Prepared, costs: Costs, capital: float) -> Prepared:
+    """``prepared`` with a strategy's ``transaction_cost = "costs"`` resolved from ``costs``.
+
+    The strategy's cost becomes the scalar ``fee_rate + slippage_rate``. With market impact
+    (``costs.impact_coef > 0``) the prepared run also gets the per-bar table of
+    :func:`backtest.trade_pricing.trade_costs`: at each decision the walk-forward hands the
+    allocator one rate per member, fee + slippage + the square-root impact of an equal share of
+    ``capital`` (a backtest's initial cash; the account's value live), with the simulation's own
+    volatility and quote volume of that decision's fill. Every route (``run_backtest``, sweeps,
+    the cost frontier, the live and paper decision) calls this one function.
+
+    Parameters
+    ----------
+    prepared : Prepared
+    costs : Costs
+    capital : float
+        The book's reference value in the quote currency (sizes the reference trade).
+
+    Examples
+    --------
+    >>> from datasets import synthetic_market
+    >>> from strategies import MPTStrategy
+    >>> mpt = MPTStrategy(objective="max_utility", transaction_cost="costs", lookback_days=20)
+    >>> prepared = prepare(synthetic_market(n_assets=3, n_bars=100), mpt)
+    >>> flat = price_trades(prepared, Costs(fee_bps=10, slippage_bps=5), 1e5)
+    >>> flat.strategy.transaction_cost, flat.trade_costs is None
+    (0.0015, True)
+    >>> price_trades(prepared, Costs(impact_coef=0.5), 1e5).trade_costs.impact.shape
+    (100, 3)
+    """
+    strategy = prepared.strategy
     if getattr(strategy, "transaction_cost", None) != "costs":
-        return strategy
+        return prepared
     rate = float(costs.fee_rate) + float(costs.slippage_rate)
-    return dataclasses.replace(strategy, transaction_cost=rate)  # type: ignore[type-var]
+    priced = dataclasses.replace(strategy, transaction_cost=rate)  # type: ignore[type-var]
+    table = trade_costs(prepared.market, costs, capital) if costs.impact_coef > 0 else None
+    return dataclasses.replace(prepared, strategy=priced, trade_costs=table)
 
 
 def align_strategy(strategy: Allocator, market: MarketData) -> Allocator:
@@ -179,7 +214,8 @@ def decide(
     invest: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Decisions:
-    """The walk-forward decisions at ``bars`` (:func:`backtest.walkforward.walk_forward`)."""
+    """The walk-forward decisions at ``bars`` (:func:`backtest.walkforward.walk_forward`), each
+    with its trading cost rates when :func:`price_trades` set ``prepared.trade_costs``."""
     total = int(bars.size)
     return walk_forward(
         prepared.close,
@@ -193,6 +229,7 @@ def decide(
         previous=previous,
         invest=invest,
         panel=prepared.panel,
+        trade_costs=prepared.trade_costs,
     )
 
 

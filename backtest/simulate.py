@@ -135,6 +135,47 @@ def _rolling_nanmean(arr: np.ndarray, window: int) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def impact_inputs(
+    close: np.ndarray, volume: np.ndarray, bars_per_day: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs of the square-root impact known at the close of each bar: the daily volatility
+    and the bar's quote volume.
+
+    Parameters
+    ----------
+    close, volume : ndarray of shape (n_bars, n_assets)
+        Closes and volumes in base units (NaN: no candle).
+    bars_per_day : float
+
+    Returns
+    -------
+    sigma : ndarray of shape (n_bars, n_assets)
+        Standard deviation (ddof 0) of the log returns of the last 20 days of bars through bar
+        ``t``, scaled to a day (NaN where the window has no return).
+    quote_volume : ndarray of shape (n_bars, n_assets)
+        ``volume * close`` of bar ``t``.
+
+    Row ``t`` is what a fill decided at the close of ``t`` pays impact with: the simulation's row
+    ``t`` for ``execution = "close"``, its row ``t + 1`` for ``"next_open"``
+    (:func:`prepare_market` shifts them down), and the optimiser's rate of a decision at ``t``
+    (:func:`backtest.trade_pricing.trade_costs`).
+
+    Examples
+    --------
+    >>> close = np.array([[1.0], [1.1], [0.99]])
+    >>> sigma, quote_volume = impact_inputs(close, np.full((3, 1), 10.0), 1.0)
+    >>> print(sigma.round(4).ravel().tolist(), quote_volume.ravel().tolist())
+    [nan, 0.0, 0.1003] [10.0, 11.0, 9.9]
+    """
+    day = max(1, round(bars_per_day))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ret = np.vstack([np.full((1, close.shape[1]), np.nan), np.diff(np.log(close), axis=0)])
+    mean = _rolling_nanmean(log_ret, 20 * day)
+    sq = _rolling_nanmean(log_ret**2, 20 * day)
+    sigma = np.sqrt(np.maximum(sq - mean**2, 0.0)) * np.sqrt(bars_per_day)
+    return sigma, volume * close
+
+
 def prepare_market(
     arrays: dict[str, np.ndarray],
     symbols: Sequence[str],
@@ -171,13 +212,7 @@ def prepare_market(
 
     needs_liquidity = costs.impact_coef > 0 or costs.participation > 0 or risk.liquidity_cap > 0
     if needs_liquidity:
-        quote_volume = volume * close
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ret = np.vstack([np.full((1, shape[1]), np.nan), np.diff(np.log(close), axis=0)])
-        mean = _rolling_nanmean(log_ret, 20 * day)
-        sq = _rolling_nanmean(log_ret**2, 20 * day)
-        sigma = np.sqrt(np.maximum(sq - mean**2, 0.0)) * np.sqrt(bars_per_day)
-        liquidity = quote_volume
+        sigma, liquidity = impact_inputs(close, volume, bars_per_day)
         if shift:
             sigma, liquidity = _shift_down(sigma, np.nan), _shift_down(liquidity, np.nan)
     else:  # unused by the costs: one row for every bar

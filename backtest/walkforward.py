@@ -30,12 +30,13 @@ weight and inverse volatility under box limits decide every bar in one numba cal
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +53,9 @@ from strategies import (
 )
 from strategies.base import BaseAllocator
 from strategies.errors import ConstraintError, NoFreedomWarning
+
+if TYPE_CHECKING:
+    from backtest.trade_pricing import TradeCosts
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +77,10 @@ class ReturnsPanel:
     """The returns of a close panel and the window rule at one lookback, each computed once and
     only when asked for.
 
-    Nothing per bar is stored up front: the universe at the decision bars and the validity check
-    come from one read of the closes (:func:`~backtest.decide_kernels.full_windows_nb`), the
-    returns themselves on first read (an allocator that needs none, equal weight, never pays for
+    Nothing per bar is stored up front: the universe at the decision bars and the range of the
+    closes come from one read of the closes (:func:`~backtest.decide_kernels.full_windows_nb`);
+    the validity check from that range, and column by column only when the range does not settle
+    it; the returns on first read (an allocator that needs none, equal weight, never pays for
     them).
 
     Attributes
@@ -93,7 +98,7 @@ class ReturnsPanel:
     def __init__(self, close: np.ndarray, lookback: int):
         self._close = np.ascontiguousarray(close, dtype=np.float64)
         self.lookback = lookback
-        self._clean: bool | None = None
+        self._range: tuple[float, float] | None = None  # smallest, largest non-NaN close
 
     @cached_property
     def returns(self) -> np.ndarray:
@@ -115,12 +120,19 @@ class ReturnsPanel:
         without both closes keeps its value, as the simulation values it at its last close)."""
         return dk.drifted_nb(self._close, weights, start, end)
 
-    @property
+    @cached_property
     def clean(self) -> bool:
-        if self._clean is None:
-            self.universe(np.zeros(0, dtype=np.int64))
-        assert self._clean is not None
-        return self._clean
+        close = self._close
+        if close.size == 0:
+            return True
+        if self._range is None:  # (read with the universe when that came first)
+            self._range = (np.fmin.reduce(close, axis=None), np.fmax.reduce(close, axis=None))
+        lo, hi = self._range
+        # every close > 0 and within 1e15 of each other: no return rounds to -1 or overflows
+        # (an infinity or a panel without a close goes column by column)
+        if lo > 0.0 and hi < 1e15 * lo:
+            return True
+        return bool(dk.returns_clean_nb(close))
 
     def universe(self, bars: np.ndarray) -> np.ndarray:
         """Bool (n_decisions, n_assets): the closes of bars ``t-L .. t`` are all finite, at each
@@ -135,8 +147,7 @@ class ReturnsPanel:
         if bars.size > 1 and np.any(bars[1:] <= bars[:-1]):
             raise ValueError("decision bars must be increasing")
         out = np.empty((bars.size, self.shape[1]), dtype=np.bool_)
-        clean = bool(dk.full_windows_nb(self._close, bars, self.lookback, out))
-        self._clean = clean
+        self._range = dk.full_windows_nb(self._close, bars, self.lookback, out)
         return out
 
     def window(self, t: int, members: np.ndarray) -> np.ndarray:
@@ -294,6 +305,7 @@ def walk_forward(
     previous: np.ndarray | None = None,
     invest: float = 1.0,
     panel: ReturnsPanel | None = None,
+    trade_costs: TradeCosts | None = None,
 ) -> Decisions:
     """Target weights at each decision bar (see the module docstring for the timing rule).
 
@@ -319,6 +331,10 @@ def walk_forward(
     panel : ReturnsPanel, optional
         :func:`returns_panel` of ``close`` and ``lookback`` (the prepare stage computes it once);
         computed here when omitted.
+    trade_costs : TradeCosts, optional
+        Trading cost rates per bar and asset (:func:`backtest.pipeline.price_trades`): at each
+        decision the allocator gets its members' rates as ``transaction_cost`` (a copy made with
+        ``dataclasses.replace`` for that decision only) and the decision their notes.
     """
     n_bars, n = close.shape
     bars = np.asarray(decision_bars, dtype=np.int64)
@@ -335,7 +351,9 @@ def walk_forward(
     out = _decide_compiled(panel, bars, universe, uid, distinct, *args)
     if out is None:
         per_decision = [distinct[i] for i in uid.tolist()]
-        out = _decide_loop(panel, bars, universe, per_decision, previous, *args, progress)
+        out = _decide_loop(
+            panel, bars, universe, per_decision, previous, *args, progress, trade_costs
+        )
     elif progress is not None:
         for k, i in enumerate(uid.tolist()):
             if distinct[i] is not None:
@@ -356,6 +374,7 @@ def _decide_loop(
     shared: SharedWork | None,
     invest: float,
     progress: Callable[[int], None] | None,
+    trade_costs: TradeCosts | None = None,
 ) -> Decisions:
     """The decisions one by one in Python, any allocator."""
     n = universe.shape[1]
@@ -401,6 +420,11 @@ def _decide_loop(
                 own = restrict(members, n) if restrict is not None else allocator
                 own_call = call if own is allocator else _entry_point(own, fast)
                 u.allocator, u.call = own, own_call
+            priced: tuple[str, ...] = ()
+            if trade_costs is not None:  # this decision's cost rates (impact varies by bar)
+                rates, priced = trade_costs.at(t, members)
+                own = dataclasses.replace(own, transaction_cost=rates)  # type: ignore[type-var]
+                own_call = _entry_point(own, fast)
             try:
                 allocation = _allocate(
                     own,
@@ -421,6 +445,8 @@ def _decide_loop(
                         "weights": w * limits.budget,
                         "decision_time_bar": t,
                     }
+                    if trade_costs is not None:  # the net frontier of the last decision
+                        out.last_extras["transaction_cost"] = rates
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 log.warning("allocator failed at bar %d (%s); keeping the previous weights", t, exc)
                 w = previous[members] / limits.budget
@@ -439,7 +465,7 @@ def _decide_loop(
             else:
                 weights[k, members] = target
             out.methods.append(method)
-            out.notes.append((*limits.notes, *notes))
+            out.notes.append((*limits.notes, *priced, *notes))
             out.budgets.append(limits.budget)
             previous = (
                 panel.drifted(weights[k], t, bars[k + 1]) if k + 1 < bars.size else weights[k]

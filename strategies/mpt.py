@@ -115,7 +115,9 @@ class MPTStrategy(BaseAllocator):
     transaction_cost : float, sequence of float or "costs"
         Cost per unit of traded value charged in the objective of every objective but
         ``max_sharpe`` (0.0015 = 15 bps); a sequence gives one per asset of the window;
-        ``"costs"`` takes fee + slippage from the backtest's costs (resolved by the engine).
+        ``"costs"`` takes fee + slippage from the backtest's costs, plus a linearised market
+        impact per asset and decision when the costs have one (resolved by the engine:
+        ``backtest.pipeline.price_trades``).
     max_turnover : float, optional
         Cap on ``sum |w - previous|`` at each rebalance (every objective but ``max_sharpe``).
     fallback : sequence of str

@@ -288,12 +288,13 @@ class PortfolioAnalyzer:
         await self.refresh_market_data(universe)
         market = await self.load_history(universe)
         try:  # the backtest's stages: one decision on the last closed bar
-            strategy = price_trades(self.strategy, self.costs)  # transaction_cost = "costs"
-            prepared = prepare(market, strategy, constraints, self.lookback_days, bars_after=0)
+            prepared = prepare(market, self.strategy, constraints, self.lookback_days, bars_after=0)
         except EngineError as exc:
             raise LiveError(
                 f"not enough {self.timeframe} history for {', '.join(universe)}: {exc}"
             ) from None
+        # transaction_cost = "costs": the reference trade is a share of the account's value
+        prepared = price_trades(prepared, self.costs, float(self.total_value or 0.0))
         t = market.n_bars - 1
         invest = 1.0 - self.settings.cash_reserve
         decisions = decide(

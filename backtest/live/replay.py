@@ -87,10 +87,9 @@ def replay_window(
             f"{market.index[-1]:%Y-%m-%d}; widen [data] start/end"
         )
     settings = run_settings(cfg)
-    strategy = price_trades(
-        strategy_from_config(cfg.strategy, market.periods_per_year), settings["costs"]
-    )
+    strategy = strategy_from_config(cfg.strategy, market.periods_per_year)
     prepared = prepare(market, strategy, settings["constraints"], cfg.strategy.lookback_days)
+    prepared = price_trades(prepared, settings["costs"], cfg.costs.initial_cash)
     bars = decision_bars(prepared, cfg.rebalance.schedule(), first)
     return market, prepared, bars[bars < market.n_bars - 1]
 

@@ -155,10 +155,13 @@ def data_key(cfg: ExperimentConfig) -> str:
 
 def strategy_key(cfg: ExperimentConfig) -> str:
     """Key of what a point's prepare stage depends on: its strategy and its limits by symbol (and
-    its fee and slippage, when the strategy prices its trades with them)."""
+    its fee and slippage, when the strategy prices its trades with them, and with market impact
+    its impact coefficient and initial cash: :func:`backtest.pipeline.price_trades`)."""
     key = grid_key(cfg.strategy) + grid_key(cfg.constraints)
     if cfg.strategy.transaction_cost == "costs":
         key += json.dumps([cfg.costs.fee_bps, cfg.costs.slippage_bps])
+        if cfg.costs.impact_coef > 0:
+            key += json.dumps([cfg.costs.impact_coef, cfg.costs.initial_cash])
     return key
 
 

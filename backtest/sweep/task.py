@@ -78,15 +78,14 @@ def _run_strategy(
     from backtest.pipeline import decide, decision_bars, prepare, price_trades
     from backtest.walkforward import SharedWork
 
-    scfg = points[0].config.strategy
+    scfg, ccfg = points[0].config.strategy, points[0].config.costs
     try:
         prepared = prepare(
             market,
-            price_trades(
-                strategy_from_config(scfg, market.periods_per_year), points[0].config.costs.costs()
-            ),
+            strategy_from_config(scfg, market.periods_per_year),
             points[0].config.constraints.spec(scfg),
         )
+        prepared = price_trades(prepared, ccfg.costs(), ccfg.initial_cash)
     except ValueError as exc:
         out.rows += [_error_row(p, exc) for p in points]
         return

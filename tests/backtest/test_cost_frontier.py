@@ -17,7 +17,7 @@ from backtest import Costs, run_backtest
 from backtest.cli import main
 from backtest.cost_frontier import COLUMNS, Policy, cost_frontier, efficient, policy_grid
 from backtest.errors import EngineError
-from backtest.pipeline import price_trades
+from backtest.pipeline import prepare, price_trades
 from backtest.schedule import Schedule
 from datasets import synthetic_market
 from strategies import HRPStrategy, InverseVolatility, MPTStrategy
@@ -60,7 +60,8 @@ def test_each_row_equals_a_plain_backtest_of_its_policy(market, strategy):
     cons = {"max_weight": 0.5}
     frontier = cost_frontier(market, strategy, costs, policies=GRID, constraints=cons)
     reference = run_backtest(
-        market, price_trades(strategy, costs), Schedule(every=None, bars=1), Costs(fee_bps=0, slippage_bps=0),
+        market, price_trades(prepare(market, strategy, cons), costs, 1e5).strategy,
+        Schedule(every=None, bars=1), Costs(fee_bps=0, slippage_bps=0),
         constraints=cons, benchmark=None,
     )  # fmt: skip
     ppy = market.periods_per_year

@@ -546,3 +546,32 @@ def test_the_cost_aware_objective_plans_live_from_the_account(live_binance, keys
             sum(abs(result.weights[a] - result.current_weights.get(a, 0.0)) for a in UNIVERSE)
         )
     assert moved[1] <= moved[0] + 1e-9
+
+
+def test_the_live_decision_prices_market_impact_as_a_backtest_does(live_binance, keys, live_store):
+    """With `impact_coef` the live decision's cost per asset is the backtest's rule
+    (:func:`backtest.pipeline.price_trades`) on the same history, the reference trade an equal
+    share of the account's value: fee + slippage + k sigma sqrt(value / m / quote volume)."""
+    from backtest.costs import Costs
+    from backtest.simulate import impact_inputs
+
+    costs = Costs(fee_bps=10, slippage_bps=5, impact_coef=0.5)
+    analyzer = PortfolioAnalyzer(
+        BinanceConnector(),
+        strategy=MPTStrategy(objective="max_utility", risk_aversion=5.0, transaction_cost="costs"),
+        universe=UNIVERSE,
+        store=live_store,
+        costs=costs,
+    )
+
+    async def analysis_and_history():
+        async with analyzer.exchange:
+            result = await analyzer.analyze_portfolio({"max_weight": 0.5})
+            return result, await analyzer.load_history(UNIVERSE)
+
+    result, market = run(analysis_and_history())
+    sigma, volume = impact_inputs(market.values("close"), market.values("volume"), 1.0)
+    m = len(UNIVERSE)
+    want = 0.0015 + 0.5 * sigma[-1] * np.sqrt(analyzer.total_value / m / volume[-1])
+    np.testing.assert_allclose(result.extras["transaction_cost"], want, rtol=1e-12)
+    assert (want > 0.0015).all() and result.method == "max_utility"
