@@ -277,7 +277,7 @@ class BacktestResult:
         out = path_metrics(values, index, r, ppy, rf_p)
         with np.errstate(invalid="ignore", divide="ignore"):
             invested = 1.0 - run.sim.cash[run.start :] / values
-        out["exposure"] = exposure(invested[:, None])
+        out["exposure"] = exposure(invested)
         ledger = run.sim.trades
         bars, sums = per_bar(ledger["bar"] - run.start, ledger)
         out.update(trade_metrics(sums, bars, values, out["years"]))

@@ -60,6 +60,13 @@ def dispersion_nb(x):
     ss = 0.0
     for v in x:
         ss += (v - mean) * (v - mean)
+    return _resolved_sd(ss, n, biggest)
+
+
+@njit(cache=True, inline="always")
+def _resolved_sd(ss, n, biggest):
+    """The sample std of ``n >= 2`` values from their sum of squared deviations ``ss``; 0 when it
+    is only rounding residue (see :func:`dispersion_nb`; ``biggest`` is their largest magnitude)."""
     sd = np.sqrt(ss / (n - 1))
     return 0.0 if sd <= max(1e-12 * biggest, RETURN_RESOLUTION) else sd
 
@@ -161,18 +168,19 @@ def path_stats_nb(values, r, times, day, ppy, rf_p):
     years = n / ppy
     total = values[-1] / values[0] - 1.0
     cagr = (1.0 + total) ** (1.0 / years) - 1.0
-    # over the returns: sums, extremes, counts
-    excess = np.empty(n)
-    for j in range(n):
-        excess[j] = r[j] - rf_p
-    s_ex = 0.0
+    # over the returns and the excess returns: sums, extremes, counts (the first pass of
+    # dispersion_nb of each, in its order: the same figures), then the squared deviations
+    s_r, s_ex, big_r, big_ex = 0.0, 0.0, 0.0, 0.0
     best, worst = -np.inf, np.inf
     nonzero, positive = 0, 0
     down_ss = 0.0
     for j in range(n):
         v = r[j]
-        e = excess[j]
+        e = v - rf_p
+        s_r += v
         s_ex += e
+        big_r = max(big_r, abs(v))
+        big_ex = max(big_ex, abs(e))
         best = max(best, v)
         worst = min(worst, v)
         if v != 0.0:
@@ -181,9 +189,16 @@ def path_stats_nb(values, r, times, day, ppy, rf_p):
             positive += 1
         if e < 0.0:
             down_ss += e * e
-    sd = dispersion_nb(r)
-    sd_ex = dispersion_nb(excess)
+    mean_r = s_r / n
     mean_ex = s_ex / n
+    ss_r, ss_ex = 0.0, 0.0
+    for j in range(n):
+        v = r[j]
+        e = v - rf_p
+        ss_r += (v - mean_r) * (v - mean_r)
+        ss_ex += (e - mean_ex) * (e - mean_ex)
+    sd = _resolved_sd(ss_r, n, big_r) if n >= 2 else np.nan
+    sd_ex = _resolved_sd(ss_ex, n, big_ex) if n >= 2 else np.nan
     downside = np.sqrt(down_ss / n)
     # the worst 5%: the k smallest returns (k - 1 = the 5th percentile's lower neighbour)
     k = int((n - 1) * 0.05) + 1

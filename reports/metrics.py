@@ -276,12 +276,13 @@ def _exposure(weights: pd.DataFrame | None) -> float:
 
 
 def exposure(weights: np.ndarray) -> float:
-    """Mean invested weight of realised weights of shape (n_bars, n_assets) (NaN when empty)."""
+    """Mean invested weight of realised weights of shape (n_bars, n_assets), or of the invested
+    share per bar of shape (n_bars,) (NaN when empty; a NaN weight counts as 0)."""
     if weights.size == 0:
         return math.nan
-    invested = weights.sum(axis=1)
+    invested = weights if weights.ndim == 1 else weights.sum(axis=1)
     if np.isnan(invested).any():  # the NaN-aware pass only where it changes something
-        invested = np.nansum(weights, axis=1)
+        invested = np.nansum(weights.reshape(len(weights), -1), axis=1)
     return float(invested.mean())
 
 

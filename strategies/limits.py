@@ -280,9 +280,11 @@ def universe_limits(
     array([0.3, 0.3, 0.3])
     """
     members = np.asarray(members, dtype=np.int64)
-    lo_all, hi_all = constraints.per_asset(n_assets)
-    lo, hi = lo_all[members], hi_all[members]
     n = members.size
+    uniform = _uniform_box(constraints)  # the same bounds for every asset: those of n assets
+    lo_all, hi_all = constraints.per_asset(n if uniform else n_assets)
+    lo: Any = lo_all if uniform else lo_all[members]  # (Any: Constraints takes them as bounds)
+    hi: Any = hi_all if uniform else hi_all[members]
     if constraints.has_linear:
         groups, skipped = _restrict_groups(constraints, members, n_assets, symbols)
         A, b = _restrict_linear(constraints, members, n_assets)
@@ -312,7 +314,7 @@ def universe_limits(
         sub = _scaled(lo, hi, groups, A, b, budget)
     else:
         budget = 1.0
-        if _uniform_box(constraints):
+        if uniform:
             sub = Constraints(constraints.min_weight, constraints.max_weight)
         else:
             sub = restricted if restricted is not None else Constraints(lo, hi)
@@ -405,10 +407,11 @@ def _cash_note(constraints: Constraints, n: int, budget: float) -> str:
 
 def _uniform_box(constraints: Constraints) -> bool:
     """One scalar min and max for every asset, no linear limits."""
+    lo, hi = constraints.min_weight, constraints.max_weight
     return (
         not constraints.has_linear
-        and np.ndim(constraints.min_weight) == 0
-        and np.ndim(constraints.max_weight) == 0
+        and (isinstance(lo, float | int) or np.ndim(lo) == 0)
+        and (isinstance(hi, float | int) or np.ndim(hi) == 0)
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtest.schedule import Schedule, period_labels
 
@@ -86,3 +88,29 @@ def test_the_cost_band_scale_is_the_small_cost_no_trade_region():
     assert band.banded and band.to_edge
     assert Schedule(drift_band=0.05).band_scale(0.01) == 0.05
     assert "cost band (risk aversion 2, trade to edge)" in band.describe()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.integers(-(10**9), 2 * 10**9),  # seconds since the epoch, before 1970 too
+    step=st.sampled_from([60, 3_600, 14_400, 86_400, 90_000]),
+    unit=st.sampled_from(["s", "ms", "us", "ns"]),
+    every=st.sampled_from(["1H", "4H", "1D", "3D", "1W", "W-FRI", "2W", "1M", "2M", "1Q"]),
+)
+def test_period_labels_split_where_the_calendar_does(start, step, unit, every):
+    """Bars share a label exactly when pandas puts them in the same calendar period (UTC), for
+    every unit of the index."""
+    idx = pd.DatetimeIndex(
+        pd.to_datetime(start + step * np.arange(200), unit="s", utc=True)
+    ).as_unit(unit)
+    labels = period_labels(idx, every)
+    naive = idx.tz_convert(None)
+    mult = int(every[0]) if every[0].isdigit() else 1
+    kind = every.lstrip("0123456789")
+    if kind == "H":  # hours count from the epoch, as pandas' floor("4h") does
+        key = naive.as_unit("ns").asi8 // (3_600 * 10**9 * mult)
+    else:  # weeks from Monday (W-SUN: weeks ending Sunday) or Friday (W-THU), months, quarters
+        freq = {"D": "D", "W": "W-SUN", "W-FRI": "W-THU", "M": "M", "Q": "Q"}[kind]
+        ordinal = naive.to_period(freq).asi8  # periods since 1970 (weeks: the first is 1)
+        key = (ordinal - kind.startswith("W")) // mult  # multiples from the week of 1970-01-05
+    np.testing.assert_array_equal(labels[1:] != labels[:-1], key[1:] != key[:-1])
