@@ -8,6 +8,7 @@ config or input. ``--debug`` shows tracebacks.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import re
 import sys
@@ -49,7 +50,10 @@ def _root(
     )
 
 
+@functools.cache
 def _register() -> None:
+    """Add the command groups to ``app``, once per process (``main`` may be called many times:
+    registering again would add every command again, and each call would walk them all)."""
     from backtest.commands import register_all
 
     register_all(app)

@@ -26,6 +26,19 @@ def test_version(capsys):
     assert "alphapulse-backtest" in capsys.readouterr().out
 
 
+def test_main_registers_the_commands_once(capsys):
+    """``main`` called again in one process (tests, notebooks) does not add every command again
+    (each call would then walk a list that grows with every call)."""
+    from backtest.cli import app
+
+    main(["--version"])
+    counts = (len(app.registered_commands), len(app.registered_groups))
+    for _ in range(3):
+        assert main(["--version"]) == 0
+    assert (len(app.registered_commands), len(app.registered_groups)) == counts
+    assert counts[0] > 0
+
+
 def test_help_is_fast_and_lists_commands():
     out = subprocess.run(
         [sys.executable, "-m", "backtest.cli", "--help"], capture_output=True, text=True
