@@ -84,3 +84,54 @@ def test_the_route_is_recorded_and_overfitting_statistics_are_written(tables):
     stats = {route: json.loads((tables[route] / "overfit.json").read_text()) for route in tables}
     assert stats["serial"] == stats["jobs2"] == stats["dask"] == stats["tcp"]
     assert 0.0 <= stats["serial"]["pbo"]["pbo"] <= 1.0 and stats["serial"]["dsr"]["n_trials"] == 16
+
+
+def _task(i: int, market: str, lookback: int, n_points: int = 10):
+    from backtest.config import ExperimentConfig
+    from backtest.sweep import GridPoint, SweepTask
+
+    cfg = ExperimentConfig.model_validate({"strategy": {"lookback_days": lookback}})
+    return SweepTask(f"{market}{lookback}-{i}", market, (GridPoint(str(i), {}, cfg),) * n_points)
+
+
+def test_dask_chunks_keep_every_task_once_one_market_each_cut_between_lookbacks():
+    from backtest.sweep.routes import chunk_tasks
+
+    tasks = [_task(i, m, lb) for lb in (90, 60, 30) for m in ("a", "b") for i in range(2)]
+    by_lookback = chunk_tasks(tasks, 6)  # 20 points per chunk: one lookback of one market each
+    assert [[t.task_id for t in c] for c in by_lookback] == [
+        [f"{m}{lb}-0", f"{m}{lb}-1"] for m in ("a", "b") for lb in (90, 60, 30)
+    ]
+    fewer = chunk_tasks(tasks, 2)  # 60 points: cut at the first lookback change past 30 points
+    assert [[t.task_id for t in c] for c in fewer] == [
+        [f"{m}{lb}-{i}" for lb in lbs for i in range(2)]
+        for m in ("a", "b")
+        for lbs in ((90, 60), (30,))
+    ]
+    assert [len(c) for c in chunk_tasks(tasks, 100)] == [1] * len(tasks)  # a task is never split
+    for chunks in (by_lookback, fewer):
+        assert sorted(t.task_id for c in chunks for t in c) == sorted(t.task_id for t in tasks)
+
+
+@pytest.mark.skipif(
+    "forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+    reason="local Dask workers fork from a preloaded server only where there is a forkserver",
+)
+def test_local_workers_fork_from_the_preloaded_server(tables):
+    import gc
+    import os
+    import sys
+
+    from backtest.sweep.routes import WORKER_SERVER_FLAG, dask_client
+
+    def state():
+        return gc.get_freeze_count(), "backtest.sweep.task" in sys.modules, os.getppid()
+
+    with dask_client("local", 2) as client:
+        states = list(client.run(state).values())
+    frozen, imported, parents = zip(*states, strict=True)
+    # the engine imported and the server's objects frozen before the worker's first task; both
+    # workers are children of the same server process (not of this one)
+    assert all(n > 10_000 for n in frozen) and all(imported)
+    assert len(set(parents)) == 1 and parents[0] != os.getpid()
+    assert WORKER_SERVER_FLAG not in os.environ  # the flag was for the server's start only
