@@ -10,6 +10,7 @@ import importlib.util
 import os
 import platform
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +57,8 @@ def main(names: list[str]) -> int:
         print(f"== {path.name}", flush=True)
         rows += [dict(r, script=path.name) for r in _load(path).main()]
     lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {_versions()}.",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} (UTC). Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; {_versions()}.",
         "",
         "| script | job | ours | peer | peer time | ratio | target |",
         "|---|---|---|---|---|---|---|",
