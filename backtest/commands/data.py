@@ -197,18 +197,33 @@ def import_csv(
         console.print(line, soft_wrap=True)
 
 
+_FILL = "`backtest data fetch` or `backtest data import`"
+
+
+def _existing_store(root: Path | None):  # -> OHLCVStore (imported lazily)
+    """The store at ``root`` when it is a folder; else exit 1 naming the path and the fix (a
+    reading command never creates the folder)."""
+    store = _store(root)
+    if not store.root.is_dir():
+        what = "is a file, not a folder" if store.root.exists() else "does not exist"
+        _fail(
+            f"the store {store.root} {what}; pass `--root` with a store folder, or fill one "
+            f"with {_FILL}"
+        )
+    return store
+
+
 @data_app.command("list")
 def list_store(root: RootOpt = None) -> None:
-    """Show stored series: symbols, timeframes, ranges, row counts, size."""
+    """Show stored series: symbols, timeframes, ranges, row counts, size; exit 1 when the store
+    folder does not exist."""
     from rich.table import Table
 
-    store = _store(root)
+    store = _existing_store(root)
     listing = store.inventory()
     console = _console()
     if listing.empty:
-        console.print(
-            f"the store {store.root} is empty; fill it with `backtest data fetch` or `backtest data import`"
-        )
+        console.print(f"the store {store.root} is empty; fill it with {_FILL}")
         return
     table = Table(title=f"OHLCV store {store.root}")
     for col in ("exchange", "timeframe", "symbol", "first", "last", "rows", "files", "size"):
@@ -246,19 +261,13 @@ def verify(
     the store does not exist or holds no series."""
     from datasets.errors import StoreCorruptError
 
-    store = _store(root)
-    fill = "`backtest data fetch` or `backtest data import`"
-    if not store.root.is_dir():
-        what = "is a file, not a folder" if store.root.exists() else "does not exist"
-        _fail(
-            f"the store {store.root} {what}; pass `--root` with a store folder, or fill one with {fill}"
-        )
+    store = _existing_store(root)
     problems = store.verify(repair=repair)
     console = _console()
     for row in problems.itertuples(index=False):
         console.print(f"{row.path}: {row.problem} -> {row.action}", soft_wrap=True)
     if problems.empty and store.inventory().empty:
-        _fail(f"the store {store.root} holds no series; fill it with {fill}")
+        _fail(f"the store {store.root} holds no series; fill it with {_FILL}")
     if problems.empty:
         console.print(f"store {store.root}: all files readable and consistent")
     elif not repair:

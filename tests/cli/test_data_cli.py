@@ -223,9 +223,9 @@ def test_import_checks_the_timeframe_it_is_given(daily_csv, tmp_path, capsys):
 
 
 def test_import_a_subset_and_list_an_empty_store(daily_csv, tmp_path, capsys):
-    assert _run(capsys, "data", "list", "--root", str(tmp_path / "empty"))[1].startswith(
-        "the store"
-    )
+    (tmp_path / "empty").mkdir()  # (a root that does not exist is an error: test_verify_store_root)
+    code, out, _ = _run(capsys, "data", "list", "--root", str(tmp_path / "empty"))
+    assert code == 0 and out.startswith("the store") and "is empty" in out
     code, out, _ = _run(
         capsys,
         "data",

@@ -1,4 +1,4 @@
-"""`backtest data verify` on a store root that is not a store: one line naming the path, exit 1."""
+"""`backtest data verify` and `data list` on a store root that is not a store: one line naming the path, exit 1."""
 
 from __future__ import annotations
 
@@ -59,3 +59,23 @@ def test_a_store_with_a_series_passes(tmp_path, capsys):
     code, out, err = _verify(capsys, store.root)
     assert (code, err) == (0, "")
     assert out == f"store {store.root}: all files readable and consistent\n"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_data_list_names_a_root_that_is_not_a_store_folder(tmp_path, capsys, kind):
+    root = tmp_path / ("nope" if kind == "missing" else "data.csv")
+    if kind == "file":
+        root.write_text("symbol\n")
+    code = main(["data", "list", "--root", str(root)])
+    err = capsys.readouterr().err
+    what = "does not exist" if kind == "missing" else "is a file, not a folder"
+    assert code == 1
+    assert err == (
+        f"error: the store {root} {what}; pass `--root` with a store folder, or fill one with {FILL}\n"
+    )
+    assert root.exists() == (kind == "file")
+
+
+def test_data_list_of_an_empty_store_folder_says_so_and_succeeds(tmp_path, capsys):
+    assert main(["data", "list", "--root", str(tmp_path)]) == 0
+    assert "is empty; fill it with" in capsys.readouterr().out
