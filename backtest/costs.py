@@ -68,6 +68,12 @@ class Costs:
     def slippage_rate(self) -> float:
         return self.slippage_bps / 10_000
 
+    @property
+    def linear_rate(self) -> float:
+        """``fee_rate + slippage_rate``: the cost per unit traded that does not depend on the
+        trade's size (what a cost-aware allocator is charged before market impact)."""
+        return float(self.fee_rate) + float(self.slippage_rate)
+
 
 @dataclass(frozen=True)
 class RiskControls:

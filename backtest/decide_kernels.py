@@ -34,6 +34,10 @@ from strategies.estimators import ILL_CONDITIONED_RATIO, sample_cov_nb
 from strategies.hrp import hrp_single_nb
 from strategies.limits import box_targets_nb, pairwise_sum_nb
 
+#: Closes all > 0 and within this factor of each other give no return that rounds to -1 or
+#: overflows (:func:`returns_clean_nb`, :attr:`backtest.walkforward.ReturnsPanel.clean`).
+CLOSE_RANGE = 1e15
+
 #: Allocator codes of :func:`decide_baseline_nb`.
 EQUAL_WEIGHT = 0
 INVERSE_VOLATILITY = 1
@@ -341,7 +345,7 @@ def returns_clean_nb(close: np.ndarray) -> bool:
                     lo = c
                 if c > hi:
                     hi = c
-        if hi < lo or (lo > 0.0 and hi < 1e15 * lo):
+        if hi < lo or (lo > 0.0 and hi < CLOSE_RANGE * lo):
             continue  # no finite close, or every ratio of two in range
         for i in range(n_bars - 1):  # the exact check, inline (a call compiles for seconds)
             a, b = close[i, j], close[i + 1, j]

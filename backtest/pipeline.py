@@ -163,7 +163,7 @@ def price_trades(prepared: Prepared, costs: Costs, capital: float) -> Prepared:
     strategy = prepared.strategy
     if getattr(strategy, "transaction_cost", None) != "costs":
         return prepared
-    rate = float(costs.fee_rate) + float(costs.slippage_rate)
+    rate = costs.linear_rate
     priced = dataclasses.replace(strategy, transaction_cost=rate)  # type: ignore[type-var]
     table = trade_costs(prepared.market, costs, capital) if costs.impact_coef > 0 else None
     return dataclasses.replace(prepared, strategy=priced, trade_costs=table)

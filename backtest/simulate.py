@@ -320,7 +320,7 @@ def simulation_params(
     return SimulationParams(
         fills=fill_params(costs),
         initial_cash=float(initial_cash),
-        band=schedule.band_scale(costs.fee_rate + costs.slippage_rate),
+        band=schedule.band_scale(costs.linear_rate),
         band_mode=_BAND_MODES[schedule.band_mode],
         band_to_edge=schedule.to_edge,
         stop_loss=float(risk.stop_loss),
@@ -445,7 +445,7 @@ def simulate_batch(
         min_trade_value=np.array([f.min_trade_value for f in fills]),
         band=np.array(
             [
-                sc.band_scale(c.fee_rate + c.slippage_rate)
+                sc.band_scale(c.linear_rate)
                 for c, sc in zip(costs, schedules, strict=True)
             ]
         ),

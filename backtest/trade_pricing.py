@@ -118,7 +118,7 @@ def trade_costs(market: MarketData, costs: Costs, capital: float) -> TradeCosts:
         impact = costs.impact_coef * sigma * np.sqrt(capital / quote_volume)
     impact[~known] = np.nan
     return TradeCosts(
-        base=float(costs.fee_rate) + float(costs.slippage_rate),
+        base=costs.linear_rate,
         impact=impact,
         symbols=tuple(market.symbols),
     )

@@ -130,7 +130,7 @@ class ReturnsPanel:
         lo, hi = self._range
         # every close > 0 and within 1e15 of each other: no return rounds to -1 or overflows
         # (an infinity or a panel without a close goes column by column)
-        if lo > 0.0 and hi < 1e15 * lo:
+        if lo > 0.0 and hi < dk.CLOSE_RANGE * lo:
             return True
         return bool(dk.returns_clean_nb(close))
 

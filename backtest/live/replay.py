@@ -72,9 +72,10 @@ def replay_window(
     cfg: Any, start: Any, end: Any, market: Any = None
 ) -> tuple[Any, Any, np.ndarray]:
     """``(market, prepared, bars)``: the config's market up to ``end``, prepared as a backtest
-    prepares it, and the decision bars from ``start`` on that have a next bar to trade in."""
+    prepares it (trades not priced: the paper decisions price them against the account's value,
+    in the analyzer), and the decision bars from ``start`` on that have a next bar to trade in."""
     from backtest.experiment import load_market, run_settings, strategy_from_config
-    from backtest.pipeline import decision_bars, prepare, price_trades
+    from backtest.pipeline import decision_bars, prepare
 
     start, end = _utc(start, "start"), _utc(end, "end")
     if start >= end:
@@ -89,7 +90,6 @@ def replay_window(
     settings = run_settings(cfg)
     strategy = strategy_from_config(cfg.strategy, market.periods_per_year)
     prepared = prepare(market, strategy, settings["constraints"], cfg.strategy.lookback_days)
-    prepared = price_trades(prepared, settings["costs"], cfg.costs.initial_cash)
     bars = decision_bars(prepared, cfg.rebalance.schedule(), first)
     return market, prepared, bars[bars < market.n_bars - 1]
 

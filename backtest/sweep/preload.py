@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
 
 from backtest.config import ExperimentConfig
@@ -34,6 +35,11 @@ for _name in MODULES:
     importlib.import_module(_name)
 if os.environ.get(WORKER_SERVER_FLAG) == "1":  # in the server only (pytest imports every module)
     # the default backtest on a tiny market: numba's CPU target (its registries load on the first
-    # call of any kernel, about 1 s) and the kernels every backtest runs (simulation, metrics)
-    warm_kernels([GridPoint("preload", {}, ExperimentConfig())])
+    # call of any kernel, about 1 s) and the kernels every backtest runs (simulation, metrics).
+    # Only a speed-up: a failure here must not kill the server (multiprocessing would then report
+    # an EOFError, not the cause), so it is logged and the workers warm on their first task.
+    try:
+        warm_kernels([GridPoint("preload", {}, ExperimentConfig())])
+    except Exception as exc:
+        logging.getLogger(__name__).warning("worker server warm-up skipped: %s", exc)
     gc.freeze()
