@@ -45,6 +45,7 @@ from typing import Any
 import pandas as pd
 
 from backtest.errors import LiveError
+from datasets.store.format import write_atomic
 
 TABLES: dict[str, tuple[str, ...]] = {
     "snapshots": (
@@ -398,28 +399,8 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    _atomic(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
+    write_atomic(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
 def _atomic_text(text: str, path: Path) -> None:
-    _atomic(path, lambda fh: fh.write(text.encode()))
-
-
-def _atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temp file in the same folder, fsync, ``os.replace``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, lambda fh: fh.write(text.encode()))

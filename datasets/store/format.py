@@ -14,7 +14,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote
@@ -281,17 +281,31 @@ def write_options(schema: pa.Schema) -> dict:
 
 
 def atomic_write(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` in the store's encoding, atomically (:func:`write_atomic`)."""
+    write_atomic(path, lambda fh: pq.write_table(table, fh, **write_options(table.schema)))
+
+
+def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    """Call ``write(fh)`` on a binary temp file beside ``path``, fsync it, ``os.replace`` it onto
+    ``path`` and fsync the folder: a reader (or a crash) sees the old file or the new one, never
+    half of it; the temp file is removed when ``write`` fails. Used by the store and the live
+    journal."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, **write_options(table.schema))
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_table(path: Path, columns: Sequence[str] | None = None) -> tuple[pa.Table, dict]:
